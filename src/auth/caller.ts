@@ -1,0 +1,34 @@
+/** Scopes of SPEC section 6. `admin` allows everything. */
+export const SCOPES = [
+  'admin',
+  'read',
+  'registry:write',
+  'tenants:write',
+  'assignments:write',
+  'jobs:write',
+  'jobs:complete',
+] as const;
+export type Scope = (typeof SCOPES)[number];
+
+/** A list of ids a token may act on, or every id. */
+export type Grant = '*' | readonly string[];
+
+/** Who is calling, as proven by a verified token. */
+export interface Caller {
+  subject: string;
+  scopes: ReadonlySet<Scope>;
+  clients: Grant;
+  models: Grant;
+}
+
+export function isScope(value: string): value is Scope {
+  return (SCOPES as readonly string[]).includes(value);
+}
+
+export function hasScope(caller: Caller, scope: Scope): boolean {
+  return caller.scopes.has('admin') || caller.scopes.has(scope);
+}
+
+export function grants(grant: Grant, id: string): boolean {
+  return grant === '*' || grant.includes(id);
+}

@@ -1,0 +1,111 @@
+import crypto from 'node:crypto';
+import * as jose from 'jose';
+import type { JwtConfig } from '../config/config.js';
+import type { Caller, Grant, Scope } from './caller.js';
+import { isScope } from './caller.js';
+
+export interface TokenVerifier {
+  /** Resolves the caller, or rejects with a TokenError saying why the token is refused. */
+  verify(token: string): Promise<Caller>;
+}
+
+export class TokenError extends Error {}
+
+export type VerificationKey =
+  | { kind: 'secret'; secret: Uint8Array }
+  | { kind: 'public-key'; pem: string }
+  | { kind: 'jwks'; url: string };
+
+/**
+ * Builds the verifier for the configured key. Only the allow-listed algorithms are accepted
+ * (`alg: none` never is), and issuer, audience, `exp` and `sub` are required.
+ */
+export function createTokenVerifier(key: VerificationKey, config: JwtConfig): TokenVerifier {
+  const { keyInput, algorithms } = resolveKey(key, config.algorithms);
+  const options: jose.JWTVerifyOptions = {
+    algorithms,
+    issuer: config.issuer,
+    audience: config.audience,
+    requiredClaims: ['exp', 'sub'],
+  };
+  return {
+    async verify(token) {
+      let payload: jose.JWTPayload;
+      try {
+        payload =
+          typeof keyInput === 'function'
+            ? (await jose.jwtVerify(token, keyInput, options)).payload
+            : (await jose.jwtVerify(token, keyInput, options)).payload;
+      } catch (error) {
+        throw new TokenError(describeJoseError(error));
+      }
+      return callerFromClaims(payload);
+    },
+  };
+}
+
+function resolveKey(
+  key: VerificationKey,
+  configured: string[],
+): { keyInput: Uint8Array | crypto.KeyObject | jose.JWTVerifyGetKey; algorithms: string[] } {
+  switch (key.kind) {
+    case 'secret':
+      return { keyInput: key.secret, algorithms: allowList(configured, ['HS256']) };
+    case 'public-key': {
+      const keyObject = crypto.createPublicKey(key.pem);
+      const natural = keyObject.asymmetricKeyType === 'ec' ? ['ES256'] : ['RS256'];
+      return { keyInput: keyObject, algorithms: allowList(configured, natural) };
+    }
+    case 'jwks':
+      // jose caches the key set and refetches at most once per cooldown for an unknown kid.
+      return {
+        keyInput: jose.createRemoteJWKSet(new URL(key.url)),
+        algorithms: allowList(configured, ['RS256', 'ES256']),
+      };
+  }
+}
+
+function allowList(configured: string[], fallback: string[]): string[] {
+  return configured.length > 0 ? configured : fallback;
+}
+
+function callerFromClaims(payload: jose.JWTPayload): Caller {
+  const subject = payload.sub;
+  if (typeof subject !== 'string' || subject === '') {
+    throw new TokenError('token has no subject (sub)');
+  }
+  const scope = payload['scope'];
+  if (typeof scope !== 'string') throw new TokenError('token has no scope claim');
+  const scopes = new Set<Scope>(scope.split(' ').filter(isScope));
+  return {
+    subject,
+    scopes,
+    clients: grantClaim(payload, 'clients'),
+    models: grantClaim(payload, 'models'),
+  };
+}
+
+function grantClaim(payload: jose.JWTPayload, name: 'clients' | 'models'): Grant {
+  const value = payload[name];
+  if (value === undefined || value === '*') return '*';
+  if (Array.isArray(value) && value.every((item): item is string => typeof item === 'string')) {
+    return value;
+  }
+  throw new TokenError(`token claim "${name}" must be a list of ids or "*"`);
+}
+
+function describeJoseError(error: unknown): string {
+  if (error instanceof jose.errors.JWTExpired) return 'token has expired';
+  if (error instanceof jose.errors.JWTClaimValidationFailed) {
+    return `token claim "${error.claim}" is not acceptable (${error.reason})`;
+  }
+  if (error instanceof jose.errors.JOSEAlgNotAllowed) return 'token algorithm is not allowed';
+  if (error instanceof jose.errors.JWSSignatureVerificationFailed) {
+    return 'token signature is invalid';
+  }
+  if (error instanceof jose.errors.JWKSNoMatchingKey) return 'token key id (kid) is not known';
+  if (error instanceof jose.errors.JWSInvalid || error instanceof jose.errors.JWTInvalid) {
+    return 'token is malformed';
+  }
+  return 'token could not be verified';
+}

@@ -1,0 +1,36 @@
+/**
+ * The one small port every repository talks to. Two adapters implement it: PGlite (embedded,
+ * the default) and `pg` (a PostgreSQL server). The same SQL runs on both, so keep queries to
+ * plain PostgreSQL and pass JSON values through `JSON.stringify` with an explicit `::jsonb` cast
+ * (the `pg` driver would otherwise turn JS arrays into PostgreSQL arrays).
+ */
+export interface QueryResult<Row> {
+  rows: Row[];
+  rowCount: number;
+}
+
+export interface Queryable {
+  query<Row = Record<string, unknown>>(
+    text: string,
+    values?: readonly unknown[],
+  ): Promise<QueryResult<Row>>;
+  /** Runs a multi-statement script without parameters (migrations). */
+  exec(script: string): Promise<void>;
+}
+
+export type Backend = 'pglite' | 'postgres';
+
+export interface Database extends Queryable {
+  readonly backend: Backend;
+  /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
+  transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** The SQLSTATE of a PostgreSQL error, from either driver. */
+export function sqlState(error: unknown): string | undefined {
+  if (typeof error === 'object' && error !== null && 'code' in error) {
+    if (typeof error.code === 'string') return error.code;
+  }
+  return undefined;
+}

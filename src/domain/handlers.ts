@@ -1,0 +1,52 @@
+/** How a job reaches its model handler (SPEC section 5). */
+export type Handler =
+  | { type: 'worker' }
+  | { type: 'http'; url: string; secret: string }
+  | { type: 'command'; command: string; args?: string[] }
+  | {
+      type: 'truefoundry';
+      base_url: string;
+      deployment_id?: string;
+      application_id?: string;
+      token_env: string;
+    };
+
+export const DEFAULT_HANDLER: Handler = { type: 'worker' };
+
+/** Problems the request schema cannot express; an empty list means the handler is usable. */
+export function handlerProblems(handler: Handler): string[] {
+  switch (handler.type) {
+    case 'worker':
+    case 'command':
+      return [];
+    case 'http':
+      return isHttpUrl(handler.url) ? [] : ['handler.url must be an http(s) URL'];
+    case 'truefoundry': {
+      const problems = isHttpUrl(handler.base_url)
+        ? []
+        : ['handler.base_url must be an http(s) URL'];
+      if ((handler.deployment_id === undefined) === (handler.application_id === undefined)) {
+        problems.push('handler needs exactly one of deployment_id and application_id');
+      }
+      return problems;
+    }
+  }
+}
+
+/** The handler as shown to callers: an http handler's signing secret never leaves PIE. */
+export function publicHandler(
+  handler: Handler,
+): { type: Handler['type'] } & Record<string, unknown> {
+  if (handler.type !== 'http') return handler;
+  const { secret: _secret, ...shown } = handler;
+  return shown;
+}
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}

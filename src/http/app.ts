@@ -1,0 +1,116 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
+import Fastify, { type FastifyServerOptions } from 'fastify';
+import crypto from 'node:crypto';
+import secureJson from 'secure-json-parse';
+import type { TokenVerifier } from '../auth/token-verifier.js';
+import type { AppContext } from '../usecases/context.js';
+import { requireCallers } from './auth.js';
+import { handleError, handleNotFound } from './error-handler.js';
+import { clientRoutes } from './routes/clients.routes.js';
+import { domainRoutes } from './routes/domains.routes.js';
+import { healthRoutes } from './routes/health.routes.js';
+import { modelRoutes } from './routes/models.routes.js';
+import { serviceRoutes } from './routes/services.routes.js';
+import type { TypedApp } from './typed-app.js';
+
+export interface AppOptions {
+  verifier: TokenVerifier;
+  bodyLimitBytes?: number;
+  logger?: FastifyServerOptions['logger'];
+}
+
+export async function buildApp(ctx: AppContext, options: AppOptions): Promise<TypedApp> {
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: options.bodyLimitBytes ?? 1024 * 1024,
+    genReqId: () => crypto.randomUUID(),
+    requestIdHeader: false,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setValidatorCompiler(createValidatorCompiler());
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler(handleNotFound);
+  acceptEmptyJsonBodies(app);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'PIE',
+        version: '2.0.0',
+        description:
+          'Multi-tenant machine-learning job service: register models and versions, assign them ' +
+          'to domains and services, run jobs, and react to their completion.',
+      },
+      servers: [{ url: '/' }],
+      tags: [
+        { name: 'tenants', description: 'Clients, domains and services' },
+        { name: 'registry', description: 'Models and versions' },
+        { name: 'operations', description: 'Health and readiness' },
+      ],
+      components: {
+        securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+      },
+      security: [{ bearerAuth: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
+  healthRoutes(app, ctx);
+
+  await app.register(
+    async (v2) => {
+      requireCallers(v2, options.verifier);
+      // A PUT or POST without a body means "no fields", as if `{}` had been sent.
+      v2.addHook('preValidation', async (request) => {
+        request.body ??= {};
+      });
+      const api = v2 as TypedApp;
+      clientRoutes(api, ctx);
+      domainRoutes(api, ctx);
+      serviceRoutes(api, ctx);
+      modelRoutes(api, ctx);
+    },
+    { prefix: '/v2' },
+  );
+  return app;
+}
+
+/**
+ * Bodies are validated strictly (no type coercion: `"5"` is not a number); path and query
+ * strings are text on the wire, so they are coerced to the schema's types.
+ */
+function createValidatorCompiler() {
+  const strict = addFormats.default(
+    new Ajv({ coerceTypes: false, useDefaults: true, strict: false }),
+  );
+  const coercing = addFormats.default(
+    new Ajv({ coerceTypes: 'array', useDefaults: true, strict: false }),
+  );
+  return ({ schema, httpPart }: { schema: object; httpPart?: string }) =>
+    (httpPart === 'body' ? strict : coercing).compile(schema);
+}
+
+/** `POST` routes without a body (depart, init) work whether or not curl sends a content type. */
+function acceptEmptyJsonBodies(app: TypedApp) {
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      // secure-json-parse refuses __proto__ and constructor.prototype keys (prototype poisoning).
+      done(
+        null,
+        secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }),
+      );
+    } catch {
+      const error = Object.assign(new Error('request body is not valid JSON'), { statusCode: 400 });
+      done(error, undefined);
+    }
+  });
+}

@@ -1,0 +1,45 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError } from './errors.js';
+
+/**
+ * Maps every error to `{success: false, message}`: PIE's own errors keep their status,
+ * framework client errors (validation, bad JSON, body too large) keep theirs, and everything
+ * else becomes a logged 500 that names the request id and hides the cause.
+ */
+export function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  if (error instanceof AppError) {
+    return reply
+      .status(error.status)
+      .send({ success: false, message: error.message, ...error.details });
+  }
+  if (error.validation) {
+    return reply.status(400).send({ success: false, message: `invalid request: ${error.message}` });
+  }
+  const status = error.statusCode ?? 500;
+  if (status >= 400 && status < 500) {
+    return reply.status(status).send({ success: false, message: clientErrorMessage(error) });
+  }
+  request.log.error({ err: error }, 'unexpected error');
+  return reply.status(500).send({
+    success: false,
+    message: `internal error; quote request id ${request.id} when reporting it`,
+    request_id: request.id,
+  });
+}
+
+function clientErrorMessage(error: FastifyError): string {
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return 'request body is too large';
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return 'unsupported content type; send application/json';
+    default:
+      return error.message;
+  }
+}
+
+export function handleNotFound(request: FastifyRequest, reply: FastifyReply) {
+  return reply
+    .status(404)
+    .send({ success: false, message: `no route ${request.method} ${request.url.split('?')[0]}` });
+}

@@ -1,0 +1,51 @@
+import { badRequest } from './errors.js';
+
+/**
+ * Keyset paging: a cursor is the sort key of the last row of a page, opaque to callers
+ * (base64url JSON). Repositories fetch `limit + 1` rows to learn whether another page exists.
+ */
+export interface PageRequest {
+  limit: number;
+  after: string[] | undefined;
+}
+
+export interface PageResult<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+export function pageRequest(
+  query: { limit?: number; cursor?: string },
+  keyLength: number,
+): PageRequest {
+  return { limit: query.limit ?? 50, after: decodeCursor(query.cursor, keyLength) };
+}
+
+export function toPage<T>(rows: T[], limit: number, keyOf: (row: T) => string[]): PageResult<T> {
+  if (rows.length <= limit) return { items: rows, next_cursor: null };
+  const items = rows.slice(0, limit);
+  const last = items[items.length - 1];
+  return { items, next_cursor: last === undefined ? null : encodeCursor(keyOf(last)) };
+}
+
+function encodeCursor(key: string[]): string {
+  return Buffer.from(JSON.stringify(key)).toString('base64url');
+}
+
+function decodeCursor(cursor: string | undefined, keyLength: number): string[] | undefined {
+  if (cursor === undefined || cursor === '') return undefined;
+  let key: unknown;
+  try {
+    key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    key = undefined;
+  }
+  if (
+    !Array.isArray(key) ||
+    key.length !== keyLength ||
+    !key.every((part): part is string => typeof part === 'string')
+  ) {
+    throw badRequest('cursor is not valid; pass the next_cursor of a previous page');
+  }
+  return key;
+}

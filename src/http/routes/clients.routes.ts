@@ -1,0 +1,64 @@
+import * as usecase from '../../usecases/clients.usecase.js';
+import type { AppContext } from '../../usecases/context.js';
+import { pageRequest } from '../paging.js';
+import { errorResponses, Page, PageQuery } from '../schemas/common.schemas.js';
+import { Client, ClientParams, PutClientBody } from '../schemas/tenants.schemas.js';
+import type { TypedApp } from '../typed-app.js';
+
+const tags = ['tenants'];
+
+export function clientRoutes(app: TypedApp, ctx: AppContext) {
+  app.put(
+    '/clients/:client_id',
+    {
+      config: { scope: 'tenants:write' },
+      schema: {
+        tags,
+        summary: 'Create or update a client',
+        params: ClientParams,
+        body: PutClientBody,
+        response: {
+          200: { ...Client, description: 'Client updated' },
+          201: { ...Client, description: 'Client created' },
+          ...errorResponses(400, 401, 403),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { client, created } = await usecase.putClient(
+        ctx,
+        request.params.client_id,
+        request.body,
+      );
+      return reply.status(created ? 201 : 200).send(client);
+    },
+  );
+
+  app.get(
+    '/clients',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        summary: "List the clients the caller's token may see",
+        querystring: PageQuery,
+        response: { 200: Page(Client), ...errorResponses(400, 401, 403) },
+      },
+    },
+    (request) => usecase.listClients(ctx, request.caller, pageRequest(request.query, 1)),
+  );
+
+  app.get(
+    '/clients/:client_id',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        summary: 'Get a client',
+        params: ClientParams,
+        response: { 200: Client, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    (request) => usecase.getClient(ctx, request.params.client_id),
+  );
+}

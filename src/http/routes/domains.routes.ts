@@ -1,0 +1,63 @@
+import type { AppContext } from '../../usecases/context.js';
+import * as usecase from '../../usecases/domains.usecase.js';
+import { pageRequest } from '../paging.js';
+import { errorResponses, Page, PageQuery } from '../schemas/common.schemas.js';
+import { ClientParams, Domain, DomainParams, PutDomainBody } from '../schemas/tenants.schemas.js';
+import type { TypedApp } from '../typed-app.js';
+
+const tags = ['tenants'];
+
+export function domainRoutes(app: TypedApp, ctx: AppContext) {
+  app.put(
+    '/clients/:client_id/domains/:domain_id',
+    {
+      config: { scope: 'tenants:write' },
+      schema: {
+        tags,
+        summary: 'Create or update a domain',
+        description: 'A new domain is active unless the body says otherwise.',
+        params: DomainParams,
+        body: PutDomainBody,
+        response: {
+          200: { ...Domain, description: 'Domain updated' },
+          201: { ...Domain, description: 'Domain created' },
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { client_id, domain_id } = request.params;
+      const { domain, created } = await usecase.putDomain(ctx, client_id, domain_id, request.body);
+      return reply.status(created ? 201 : 200).send(domain);
+    },
+  );
+
+  app.get(
+    '/clients/:client_id/domains',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        summary: "List a client's domains",
+        params: ClientParams,
+        querystring: PageQuery,
+        response: { 200: Page(Domain), ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    (request) => usecase.listDomains(ctx, request.params.client_id, pageRequest(request.query, 1)),
+  );
+
+  app.get(
+    '/clients/:client_id/domains/:domain_id',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        summary: 'Get a domain',
+        params: DomainParams,
+        response: { 200: Domain, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    (request) => usecase.getDomain(ctx, request.params.client_id, request.params.domain_id),
+  );
+}

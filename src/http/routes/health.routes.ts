@@ -1,0 +1,40 @@
+import { Type } from '@sinclair/typebox';
+import type { AppContext } from '../../usecases/context.js';
+import type { TypedApp } from '../typed-app.js';
+
+const Status = Type.Object({ status: Type.String() });
+
+export function healthRoutes(app: TypedApp, ctx: AppContext) {
+  app.get(
+    '/healthz',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Liveness: the process is serving',
+        security: [],
+        response: { 200: Status },
+      },
+    },
+    () => ({ status: 'ok' }),
+  );
+
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Readiness: the database answers',
+        security: [],
+        response: { 200: Status, 503: Status },
+      },
+    },
+    async (_request, reply) => {
+      try {
+        await ctx.db.query('select 1');
+        return { status: 'ready' };
+      } catch {
+        return reply.status(503).send({ status: 'database unavailable' });
+      }
+    },
+  );
+}

@@ -1,0 +1,140 @@
+import { publicHandler } from '../../domain/handlers.js';
+import type { ModelVersion } from '../../repositories/model-versions.repository.js';
+import type { AppContext } from '../../usecases/context.js';
+import * as usecase from '../../usecases/models.usecase.js';
+import { pageRequest } from '../paging.js';
+import { errorResponses, Page, PageQuery } from '../schemas/common.schemas.js';
+import {
+  Model,
+  ModelParams,
+  PutModelBody,
+  PutVersionBody,
+  Version,
+  VersionParams,
+} from '../schemas/registry.schemas.js';
+import type { TypedApp } from '../typed-app.js';
+
+const tags = ['registry'];
+
+const versionView = (version: ModelVersion) => ({
+  ...version,
+  handler: publicHandler(version.handler),
+});
+
+export function modelRoutes(app: TypedApp, ctx: AppContext) {
+  app.put(
+    '/models/:model_id',
+    {
+      config: { scope: 'registry:write' },
+      schema: {
+        tags,
+        summary: 'Register or update a model',
+        params: ModelParams,
+        body: PutModelBody,
+        response: {
+          200: { ...Model, description: 'Model updated' },
+          201: { ...Model, description: 'Model registered' },
+          ...errorResponses(400, 401, 403),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { model, created } = await usecase.putModel(ctx, request.params.model_id, request.body);
+      return reply.status(created ? 201 : 200).send(model);
+    },
+  );
+
+  app.get(
+    '/models',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        summary: "List the models the caller's token may see",
+        querystring: PageQuery,
+        response: { 200: Page(Model), ...errorResponses(400, 401, 403) },
+      },
+    },
+    (request) => usecase.listModels(ctx, request.caller, pageRequest(request.query, 1)),
+  );
+
+  app.get(
+    '/models/:model_id',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        summary: 'Get a model',
+        params: ModelParams,
+        response: { 200: Model, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    (request) => usecase.getModel(ctx, request.params.model_id),
+  );
+
+  app.put(
+    '/models/:model_id/versions/:version',
+    {
+      config: { scope: 'registry:write' },
+      schema: {
+        tags,
+        summary: 'Register a model version or update its settings',
+        description:
+          'The feature contract and job_types freeze when the version is created: sending the ' +
+          'same ones again is a no-op, different ones a 409. handler, timeout_s and max_attempts ' +
+          'may change.',
+        params: VersionParams,
+        body: PutVersionBody,
+        response: {
+          200: { ...Version, description: 'Version settings updated (or unchanged)' },
+          201: { ...Version, description: 'Version registered' },
+          ...errorResponses(400, 401, 403, 404, 409, 422),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { model_id, version } = request.params;
+      const result = await usecase.putModelVersion(ctx, model_id, version, request.body);
+      return reply.status(result.created ? 201 : 200).send(versionView(result.version));
+    },
+  );
+
+  app.get(
+    '/models/:model_id/versions',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        summary: "List a model's versions",
+        params: ModelParams,
+        querystring: PageQuery,
+        response: { 200: Page(Version), ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const page = await usecase.listModelVersions(
+        ctx,
+        request.params.model_id,
+        pageRequest(request.query, 1),
+      );
+      return { ...page, items: page.items.map(versionView) };
+    },
+  );
+
+  app.get(
+    '/models/:model_id/versions/:version',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        summary: 'Get a model version',
+        params: VersionParams,
+        response: { 200: Version, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const { model_id, version } = request.params;
+      return versionView(await usecase.getModelVersion(ctx, model_id, version));
+    },
+  );
+}

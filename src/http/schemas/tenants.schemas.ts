@@ -1,0 +1,88 @@
+import { Type } from '@sinclair/typebox';
+import {
+  ClientId,
+  DomainId,
+  JsonObject,
+  Nullable,
+  ServiceId,
+  Timestamp,
+} from './common.schemas.js';
+
+export const ClientParams = Type.Object({ client_id: ClientId });
+export const DomainParams = Type.Object({ client_id: ClientId, domain_id: DomainId });
+export const ServiceParams = Type.Object({
+  client_id: ClientId,
+  domain_id: DomainId,
+  service_id: ServiceId,
+});
+
+export const PutClientBody = Type.Object(
+  { name: Type.Optional(Type.String({ maxLength: 256, description: 'Display name.' })) },
+  { additionalProperties: false, examples: [{ name: 'Adelaide Metro' }] },
+);
+
+export const Client = Type.Object(
+  {
+    client_id: Type.String(),
+    name: Nullable(Type.String()),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+  },
+  {
+    examples: [
+      {
+        client_id: 'client-1',
+        name: 'Adelaide Metro',
+        created_at: '2026-01-01T00:00:00.000Z',
+        updated_at: '2026-01-01T00:00:00.000Z',
+      },
+    ],
+  },
+);
+
+export const DomainStatus = Type.Union([Type.Literal('active'), Type.Literal('inactive')], {
+  description: 'Jobs run only in active domains.',
+});
+
+export const PutDomainBody = Type.Object(
+  { status: Type.Optional(DomainStatus) },
+  { additionalProperties: false, examples: [{ status: 'active' }] },
+);
+
+export const Domain = Type.Object({
+  client_id: Type.String(),
+  domain_id: Type.String(),
+  status: DomainStatus,
+  created_at: Timestamp,
+  updated_at: Timestamp,
+});
+
+export const ServiceStatus = Type.Union([Type.Literal('active'), Type.Literal('departed')], {
+  description: 'Departed services keep their history and receive no new jobs.',
+});
+
+export const PutServiceBody = Type.Object(
+  {
+    provided_features: Type.Optional({
+      ...JsonObject,
+      description:
+        'Feature values for this service. Resolved against the domain default contract when the domain has one.',
+    }),
+    status: Type.Optional(ServiceStatus),
+  },
+  { additionalProperties: false, examples: [{ provided_features: { route: 'route-a' } }] },
+);
+
+export const Service = Type.Object({
+  client_id: Type.String(),
+  domain_id: Type.String(),
+  service_id: Type.String(),
+  status: ServiceStatus,
+  provided_features: JsonObject,
+  resolved_features: Nullable(JsonObject),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+  departed_at: Nullable(Timestamp),
+});
+
+export const ListServicesQuery = Type.Object({ status: Type.Optional(ServiceStatus) });

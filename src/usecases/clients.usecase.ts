@@ -1,0 +1,21 @@
+import type { Caller } from '../auth/caller.js';
+import { notFound } from '../http/errors.js';
+import { type PageRequest, toPage } from '../http/paging.js';
+import * as clients from '../repositories/clients.repository.js';
+import type { AppContext } from './context.js';
+
+export function putClient(ctx: AppContext, clientId: string, body: { name?: string }) {
+  return clients.upsertClient(ctx.db, clientId, body.name);
+}
+
+export async function getClient(ctx: AppContext, clientId: string) {
+  const client = await clients.findClient(ctx.db, clientId);
+  if (client === undefined) throw notFound(`client "${clientId}" not found`);
+  return client;
+}
+
+/** Lists only the clients the caller's token names. */
+export async function listClients(ctx: AppContext, caller: Caller, page: PageRequest) {
+  const rows = await clients.listClients(ctx.db, caller.clients, page);
+  return toPage(rows, page.limit, (row) => [row.client_id]);
+}

@@ -1,0 +1,114 @@
+import { isDeepStrictEqual } from 'node:util';
+import type { Caller } from '../auth/caller.js';
+import { describeProblems, validateFeatureDefinitions } from '../domain/features.js';
+import { DEFAULT_HANDLER, handlerProblems, type Handler } from '../domain/handlers.js';
+import { badRequest, conflict, notFound, unprocessable } from '../http/errors.js';
+import { type PageRequest, toPage } from '../http/paging.js';
+import * as models from '../repositories/models.repository.js';
+import * as versions from '../repositories/model-versions.repository.js';
+import type { AppContext } from './context.js';
+
+export const DEFAULT_JOB_TYPES = ['inference'];
+export const DEFAULT_TIMEOUT_S = 3600;
+export const DEFAULT_MAX_ATTEMPTS = 5;
+
+export function putModel(ctx: AppContext, modelId: string, body: { description?: string }) {
+  return models.upsertModel(ctx.db, modelId, body.description);
+}
+
+export async function getModel(ctx: AppContext, modelId: string) {
+  const model = await models.findModel(ctx.db, modelId);
+  if (model === undefined) throw notFound(`model "${modelId}" not found`);
+  return model;
+}
+
+export async function listModels(ctx: AppContext, caller: Caller, page: PageRequest) {
+  const rows = await models.listModels(ctx.db, caller.models, page);
+  return toPage(rows, page.limit, (row) => [row.model_id]);
+}
+
+export interface PutVersionBody {
+  features: unknown[];
+  job_types?: string[];
+  handler?: Handler;
+  timeout_s?: number;
+  max_attempts?: number;
+}
+
+/**
+ * Registers a version or updates its settings. The feature contract and job types are frozen
+ * at creation: re-sending them unchanged is a no-op, sending different ones is a 409. The
+ * handler, timeout_s and max_attempts may change.
+ */
+export async function putModelVersion(
+  ctx: AppContext,
+  modelId: string,
+  modelVersion: string,
+  body: PutVersionBody,
+): Promise<{ version: versions.ModelVersion; created: boolean }> {
+  const contract = validateFeatureDefinitions(body.features);
+  if (!contract.ok) {
+    throw unprocessable(`invalid feature definitions: ${describeProblems(contract.problems)}`, {
+      problems: contract.problems,
+    });
+  }
+  if (body.handler !== undefined) {
+    const problems = handlerProblems(body.handler);
+    if (problems.length > 0) throw badRequest(`invalid handler: ${problems.join('; ')}`);
+  }
+  const features = contract.value;
+  const jobTypes = body.job_types ?? DEFAULT_JOB_TYPES;
+
+  return ctx.db.transaction(async (tx) => {
+    if ((await models.findModel(tx, modelId)) === undefined) {
+      throw notFound(`model "${modelId}" not found; create it with PUT /v2/models/${modelId}`);
+    }
+    const inserted = await versions.insertVersion(tx, {
+      modelId,
+      modelVersion,
+      features,
+      jobTypes,
+      handler: body.handler ?? DEFAULT_HANDLER,
+      timeoutS: body.timeout_s ?? DEFAULT_TIMEOUT_S,
+      maxAttempts: body.max_attempts ?? DEFAULT_MAX_ATTEMPTS,
+    });
+    if (inserted !== undefined) return { version: inserted, created: true };
+
+    const existing = (await versions.findVersion(tx, modelId, modelVersion, { forUpdate: true }))!;
+    if (!isDeepStrictEqual(existing.features, features)) {
+      throw conflict(
+        `version "${modelVersion}" of model "${modelId}" is frozen with a different feature ` +
+          'contract; register a new version to change it',
+      );
+    }
+    if (body.job_types !== undefined && !sameSet(existing.job_types, body.job_types)) {
+      throw conflict(
+        `version "${modelVersion}" of model "${modelId}" is frozen with job_types ` +
+          `${JSON.stringify(existing.job_types)}; register a new version to change them`,
+      );
+    }
+    const updated = await versions.updateVersionSettings(tx, modelId, modelVersion, {
+      handler: body.handler,
+      timeoutS: body.timeout_s,
+      maxAttempts: body.max_attempts,
+    });
+    return { version: updated, created: false };
+  });
+}
+
+export async function getModelVersion(ctx: AppContext, modelId: string, modelVersion: string) {
+  const version = await versions.findVersion(ctx.db, modelId, modelVersion);
+  if (version !== undefined) return version;
+  await getModel(ctx, modelId);
+  throw notFound(`version "${modelVersion}" of model "${modelId}" not found`);
+}
+
+export async function listModelVersions(ctx: AppContext, modelId: string, page: PageRequest) {
+  await getModel(ctx, modelId);
+  const rows = await versions.listVersions(ctx.db, modelId, page);
+  return toPage(rows, page.limit, (row) => [row.model_version]);
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((item) => b.includes(item));
+}
