@@ -34,7 +34,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
   app.setValidatorCompiler(createValidatorCompiler());
   app.setErrorHandler(handleError);
   app.setNotFoundHandler(handleNotFound);
-  acceptEmptyJsonBodies(app);
+  parseJsonBodiesOnly(app);
 
   await app.register(swagger, {
     openapi: {
@@ -42,6 +42,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
       info: {
         title: 'PIE',
         version: '2.0.0',
+        license: { name: 'MIT', identifier: 'MIT' },
         description:
           'Multi-tenant machine-learning job service: register models and versions, assign them ' +
           'to domains and services, run jobs, and react to their completion.',
@@ -96,9 +97,13 @@ function createValidatorCompiler() {
     (httpPart === 'body' ? strict : coercing).compile(schema);
 }
 
-/** `POST` routes without a body (depart, init) work whether or not curl sends a content type. */
-function acceptEmptyJsonBodies(app: TypedApp) {
-  app.removeContentTypeParser('application/json');
+/**
+ * JSON bodies only. `POST` routes without a body (depart, init) work whether or not curl sends a
+ * content type.
+ */
+function parseJsonBodiesOnly(app: TypedApp) {
+  // JSON is the only body PIE reads; anything else is a 415 rather than a confusing 400.
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8');
     if (text.trim() === '') return done(null, undefined);

@@ -14,6 +14,7 @@ export function clientRoutes(app: TypedApp, ctx: AppContext) {
       config: { scope: 'tenants:write' },
       schema: {
         tags,
+        operationId: 'putClient',
         summary: 'Create or update a client',
         params: ClientParams,
         body: PutClientBody,
@@ -40,6 +41,7 @@ export function clientRoutes(app: TypedApp, ctx: AppContext) {
       config: { scope: 'read' },
       schema: {
         tags,
+        operationId: 'listClients',
         summary: "List the clients the caller's token may see",
         querystring: PageQuery,
         response: { 200: Page(Client), ...errorResponses(400, 401, 403) },
@@ -54,6 +56,7 @@ export function clientRoutes(app: TypedApp, ctx: AppContext) {
       config: { scope: 'read' },
       schema: {
         tags,
+        operationId: 'getClient',
         summary: 'Get a client',
         params: ClientParams,
         response: { 200: Client, ...errorResponses(400, 401, 403, 404) },

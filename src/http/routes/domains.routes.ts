@@ -14,6 +14,7 @@ export function domainRoutes(app: TypedApp, ctx: AppContext) {
       config: { scope: 'tenants:write' },
       schema: {
         tags,
+        operationId: 'putDomain',
         summary: 'Create or update a domain',
         description: 'A new domain is active unless the body says otherwise.',
         params: DomainParams,
@@ -38,6 +39,7 @@ export function domainRoutes(app: TypedApp, ctx: AppContext) {
       config: { scope: 'read' },
       schema: {
         tags,
+        operationId: 'listDomains',
         summary: "List a client's domains",
         params: ClientParams,
         querystring: PageQuery,
@@ -53,6 +55,7 @@ export function domainRoutes(app: TypedApp, ctx: AppContext) {
       config: { scope: 'read' },
       schema: {
         tags,
+        operationId: 'getDomain',
         summary: 'Get a domain',
         params: DomainParams,
         response: { 200: Domain, ...errorResponses(400, 401, 403, 404) },

@@ -10,6 +10,7 @@ export function healthRoutes(app: TypedApp, ctx: AppContext) {
     {
       schema: {
         tags: ['operations'],
+        operationId: 'healthz',
         summary: 'Liveness: the process is serving',
         security: [],
         response: { 200: Status },
@@ -23,6 +24,7 @@ export function healthRoutes(app: TypedApp, ctx: AppContext) {
     {
       schema: {
         tags: ['operations'],
+        operationId: 'readyz',
         summary: 'Readiness: the database answers',
         security: [],
         response: { 200: Status, 503: Status },

@@ -28,6 +28,7 @@ export function modelRoutes(app: TypedApp, ctx: AppContext) {
       config: { scope: 'registry:write' },
       schema: {
         tags,
+        operationId: 'putModel',
         summary: 'Register or update a model',
         params: ModelParams,
         body: PutModelBody,
@@ -50,6 +51,7 @@ export function modelRoutes(app: TypedApp, ctx: AppContext) {
       config: { scope: 'read' },
       schema: {
         tags,
+        operationId: 'listModels',
         summary: "List the models the caller's token may see",
         querystring: PageQuery,
         response: { 200: Page(Model), ...errorResponses(400, 401, 403) },
@@ -64,6 +66,7 @@ export function modelRoutes(app: TypedApp, ctx: AppContext) {
       config: { scope: 'read' },
       schema: {
         tags,
+        operationId: 'getModel',
         summary: 'Get a model',
         params: ModelParams,
         response: { 200: Model, ...errorResponses(400, 401, 403, 404) },
@@ -78,6 +81,7 @@ export function modelRoutes(app: TypedApp, ctx: AppContext) {
       config: { scope: 'registry:write' },
       schema: {
         tags,
+        operationId: 'putModelVersion',
         summary: 'Register a model version or update its settings',
         description:
           'The feature contract and job_types freeze when the version is created: sending the ' +
@@ -105,6 +109,7 @@ export function modelRoutes(app: TypedApp, ctx: AppContext) {
       config: { scope: 'read' },
       schema: {
         tags,
+        operationId: 'listModelVersions',
         summary: "List a model's versions",
         params: ModelParams,
         querystring: PageQuery,
@@ -127,6 +132,7 @@ export function modelRoutes(app: TypedApp, ctx: AppContext) {
       config: { scope: 'read' },
       schema: {
         tags,
+        operationId: 'getModelVersion',
         summary: 'Get a model version',
         params: VersionParams,
         response: { 200: Version, ...errorResponses(400, 401, 403, 404) },

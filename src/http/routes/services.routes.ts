@@ -21,6 +21,7 @@ export function serviceRoutes(app: TypedApp, ctx: AppContext) {
       config: { scope: 'tenants:write' },
       schema: {
         tags,
+        operationId: 'putService',
         summary: 'Create or update a service',
         description:
           'Stores provided_features and, when the domain has a default assignment, resolves them ' +
@@ -53,6 +54,7 @@ export function serviceRoutes(app: TypedApp, ctx: AppContext) {
       config: { scope: 'tenants:write' },
       schema: {
         tags,
+        operationId: 'departService',
         summary: 'Mark a service departed',
         description: 'Departed services keep their history and receive no new jobs.',
         params: ServiceParams,
@@ -71,6 +73,7 @@ export function serviceRoutes(app: TypedApp, ctx: AppContext) {
       config: { scope: 'read' },
       schema: {
         tags,
+        operationId: 'listServices',
         summary: "List a domain's services",
         params: DomainParams,
         querystring: Type.Composite([PageQuery, ListServicesQuery]),
@@ -95,6 +98,7 @@ export function serviceRoutes(app: TypedApp, ctx: AppContext) {
       config: { scope: 'read' },
       schema: {
         tags,
+        operationId: 'getService',
         summary: 'Get a service',
         params: ServiceParams,
         response: { 200: Service, ...errorResponses(400, 401, 403, 404) },

@@ -1,0 +1,157 @@
+import crypto from 'node:crypto';
+import { after, before, describe } from 'node:test';
+import type { Grant, Scope } from '../../src/auth/caller.js';
+import { issueToken } from '../../src/auth/token-issuer.js';
+import { createTokenVerifier, type VerificationKey } from '../../src/auth/token-verifier.js';
+import type { JwtConfig } from '../../src/config/config.js';
+import type { Database } from '../../src/db/database.js';
+import { buildApp } from '../../src/http/app.js';
+import type { TypedApp } from '../../src/http/typed-app.js';
+import { testBackends, type TestBackend, type TestDatabase } from './backends.js';
+
+export const TEST_JWT: JwtConfig = {
+  secret: undefined,
+  jwksUrl: undefined,
+  publicKeyPem: undefined,
+  issuer: 'pie',
+  audience: 'pie',
+  algorithms: [],
+};
+
+export interface ApiResponse {
+  status: number;
+  headers: Headers;
+  // Tests inspect arbitrary JSON; each asserts the fields it cares about.
+  body: any;
+}
+
+export interface CallOptions {
+  /** A token string, or null for no Authorization header. Default: an admin token. */
+  token?: string | null;
+  body?: unknown;
+  rawBody?: string;
+  headers?: Record<string, string>;
+}
+
+/** A PIE app listening on a loopback port, backed by a fresh database. */
+export class TestServer {
+  private constructor(
+    readonly backend: TestBackend['name'],
+    readonly url: string,
+    readonly db: Database,
+    readonly secret: Uint8Array,
+    readonly adminToken: string,
+    private readonly app: TypedApp,
+    private readonly database: TestDatabase,
+  ) {}
+
+  /** `key` replaces the default HS256 secret, to test other verification keys. */
+  static async start(backend: TestBackend, key?: VerificationKey): Promise<TestServer> {
+    const database = await backend.open();
+    const secret = crypto.randomBytes(32);
+    const app = await buildApp(
+      { db: database.db },
+      {
+        verifier: createTokenVerifier(key ?? { kind: 'secret', secret }, TEST_JWT),
+        bodyLimitBytes: 64 * 1024,
+      },
+    );
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const address = app.server.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+    const adminToken = await issueToken(secret, TEST_JWT, {
+      subject: 'test-admin',
+      scopes: ['admin'],
+      ttl: '1h',
+    });
+    return new TestServer(
+      backend.name,
+      `http://127.0.0.1:${address.port}`,
+      database.db,
+      secret,
+      adminToken,
+      app,
+      database,
+    );
+  }
+
+  token(scopes: Scope[], grants: { clients?: Grant; models?: Grant; ttl?: string } = {}) {
+    return issueToken(this.secret, TEST_JWT, {
+      subject: 'test',
+      scopes,
+      clients: grants.clients,
+      models: grants.models,
+      ttl: grants.ttl ?? '1h',
+    });
+  }
+
+  async call(method: string, path: string, options: CallOptions = {}): Promise<ApiResponse> {
+    const headers: Record<string, string> = { ...options.headers };
+    const token = options.token === undefined ? this.adminToken : options.token;
+    if (token !== null) headers['authorization'] = `Bearer ${token}`;
+    let body: string | undefined;
+    if (options.rawBody !== undefined) body = options.rawBody;
+    else if (options.body !== undefined) body = JSON.stringify(options.body);
+    if (body !== undefined) headers['content-type'] ??= 'application/json';
+    const response = await fetch(this.url + path, { method, headers, body });
+    const text = await response.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      // leave non-JSON bodies as text
+    }
+    return { status: response.status, headers: response.headers, body: parsed };
+  }
+
+  get(path: string, options?: CallOptions) {
+    return this.call('GET', path, options);
+  }
+  put(path: string, body?: unknown, options?: CallOptions) {
+    return this.call('PUT', path, { ...options, body });
+  }
+  post(path: string, body?: unknown, options?: CallOptions) {
+    return this.call('POST', path, { ...options, body });
+  }
+
+  async close() {
+    await this.app.close();
+    await this.database.dispose();
+  }
+}
+
+/**
+ * Declares `suite` once per backend, each with its own server and database. Every
+ * integration test file goes through this, so the whole suite runs on PGlite and, when
+ * DATABASE_URL is set, on PostgreSQL.
+ */
+export function describeOnEachBackend(
+  title: string,
+  suite: (server: () => TestServer) => void,
+  key?: () => Promise<VerificationKey>,
+) {
+  for (const backend of testBackends()) {
+    describe(`${title} [${backend.name}]`, () => {
+      let server: TestServer | undefined;
+      before(async () => {
+        server = await TestServer.start(backend, key && (await key()));
+      });
+      after(async () => {
+        await server?.close();
+      });
+      suite(() => {
+        if (server === undefined) throw new Error('server not started');
+        return server;
+      });
+    });
+  }
+}
+
+/** Asserts the SPEC section 7 error shape and returns the message. */
+export function errorMessage(response: ApiResponse): string {
+  const body = response.body as { success?: unknown; message?: unknown };
+  if (body?.success !== false || typeof body.message !== 'string' || body.message === '') {
+    throw new Error(`not an error body: ${JSON.stringify(response.body)}`);
+  }
+  return body.message;
+}

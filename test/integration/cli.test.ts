@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { testBackends } from '../helpers/backends.js';
+
+const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
+
+function cliEnv(dataDir: string, databaseUrl: string | undefined): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, PIE_DATA_DIR: dataDir, PIE_PORT: '0' };
+  delete env['DATABASE_URL'];
+  delete env['PIE_JWT_SECRET'];
+  if (databaseUrl !== undefined) env['DATABASE_URL'] = databaseUrl;
+  return env;
+}
+
+function runCli(args: string[], env: NodeJS.ProcessEnv) {
+  return spawnSync(process.execPath, [...CLI, ...args], { env, encoding: 'utf8', timeout: 60_000 });
+}
+
+/** Starts `pie serve` and resolves once it prints its URL. */
+function serve(env: NodeJS.ProcessEnv) {
+  const child = spawn(process.execPath, [...CLI, 'serve'], { env });
+  let output = '';
+  const ready = new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${output}`)), 60_000);
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /PIE is serving at (http:\/\/\S+)/.exec(output);
+      if (match?.[1] !== undefined && output.includes('API reference')) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`serve exited with ${code}:\n${output}`)));
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  return { child, ready, exited, output: () => output };
+}
+
+for (const backend of testBackends()) {
+  describe(`pie command line [${backend.name}]`, () => {
+    it('serve prints its URL, data and an admin token; token mints tokens it accepts', async () => {
+      const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pie-cli-'));
+      const database = backend.name === 'postgres' ? await backend.open() : undefined;
+      const env = cliEnv(dataDir, database?.url);
+      const server = serve(env);
+      try {
+        const url = await server.ready;
+        assert.match(
+          server.output(),
+          backend.name === 'pglite' ? /embedded PGlite in/ : /PostgreSQL at/,
+        );
+        const adminToken = /admin token \(12h\): (\S+)/.exec(server.output())?.[1];
+        assert.ok(adminToken, 'banner shows an admin token');
+
+        const minted = runCli(['token', '--scope', 'tenants:write read', '--client', 'cli-1'], env);
+        assert.equal(minted.status, 0, minted.stderr);
+        const token = minted.stdout.trim();
+        assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/, 'stdout is the token alone');
+
+        const put = (client: string, bearer: string) =>
+          fetch(`${url}/v2/clients/${client}`, {
+            method: 'PUT',
+            headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
+            body: '{}',
+          });
+        assert.equal((await put('cli-1', token)).status, 201);
+        assert.equal((await put('cli-2', token)).status, 403, 'the --client claim holds');
+        assert.equal((await put('cli-2', adminToken)).status, 201);
+      } finally {
+        server.child.kill('SIGTERM');
+        assert.equal(await server.exited, 0, 'SIGTERM stops it cleanly');
+      }
+      const migrated = runCli(['migrate'], env);
+      assert.equal(migrated.status, 0, migrated.stderr);
+      assert.match(migrated.stdout, /database is up to date/);
+      await database?.dispose();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    });
+  });
+}
+
+describe('pie command line: bad input', () => {
+  it('token refuses unknown scopes and bad settings with a clear message', () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pie-cli-'));
+    const env = cliEnv(dataDir, undefined);
+    const unknown = runCli(['token', '--scope', 'root'], env);
+    assert.equal(unknown.status, 2);
+    assert.match(unknown.stderr, /unknown: root/);
+    const badPort = runCli(['token', '--scope', 'admin'], { ...env, PIE_PORT: 'eighty' });
+    assert.equal(badPort.status, 2);
+    assert.match(badPort.stderr, /PIE_PORT must be an integer/);
+    const noCommand = runCli(['frobnicate'], env);
+    assert.equal(noCommand.status, 1);
+    assert.match(noCommand.stderr, /unknown command "frobnicate"/);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+});

@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import Fastify from 'fastify';
+import { handleError } from '../../src/http/error-handler.js';
+import { unprocessable } from '../../src/http/errors.js';
+
+async function appThatThrows(error: Error) {
+  const app = Fastify({ logger: false });
+  app.setErrorHandler(handleError);
+  app.get('/boom', async () => {
+    throw error;
+  });
+  await app.ready();
+  return app;
+}
+
+describe('error handler', () => {
+  it('answers an AppError with its status, message and details', async () => {
+    const app = await appThatThrows(unprocessable('domain is inactive', { problems: [] }));
+    const response = await app.inject({ url: '/boom' });
+    assert.equal(response.statusCode, 422);
+    assert.deepEqual(response.json(), {
+      success: false,
+      message: 'domain is inactive',
+      problems: [],
+    });
+  });
+
+  it('hides an unexpected fault behind a 500 that names the request id', async () => {
+    const app = await appThatThrows(new Error('password=hunter2 in connection string'));
+    const response = await app.inject({ url: '/boom' });
+    assert.equal(response.statusCode, 500);
+    const body = response.json<{ success: boolean; message: string; request_id: string }>();
+    assert.equal(body.success, false);
+    assert.doesNotMatch(body.message, /hunter2/);
+    assert.ok(body.request_id);
+    assert.match(body.message, new RegExp(body.request_id));
+  });
+});
