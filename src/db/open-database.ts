@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config/config.js';
+import { lockDataDir } from './data-dir-lock.js';
 import type { Database } from './database.js';
 import { openPgliteDatabase } from './pglite-database.js';
 import { openPostgresDatabase } from './pg-database.js';
@@ -10,7 +11,13 @@ export async function openDatabase(config: Config): Promise<Database> {
   if (config.databaseUrl !== undefined) return openPostgresDatabase(config.databaseUrl);
   const dir = embeddedDatabaseDir(config);
   fs.mkdirSync(dir, { recursive: true });
-  return openPgliteDatabase(dir);
+  const unlock = lockDataDir(config.dataDir);
+  try {
+    return await openPgliteDatabase(dir, { onClose: unlock });
+  } catch (error) {
+    unlock();
+    throw error;
+  }
 }
 
 export function embeddedDatabaseDir(config: Config): string {

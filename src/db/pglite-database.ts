@@ -2,15 +2,21 @@ import { PGlite } from '@electric-sql/pglite';
 import type { Database, Queryable, QueryResult } from './database.js';
 
 /** Opens the embedded database in `dataDir`, or in memory when `dataDir` is undefined (tests). */
-export async function openPgliteDatabase(dataDir: string | undefined): Promise<Database> {
+export async function openPgliteDatabase(
+  dataDir: string | undefined,
+  options: { onClose?: () => void } = {},
+): Promise<Database> {
   const pglite = await PGlite.create(dataDir === undefined ? {} : { dataDir });
-  return new PgliteDatabase(pglite);
+  return new PgliteDatabase(pglite, options.onClose);
 }
 
 class PgliteDatabase implements Database {
   readonly backend = 'pglite' as const;
 
-  constructor(private readonly pglite: PGlite) {}
+  constructor(
+    private readonly pglite: PGlite,
+    private readonly onClose: (() => void) | undefined,
+  ) {}
 
   async query<Row>(text: string, values?: readonly unknown[]): Promise<QueryResult<Row>> {
     const result = await this.pglite.query<Row>(text, values as unknown[] | undefined);
@@ -36,7 +42,8 @@ class PgliteDatabase implements Database {
     );
   }
 
-  close(): Promise<void> {
-    return this.pglite.close();
+  async close(): Promise<void> {
+    await this.pglite.close();
+    this.onClose?.();
   }
 }

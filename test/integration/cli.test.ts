@@ -70,6 +70,12 @@ for (const backend of testBackends()) {
         assert.equal((await put('cli-1', token)).status, 201);
         assert.equal((await put('cli-2', token)).status, 403, 'the --client claim holds');
         assert.equal((await put('cli-2', adminToken)).status, 201);
+
+        if (backend.name === 'pglite') {
+          const second = runCli(['migrate'], env);
+          assert.equal(second.status, 1, 'a second process may not open the embedded database');
+          assert.match(second.stderr, /in use by process/);
+        }
       } finally {
         server.child.kill('SIGTERM');
         assert.equal(await server.exited, 0, 'SIGTERM stops it cleanly');
