@@ -5,11 +5,12 @@ import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import Fastify, { type FastifyServerOptions } from 'fastify';
 import crypto from 'node:crypto';
-import secureJson from 'secure-json-parse';
 import type { TokenVerifier } from '../auth/token-verifier.js';
 import type { AppContext } from '../usecases/context.js';
 import { requireCallers } from './auth.js';
 import { handleError, handleNotFound } from './error-handler.js';
+import { parseJsonBody } from './json-body.js';
+import { formatValidationErrors } from './validation-errors.js';
 import { clientRoutes } from './routes/clients.routes.js';
 import { domainRoutes } from './routes/domains.routes.js';
 import { healthRoutes } from './routes/health.routes.js';
@@ -28,6 +29,9 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
     logger: options.logger ?? false,
     bodyLimit: options.bodyLimitBytes ?? 1024 * 1024,
     genReqId: () => crypto.randomUUID(),
+    // Identifiers may be 128 characters; longer ones must reach validation to get a clear 400.
+    maxParamLength: 1024,
+    schemaErrorFormatter: formatValidationErrors,
     requestIdHeader: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -105,17 +109,10 @@ function parseJsonBodiesOnly(app: TypedApp) {
   // JSON is the only body PIE reads; anything else is a 415 rather than a confusing 400.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
-    const text = typeof body === 'string' ? body : body.toString('utf8');
-    if (text.trim() === '') return done(null, undefined);
     try {
-      // secure-json-parse refuses __proto__ and constructor.prototype keys (prototype poisoning).
-      done(
-        null,
-        secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }),
-      );
-    } catch {
-      const error = Object.assign(new Error('request body is not valid JSON'), { statusCode: 400 });
-      done(error, undefined);
+      done(null, parseJsonBody(typeof body === 'string' ? body : body.toString('utf8')));
+    } catch (error) {
+      done(error as Error, undefined);
     }
   });
 }

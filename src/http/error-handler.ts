@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { sqlState } from '../db/database.js';
 import { AppError } from './errors.js';
 
 /**
@@ -14,6 +15,11 @@ export function handleError(error: FastifyError, request: FastifyRequest, reply:
   }
   if (error.validation) {
     return reply.status(400).send({ success: false, message: `invalid request: ${error.message}` });
+  }
+  if (isUnstorableText(error)) {
+    return reply
+      .status(400)
+      .send({ success: false, message: 'request has text that cannot be stored' });
   }
   const status = error.statusCode ?? 500;
   if (status >= 400 && status < 500) {
@@ -36,6 +42,13 @@ function clientErrorMessage(error: FastifyError): string {
     default:
       return error.message;
   }
+}
+
+// Safety net for text PostgreSQL refuses (a NUL byte, an invalid code point) that slipped past
+// body parsing, say in a query string: bad input is a 400, never a 500.
+function isUnstorableText(error: unknown): boolean {
+  const state = sqlState(error);
+  return state === '22P05' || state === '22021';
 }
 
 export function handleNotFound(request: FastifyRequest, reply: FastifyReply) {

@@ -43,7 +43,7 @@ function decodeCursor(cursor: string | undefined, keyLength: number): string[] |
   if (
     !Array.isArray(key) ||
     key.length !== keyLength ||
-    !key.every((part): part is string => typeof part === 'string')
+    !key.every((part): part is string => typeof part === 'string' && !part.includes('\0'))
   ) {
     throw badRequest('cursor is not valid; pass the next_cursor of a previous page');
   }

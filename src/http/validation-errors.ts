@@ -1,0 +1,22 @@
+import type { FastifySchemaValidationError } from 'fastify/types/schema.js';
+
+/** Turns schema errors into one message that points at the field: `body/name must be string`. */
+export function formatValidationErrors(
+  errors: FastifySchemaValidationError[],
+  dataVar: string,
+): Error {
+  const text = errors
+    .map((error) => {
+      const where = `${dataVar}${error.instancePath}`;
+      const unknownField = error.params['additionalProperty'];
+      if (error.keyword === 'additionalProperties' && typeof unknownField === 'string') {
+        return `${where} has an unknown field "${unknownField}"`;
+      }
+      if (error.keyword === 'enum' && Array.isArray(error.params['allowedValues'])) {
+        return `${where} must be one of ${error.params['allowedValues'].map((v) => JSON.stringify(v)).join(', ')}`;
+      }
+      return `${where} ${error.message ?? 'is invalid'}`;
+    })
+    .join('; ');
+  return new Error(text);
+}
