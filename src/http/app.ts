@@ -30,7 +30,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
     bodyLimit: options.bodyLimitBytes ?? 1024 * 1024,
     genReqId: () => crypto.randomUUID(),
     // Identifiers may be 128 characters; longer ones must reach validation to get a clear 400.
-    maxParamLength: 1024,
+    routerOptions: { maxParamLength: 1024 },
     schemaErrorFormatter: formatValidationErrors,
     requestIdHeader: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
