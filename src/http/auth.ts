@@ -21,6 +21,14 @@ declare module 'fastify' {
 export function requireCallers(app: FastifyInstance, verifier: TokenVerifier): void {
   app.decorateRequest('caller', null as unknown as Caller);
 
+  // Publish each route's scope in the OpenAPI document as the bearer requirement's role list.
+  app.addHook('onRoute', (route) => {
+    const scope = route.config?.scope;
+    if (scope !== undefined && route.schema !== undefined) {
+      route.schema.security = [{ bearerAuth: [scope] }];
+    }
+  });
+
   app.addHook('onRequest', async (request) => {
     request.caller = await authenticate(request, verifier);
   });

@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import { SCOPES, type Scope } from '../../src/auth/caller.js';
+import { describeOnEachBackend, errorMessage, type TestServer } from '../helpers/test-server.js';
+
+/**
+ * Walks every /v2 operation of the published document, so a route added later is checked
+ * without anyone remembering to: no token and garbage tokens are 401, a token without the
+ * route's scope or for another client or model is 403, and unknown resources are 404.
+ */
+interface Operation {
+  method: string;
+  path: string;
+  scope: Scope;
+}
+
+const PARAMS: Record<string, string> = {
+  client_id: 'matrix-client',
+  domain_id: 'matrix-domain',
+  service_id: 'matrix-service',
+  model_id: 'matrix-model',
+  version: '1.0.0',
+};
+
+const fill = (path: string, overrides: Record<string, string> = {}) =>
+  path.replace(/\{(\w+)\}/g, (_, name: string) => overrides[name] ?? PARAMS[name] ?? 'x');
+
+async function operations(server: TestServer): Promise<Operation[]> {
+  const doc = (await server.get('/openapi.json', { token: null })).body as {
+    paths: Record<string, Record<string, { security?: { bearerAuth?: Scope[] }[] }>>;
+  };
+  return Object.entries(doc.paths)
+    .filter(([path]) => path.startsWith('/v2/'))
+    .flatMap(([path, methods]) =>
+      Object.entries(methods).map(([method, operation]) => {
+        const scope = operation.security?.[0]?.bearerAuth?.[0];
+        assert.ok(scope, `${method} ${path} documents its scope`);
+        return { method: method.toUpperCase(), path, scope };
+      }),
+    );
+}
+
+// A body that passes validation for each route, so permission is what decides.
+function validBody(operation: Operation): unknown {
+  if (operation.method === 'GET') return undefined;
+  if (operation.path.endsWith('/versions/{version}')) return { features: [] };
+  return {};
+}
+
+describeOnEachBackend('every route', (server) => {
+  it('401 without a token, with a garbage token, and with an expired token', async () => {
+    const expired = await server().token(['admin'], { ttl: '-1m' });
+    for (const operation of await operations(server())) {
+      for (const token of [null, 'garbage', expired]) {
+        const response = await server().call(operation.method, fill(operation.path), {
+          token,
+          body: validBody(operation),
+        });
+        assert.equal(response.status, 401, `${operation.method} ${operation.path}`);
+        errorMessage(response);
+      }
+    }
+  });
+
+  it('403 for a token with every scope but the one the route needs', async () => {
+    for (const operation of await operations(server())) {
+      const others = SCOPES.filter((scope) => scope !== operation.scope && scope !== 'admin');
+      const token = await server().token(others);
+      const response = await server().call(operation.method, fill(operation.path), {
+        token,
+        body: validBody(operation),
+      });
+      assert.equal(response.status, 403, `${operation.method} ${operation.path}`);
+      assert.match(errorMessage(response), new RegExp(`"${operation.scope}"`));
+    }
+  });
+
+  it('403 for a token of another client or model', async () => {
+    const token = await server().token(['admin'], { clients: ['someone-else'], models: ['other'] });
+    for (const operation of await operations(server())) {
+      if (!/\{(client_id|model_id)\}/.test(operation.path)) continue;
+      const response = await server().call(operation.method, fill(operation.path), {
+        token,
+        body: validBody(operation),
+      });
+      assert.equal(response.status, 403, `${operation.method} ${operation.path}`);
+      assert.match(errorMessage(response), /may not act on (client|model)/);
+    }
+  });
+
+  it('404 naming what is missing, for every route under an unknown client or model', async () => {
+    for (const operation of await operations(server())) {
+      if (!/\{(client_id|model_id)\}/.test(operation.path)) continue;
+      if (operation.method === 'PUT' && /\{(client_id|model_id)\}$/.test(operation.path)) continue;
+      const response = await server().call(operation.method, fill(operation.path), {
+        body: validBody(operation),
+      });
+      assert.equal(response.status, 404, `${operation.method} ${operation.path}`);
+      assert.match(errorMessage(response), /(client|model) "matrix-(client|model)" not found/);
+    }
+  });
+});
