@@ -11,11 +11,14 @@ import { requireCallers } from './auth.js';
 import { handleError, handleNotFound } from './error-handler.js';
 import { parseJsonBody } from './json-body.js';
 import { formatValidationErrors } from './validation-errors.js';
+import { assignmentRoutes } from './routes/assignments.routes.js';
 import { clientRoutes } from './routes/clients.routes.js';
 import { domainRoutes } from './routes/domains.routes.js';
 import { healthRoutes } from './routes/health.routes.js';
+import { jobRoutes } from './routes/jobs.routes.js';
 import { modelRoutes } from './routes/models.routes.js';
 import { serviceRoutes } from './routes/services.routes.js';
+import { subscriptionRoutes } from './routes/subscriptions.routes.js';
 import type { TypedApp } from './typed-app.js';
 
 export interface AppOptions {
@@ -55,6 +58,9 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
       tags: [
         { name: 'tenants', description: 'Clients, domains and services' },
         { name: 'registry', description: 'Models and versions' },
+        { name: 'assignments', description: 'Which model version serves a domain or service' },
+        { name: 'jobs', description: 'Running, completing and cancelling jobs' },
+        { name: 'subscriptions', description: 'Work triggered by completed inference' },
         { name: 'operations', description: 'Health and readiness' },
       ],
       components: {
@@ -80,6 +86,9 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
       domainRoutes(api, ctx);
       serviceRoutes(api, ctx);
       modelRoutes(api, ctx);
+      assignmentRoutes(api, ctx);
+      jobRoutes(api, ctx);
+      subscriptionRoutes(api, ctx);
     },
     { prefix: '/v2' },
   );
