@@ -32,6 +32,16 @@ $$;
 
 alter table jobs alter column job_id set default pie_job_id(nextval('pie_job_number'));
 
+-- Lists page by (created_at, id) and cursors carry created_at as an ISO string, which holds
+-- milliseconds; storing milliseconds keeps the cursor exact. Truncated rather than rounded,
+-- so created_at never reads later than the now() other columns of the row were given.
+alter table jobs alter column created_at type timestamptz(3),
+  alter column created_at set default date_trunc('milliseconds', now());
+alter table subscriptions alter column created_at type timestamptz(3),
+  alter column created_at set default date_trunc('milliseconds', now());
+alter table assignments alter column created_at type timestamptz(3),
+  alter column created_at set default date_trunc('milliseconds', now());
+
 -- The first completion's request and answer, replayed to an identical completion.
 alter table jobs add column completion jsonb;
 

@@ -13,6 +13,7 @@ import { parseJsonBody } from './json-body.js';
 import { formatValidationErrors } from './validation-errors.js';
 import { assignmentRoutes } from './routes/assignments.routes.js';
 import { clientRoutes } from './routes/clients.routes.js';
+import { completionRoutes } from './routes/completion.routes.js';
 import { domainRoutes } from './routes/domains.routes.js';
 import { healthRoutes } from './routes/health.routes.js';
 import { jobRoutes } from './routes/jobs.routes.js';
@@ -88,6 +89,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
       modelRoutes(api, ctx);
       assignmentRoutes(api, ctx);
       jobRoutes(api, ctx);
+      completionRoutes(api, ctx);
       subscriptionRoutes(api, ctx);
     },
     { prefix: '/v2' },

@@ -90,3 +90,23 @@ export async function probeTenantPath(
   if (row.domain_id === null) return { clientExists: true, domain: undefined };
   return { clientExists: true, domain: toDomain(row as DomainRow) };
 }
+
+/**
+ * Locks the domain row until the transaction ends; undefined when there is no such domain.
+ * `update` (FOR NO KEY UPDATE) is taken by assignment upserts, `share` (FOR SHARE) by service
+ * PUTs: the two conflict, so a service never resolves against a default that is being
+ * replaced, while foreign-key checks (FOR KEY SHARE) from inserts into the domain still pass.
+ */
+export async function lockDomain(
+  q: Queryable,
+  clientId: string,
+  domainId: string,
+  mode: 'update' | 'share',
+): Promise<Domain | undefined> {
+  const { rows } = await q.query<DomainRow>(
+    `select ${COLUMNS} from domains where client_id = $1 and domain_id = $2
+     ${mode === 'update' ? 'for no key update' : 'for share'}`,
+    [clientId, domainId],
+  );
+  return rows[0] && toDomain(rows[0]);
+}

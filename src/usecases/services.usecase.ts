@@ -2,6 +2,7 @@ import { describeProblems, resolveFeatures, type FeatureValues } from '../domain
 import { notFound, unprocessable } from '../http/errors.js';
 import { type PageRequest, toPage } from '../http/paging.js';
 import { findDomainDefaultContract } from '../repositories/assignments.repository.js';
+import { lockDomain } from '../repositories/domains.repository.js';
 import * as services from '../repositories/services.repository.js';
 import type { AppContext } from './context.js';
 import { requireDomain, requireService } from './tenant-lookup.js';
@@ -25,7 +26,11 @@ export function putService(
   body: PutServiceBody,
 ) {
   return ctx.db.transaction(async (tx) => {
-    await requireDomain(tx, clientId, domainId);
+    // Shared with other service PUTs, exclusive of a default assignment upsert, so the contract
+    // read below stays the one that governs the domain until this transaction commits.
+    if ((await lockDomain(tx, clientId, domainId, 'share')) === undefined) {
+      await requireDomain(tx, clientId, domainId);
+    }
     const existing = await services.findService(tx, clientId, domainId, serviceId, {
       forUpdate: true,
     });

@@ -48,7 +48,8 @@ export class TestServer {
   /** `key` replaces the default HS256 secret, to test other verification keys. */
   static async start(backend: TestBackend, key?: VerificationKey): Promise<TestServer> {
     const database = await backend.open();
-    const secret = crypto.randomBytes(32);
+    // Tokens minted here (admin, token()) verify only when the server checks this secret.
+    const secret = key?.kind === 'secret' ? key.secret : crypto.randomBytes(32);
     const app = await buildApp(
       { db: database.db },
       {

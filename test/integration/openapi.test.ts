@@ -23,6 +23,29 @@ const EXPECTED_OPERATIONS = [
   'GET /v2/models/{model_id}/versions',
   'GET /v2/models/{model_id}/versions/{version}',
   'PUT /v2/models/{model_id}/versions/{version}',
+  'POST /v2/models/{model_id}/versions/{version}/jobs/{job_id}/complete',
+  'GET /v2/clients/{client_id}/domains/{domain_id}/assignments',
+  'POST /v2/clients/{client_id}/domains/{domain_id}/assignments',
+  'GET /v2/clients/{client_id}/domains/{domain_id}/assignments/{key}',
+  'PUT /v2/clients/{client_id}/domains/{domain_id}/assignments/{key}',
+  'GET /v2/clients/{client_id}/domains/{domain_id}/assignments/{key}/revisions',
+  'POST /v2/clients/{client_id}/domains/{domain_id}/assignments/{key}/jobs',
+  'GET /v2/clients/{client_id}/domains/{domain_id}/service/{service_id}/assignments',
+  'POST /v2/clients/{client_id}/domains/{domain_id}/service/{service_id}/assignments',
+  'GET /v2/clients/{client_id}/domains/{domain_id}/service/{service_id}/assignments/{key}',
+  'PUT /v2/clients/{client_id}/domains/{domain_id}/service/{service_id}/assignments/{key}',
+  'GET /v2/clients/{client_id}/domains/{domain_id}/service/{service_id}/assignments/{key}/revisions',
+  'POST /v2/clients/{client_id}/domains/{domain_id}/service/{service_id}/assignments/{key}/jobs',
+  'POST /v2/clients/{client_id}/domains/{domain_id}/services/init',
+  'GET /v2/clients/{client_id}/domains/{domain_id}/jobs',
+  'GET /v2/clients/{client_id}/domains/{domain_id}/jobs/{job_id}',
+  'POST /v2/clients/{client_id}/domains/{domain_id}/jobs/{job_id}/cancel',
+  'GET /v2/clients/{client_id}/domains/{domain_id}/subscriptions',
+  'POST /v2/clients/{client_id}/domains/{domain_id}/subscriptions',
+  'GET /v2/clients/{client_id}/domains/{domain_id}/subscriptions/{subscription_id}',
+  'DELETE /v2/clients/{client_id}/domains/{domain_id}/subscriptions/{subscription_id}',
+  'POST /v2/clients/{client_id}/domains/{domain_id}/subscriptions/{subscription_id}/pause',
+  'POST /v2/clients/{client_id}/domains/{domain_id}/subscriptions/{subscription_id}/resume',
 ].sort();
 
 interface Operation {
@@ -68,6 +91,7 @@ describeOnEachBackend('openapi document', (server) => {
         );
         assert.ok(success.length > 0, `${where} documents a success response`);
         for (const [code, answer] of success) {
+          if (code === '204') continue; // no content
           assert.ok(answer.content?.['application/json']?.schema, `${where} ${code} has a schema`);
         }
         if (method === 'put') {

@@ -1,4 +1,184 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyRequest } from 'fastify';
 import type { AppContext } from '../../usecases/context.js';
+import { initServices } from '../../usecases/init-services.usecase.js';
+import * as usecase from '../../usecases/jobs.usecase.js';
+import { runJob } from '../../usecases/run-job.usecase.js';
+import { badRequest } from '../errors.js';
+import { answerIdempotently, IdempotencyHeaders } from '../idempotency.js';
+import { pageRequest } from '../paging.js';
+import { errorResponses, Page, PageQuery } from '../schemas/common.schemas.js';
+import { DomainParams } from '../schemas/tenants.schemas.js';
+import {
+  DomainJobParams,
+  Job,
+  JobParams,
+  JobStarted,
+  ListJobsQuery,
+  RunJobBody,
+  ServiceJobParams,
+  ServicesInitStarted,
+} from '../schemas/jobs.schemas.js';
 import type { TypedApp } from '../typed-app.js';
 
-export function jobRoutes(_app: TypedApp, _ctx: AppContext) {}
+const tags = ['jobs'];
+
+// A body rule JSON Schema cannot say clearly; checked before validation so it stays a 400
+// that comes before the permission check, as SPEC orders them.
+async function subscribeOnlyForInference(request: FastifyRequest) {
+  const body = request.body as { subscribe?: unknown; job_type?: unknown } | undefined;
+  if (body?.subscribe === true && body.job_type !== undefined && body.job_type !== 'inference') {
+    throw badRequest('subscribe: true is only valid for inference jobs');
+  }
+}
+
+export function jobRoutes(app: TypedApp, ctx: AppContext) {
+  app.post(
+    '/clients/:client_id/domains/:domain_id/service/:service_id/assignments/:key/jobs',
+    {
+      config: { scope: 'jobs:write' },
+      preValidation: subscribeOnlyForInference,
+      schema: {
+        tags,
+        operationId: 'runServiceJob',
+        summary: 'Run a job on a service model assignment',
+        description:
+          "Uses the service's active revision for the key, else the domain's. Checks the " +
+          'domain is active, the service has not departed, the version supports the job type ' +
+          "and the service's features satisfy its contract, then queues the job.",
+        params: ServiceJobParams,
+        headers: IdempotencyHeaders,
+        body: RunJobBody,
+        response: { 202: JobStarted, ...errorResponses(400, 401, 403, 404, 409, 422) },
+      },
+    },
+    (request, reply) => {
+      const { client_id, domain_id, service_id, key } = request.params;
+      return answerIdempotently(ctx, request, reply, client_id, (q) =>
+        runJob(
+          q,
+          request.caller,
+          { clientId: client_id, domainId: domain_id, serviceId: service_id, key },
+          request.body,
+        ),
+      );
+    },
+  );
+
+  app.post(
+    '/clients/:client_id/domains/:domain_id/assignments/:key/jobs',
+    {
+      config: { scope: 'jobs:write' },
+      preValidation: subscribeOnlyForInference,
+      schema: {
+        tags,
+        operationId: 'runDomainJob',
+        summary: 'Run a job on a domain model assignment',
+        description:
+          "A domain-scope job: no service and no features, through the domain's active revision for the key.",
+        params: DomainJobParams,
+        headers: IdempotencyHeaders,
+        body: RunJobBody,
+        response: { 202: JobStarted, ...errorResponses(400, 401, 403, 404, 409, 422) },
+      },
+    },
+    (request, reply) => {
+      const { client_id, domain_id, key } = request.params;
+      return answerIdempotently(ctx, request, reply, client_id, (q) =>
+        runJob(
+          q,
+          request.caller,
+          { clientId: client_id, domainId: domain_id, serviceId: null, key },
+          request.body,
+        ),
+      );
+    },
+  );
+
+  app.post(
+    '/clients/:client_id/domains/:domain_id/services/init',
+    {
+      config: { scope: 'jobs:write' },
+      schema: {
+        tags,
+        operationId: 'initServices',
+        summary: 'Re-initialize all non-departed services',
+        description:
+          'Re-initialize all non-departed services in the domain and re-trigger domain inference: ' +
+          'each receives a fresh inference job through the active default assignment, using its ' +
+          'stored resolved_features. Stored features are not changed.',
+        params: DomainParams,
+        headers: IdempotencyHeaders,
+        response: { 202: ServicesInitStarted, ...errorResponses(400, 401, 403, 404, 409, 422) },
+      },
+    },
+    (request, reply) => {
+      const { client_id, domain_id } = request.params;
+      return answerIdempotently(ctx, request, reply, client_id, (q) =>
+        initServices(q, request.caller, client_id, domain_id),
+      );
+    },
+  );
+
+  app.get(
+    '/clients/:client_id/domains/:domain_id/jobs',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        operationId: 'listJobs',
+        summary: "List a domain's jobs, newest first",
+        params: DomainParams,
+        querystring: Type.Composite([PageQuery, ListJobsQuery]),
+        response: { 200: Page(Job), ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    (request) => {
+      const { client_id, domain_id } = request.params;
+      const { status, service_id, job_type, assignment_key } = request.query;
+      return usecase.listJobs(
+        ctx,
+        client_id,
+        domain_id,
+        { status, serviceId: service_id, jobType: job_type, assignmentKey: assignment_key },
+        pageRequest(request.query, 2),
+      );
+    },
+  );
+
+  app.get(
+    '/clients/:client_id/domains/:domain_id/jobs/:job_id',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        operationId: 'getJob',
+        summary: 'Get a job',
+        params: JobParams,
+        response: { 200: Job, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    (request) => {
+      const { client_id, domain_id, job_id } = request.params;
+      return usecase.getJob(ctx, client_id, domain_id, job_id);
+    },
+  );
+
+  app.post(
+    '/clients/:client_id/domains/:domain_id/jobs/:job_id/cancel',
+    {
+      config: { scope: 'jobs:write' },
+      schema: {
+        tags,
+        operationId: 'cancelJob',
+        summary: 'Cancel a job that is not final',
+        params: JobParams,
+        response: { 200: Job, ...errorResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    (request) => {
+      const { client_id, domain_id, job_id } = request.params;
+      return usecase.cancelJob(ctx, client_id, domain_id, job_id);
+    },
+  );
+}

@@ -1,4 +1,169 @@
+import { Type } from '@sinclair/typebox';
 import type { AppContext } from '../../usecases/context.js';
+import * as usecase from '../../usecases/subscriptions.usecase.js';
+import { pageRequest } from '../paging.js';
+import { errorResponses, Page, PageQuery } from '../schemas/common.schemas.js';
+import {
+  CreateSubscriptionBody,
+  ListSubscriptionsQuery,
+  Subscription,
+  SubscriptionParams,
+} from '../schemas/subscriptions.schemas.js';
+import { DomainParams } from '../schemas/tenants.schemas.js';
 import type { TypedApp } from '../typed-app.js';
 
-export function subscriptionRoutes(_app: TypedApp, _ctx: AppContext) {}
+const tags = ['subscriptions'];
+
+export function subscriptionRoutes(app: TypedApp, ctx: AppContext) {
+  app.post(
+    '/clients/:client_id/domains/:domain_id/subscriptions',
+    {
+      config: { scope: 'jobs:write' },
+      schema: {
+        tags,
+        operationId: 'createSubscription',
+        summary: 'Subscribe to completed inference',
+        description:
+          'Each successful inference job that matches `source` starts one job through the ' +
+          "action's assignment, with the stored `input` and a `trigger` naming the job that " +
+          'fired it. 422 when the source model, version or a named service does not exist.',
+        params: DomainParams,
+        body: CreateSubscriptionBody,
+        response: {
+          201: { ...Subscription, description: 'Subscription created' },
+          ...errorResponses(400, 401, 403, 404, 422),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { client_id, domain_id } = request.params;
+      const subscription = await usecase.createSubscription(
+        ctx,
+        request.caller,
+        client_id,
+        domain_id,
+        request.body,
+      );
+      return reply.status(201).send(subscription);
+    },
+  );
+
+  app.get(
+    '/clients/:client_id/domains/:domain_id/subscriptions',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        operationId: 'listSubscriptions',
+        summary: "List a domain's subscriptions",
+        description: 'Oldest first, optionally filtered by status and source model.',
+        params: DomainParams,
+        querystring: Type.Composite([PageQuery, ListSubscriptionsQuery]),
+        response: { 200: Page(Subscription), ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    (request) => {
+      const { client_id, domain_id } = request.params;
+      return usecase.listSubscriptions(
+        ctx,
+        client_id,
+        domain_id,
+        { status: request.query.status, modelId: request.query.model_id },
+        pageRequest(request.query, 2),
+      );
+    },
+  );
+
+  app.get(
+    '/clients/:client_id/domains/:domain_id/subscriptions/:subscription_id',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        operationId: 'getSubscription',
+        summary: 'Get a subscription',
+        params: SubscriptionParams,
+        response: { 200: Subscription, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    (request) => {
+      const { client_id, domain_id, subscription_id } = request.params;
+      return usecase.getSubscription(ctx, client_id, domain_id, subscription_id);
+    },
+  );
+
+  app.delete(
+    '/clients/:client_id/domains/:domain_id/subscriptions/:subscription_id',
+    {
+      config: { scope: 'jobs:write' },
+      schema: {
+        tags,
+        operationId: 'deleteSubscription',
+        summary: 'Delete a subscription',
+        description: 'Removes it for good; jobs it started are kept.',
+        params: SubscriptionParams,
+        response: {
+          204: Type.Null({ description: 'Subscription deleted' }),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { client_id, domain_id, subscription_id } = request.params;
+      await usecase.deleteSubscription(ctx, request.caller, client_id, domain_id, subscription_id);
+      return reply.status(204).send(null);
+    },
+  );
+
+  app.post(
+    '/clients/:client_id/domains/:domain_id/subscriptions/:subscription_id/pause',
+    {
+      config: { scope: 'jobs:write' },
+      schema: {
+        tags,
+        operationId: 'pauseSubscription',
+        summary: 'Pause a subscription',
+        description: 'A paused subscription does not fire. Pausing a paused one changes nothing.',
+        params: SubscriptionParams,
+        response: { 200: Subscription, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    (request) => {
+      const { client_id, domain_id, subscription_id } = request.params;
+      return usecase.setSubscriptionStatus(
+        ctx,
+        request.caller,
+        client_id,
+        domain_id,
+        subscription_id,
+        'paused',
+      );
+    },
+  );
+
+  app.post(
+    '/clients/:client_id/domains/:domain_id/subscriptions/:subscription_id/resume',
+    {
+      config: { scope: 'jobs:write' },
+      schema: {
+        tags,
+        operationId: 'resumeSubscription',
+        summary: 'Resume a subscription',
+        description: 'The subscription fires again. Resuming an active one changes nothing.',
+        params: SubscriptionParams,
+        response: { 200: Subscription, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    (request) => {
+      const { client_id, domain_id, subscription_id } = request.params;
+      return usecase.setSubscriptionStatus(
+        ctx,
+        request.caller,
+        client_id,
+        domain_id,
+        subscription_id,
+        'active',
+      );
+    },
+  );
+}

@@ -1,0 +1,195 @@
+import { Type } from '@sinclair/typebox';
+import { JOB_STATUSES } from '../../domain/job-status.js';
+import {
+  ClientId,
+  DomainId,
+  Identifier,
+  JsonObject,
+  ModelId,
+  ModelVersion,
+  Nullable,
+  ServiceId,
+  Timestamp,
+} from './common.schemas.js';
+
+export const AssignmentKey = Identifier(
+  'Stable capability key within the domain or service scope.',
+  'default',
+);
+export const JobId = Type.String({
+  pattern: '^[0-9]{12}$',
+  description: 'Durable model job identifier: 12 decimal digits.',
+  examples: ['123456789012'],
+});
+export const JobType = Type.String({
+  pattern: '^[a-z][a-z0-9_]{0,63}$',
+  description: 'What the job asks of the model, e.g. inference or training.',
+  examples: ['inference'],
+});
+
+export const ServiceJobParams = Type.Object({
+  client_id: ClientId,
+  domain_id: DomainId,
+  service_id: ServiceId,
+  key: AssignmentKey,
+});
+export const DomainJobParams = Type.Object({
+  client_id: ClientId,
+  domain_id: DomainId,
+  key: AssignmentKey,
+});
+export const JobParams = Type.Object({ client_id: ClientId, domain_id: DomainId, job_id: JobId });
+export const CompletionParams = Type.Object({
+  model_id: ModelId,
+  version: ModelVersion,
+  job_id: JobId,
+});
+
+export const RunJobBody = Type.Object(
+  {
+    job_type: Type.Optional({ ...JobType, default: 'inference' }),
+    input: Type.Optional({
+      ...JsonObject,
+      description: 'Payload forwarded to the assigned model handler.',
+    }),
+    subscribe: Type.Optional(
+      Type.Boolean({
+        description:
+          'When true for inference, stores this input as a model event subscription for future retraining.',
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    examples: [{ job_type: 'inference', input: {}, subscribe: false }],
+  },
+);
+
+export const JobStarted = Type.Object(
+  {
+    job_id: JobId,
+    subscription_id: Type.Optional(
+      Type.String({
+        format: 'uuid',
+        description: 'The retraining subscription, with subscribe: true.',
+      }),
+    ),
+  },
+  { description: 'Assignment job started', examples: [{ job_id: '123456789012' }] },
+);
+
+export const ServicesInitStarted = Type.Object(
+  {
+    dispatched_services: Type.Array(Type.String(), {
+      description: 'Service IDs for which a fresh assignment-linked inference job was dispatched.',
+    }),
+  },
+  {
+    description: 'Batch re-initialization started',
+    examples: [{ dispatched_services: ['service-1'] }],
+  },
+);
+
+export const CompleteJobBody = Type.Object(
+  {
+    status: Type.Union([Type.Literal('success'), Type.Literal('failure')]),
+    output: Type.Optional({
+      ...JsonObject,
+      description:
+        'Output metadata from the completed job (e.g. S3 paths). Passed as trigger_output to downstream event subscriptions.',
+    }),
+    error: Type.Optional({
+      ...JsonObject,
+      description:
+        'Structured failure details from the handler. Stored on the durable job when status is failure.',
+    }),
+    attempt: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description: 'The attempt the handler worked on; a stale attempt is a 409.',
+      }),
+    ),
+  },
+  { additionalProperties: false, examples: [{ status: 'success', output: {}, error: {} }] },
+);
+
+const TriggeredEvent = Type.Object({
+  subscription_id: Type.String({ format: 'uuid' }),
+  job_id: Type.Optional({
+    ...JobId,
+    description: 'Present when the target action was successfully triggered',
+  }),
+  error: Type.Optional(
+    Type.String({ description: 'Present when the target action failed to trigger' }),
+  ),
+});
+
+export const CompletionResult = Type.Object(
+  {
+    job_id: JobId,
+    model_id: Type.String(),
+    model_version: Type.String(),
+    status: Type.String(),
+    triggered_events: Type.Array(TriggeredEvent, {
+      description:
+        'Event subscriptions triggered by this job completion. Empty for failures or non-inference jobs.',
+    }),
+  },
+  {
+    examples: [
+      {
+        job_id: '123456789012',
+        model_id: 'example-model',
+        model_version: '1',
+        status: 'success',
+        triggered_events: [
+          { subscription_id: '2489e9ad-2ee2-4e00-8ec9-32d5f69181c0', job_id: '210987654321' },
+        ],
+      },
+    ],
+  },
+);
+
+export const JobStatus = Type.Union(JOB_STATUSES.map((status) => Type.Literal(status)));
+
+export const Job = Type.Object({
+  job_id: JobId,
+  client_id: Type.String(),
+  domain_id: Type.String(),
+  service_id: Nullable(Type.String()),
+  assignment_id: Type.String({ format: 'uuid' }),
+  assignment_key: Type.String(),
+  model_id: Type.String(),
+  model_version: Type.String(),
+  job_type: Type.String(),
+  status: JobStatus,
+  input: JsonObject,
+  features: Nullable(JsonObject),
+  config: JsonObject,
+  trigger: Nullable(
+    Type.Object({
+      subscription_id: Type.String(),
+      job_id: Type.String(),
+      output: Type.Unknown(),
+    }),
+  ),
+  lineage: Type.Array(Type.String(), {
+    description: 'Subscriptions that led to this job, oldest first.',
+  }),
+  attempt: Type.Integer(),
+  max_attempts: Type.Integer(),
+  output: Type.Unknown(),
+  error: Type.Unknown(),
+  deadline: Timestamp,
+  created_at: Timestamp,
+  updated_at: Timestamp,
+  dispatched_at: Nullable(Timestamp),
+  finished_at: Nullable(Timestamp),
+});
+
+export const ListJobsQuery = Type.Object({
+  status: Type.Optional(JobStatus),
+  service_id: Type.Optional(ServiceId),
+  job_type: Type.Optional(JobType),
+  assignment_key: Type.Optional(AssignmentKey),
+});

@@ -1,0 +1,295 @@
+import type { Queryable } from '../db/database.js';
+import type { FeatureValues } from '../domain/features.js';
+import type { JobStatus } from '../domain/job-status.js';
+import type { PageRequest } from '../http/paging.js';
+import { iso, isoOrNull, json } from './rows.js';
+
+export interface JobTrigger {
+  subscription_id: string;
+  job_id: string;
+  output: unknown;
+}
+
+export interface Job {
+  job_id: string;
+  client_id: string;
+  domain_id: string;
+  service_id: string | null;
+  assignment_id: string;
+  assignment_key: string;
+  model_id: string;
+  model_version: string;
+  job_type: string;
+  status: JobStatus;
+  input: Record<string, unknown>;
+  features: FeatureValues | null;
+  config: Record<string, unknown>;
+  trigger: JobTrigger | null;
+  lineage: string[];
+  attempt: number;
+  max_attempts: number;
+  output: unknown;
+  error: unknown;
+  deadline: string;
+  created_at: string;
+  updated_at: string;
+  dispatched_at: string | null;
+  finished_at: string | null;
+}
+
+interface JobRow extends Omit<
+  Job,
+  'deadline' | 'created_at' | 'updated_at' | 'dispatched_at' | 'finished_at'
+> {
+  deadline_at: Date;
+  created_at: Date;
+  updated_at: Date;
+  dispatched_at: Date | null;
+  finished_at: Date | null;
+}
+
+const COLUMNS = `job_id, client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
+  model_version, job_type, status, input, features, config, trigger, lineage, attempt,
+  max_attempts, output, error, deadline_at, created_at, updated_at, dispatched_at, finished_at`;
+
+function toJob(row: JobRow): Job {
+  const { deadline_at, created_at, updated_at, dispatched_at, finished_at, ...rest } = row;
+  return {
+    ...rest,
+    deadline: iso(deadline_at),
+    created_at: iso(created_at),
+    updated_at: iso(updated_at),
+    dispatched_at: isoOrNull(dispatched_at),
+    finished_at: isoOrNull(finished_at),
+  };
+}
+
+/** Everything a new job row needs, decided by the start-job use case. */
+export interface NewJob {
+  clientId: string;
+  domainId: string;
+  serviceId: string | null;
+  assignmentId: string;
+  assignmentKey: string;
+  modelId: string;
+  modelVersion: string;
+  jobType: string;
+  input: Record<string, unknown>;
+  features: FeatureValues | null;
+  config: Record<string, unknown>;
+  trigger: JobTrigger | null;
+  lineage: string[];
+  maxAttempts: number;
+  timeoutS: number;
+  /** `subscribe: true`: also subscribe the assignment to this model's completed inference. */
+  subscribe: boolean;
+}
+
+/**
+ * Inserts a queued job, and with `subscribe` its retraining subscription (reusing an identical
+ * active one), in one statement: the hot path of the service is this one round trip.
+ */
+export async function insertJob(
+  q: Queryable,
+  job: NewJob,
+): Promise<{ job_id: string; subscription_id: string | null }> {
+  const { rows } = await q.query<{ job_id: string; subscription_id: string | null }>(
+    `with job as (
+       insert into jobs (client_id, domain_id, service_id, assignment_id, assignment_key,
+         model_id, model_version, job_type, input, features, config, trigger, lineage,
+         max_attempts, deadline_at)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, $11::jsonb, $12::jsonb,
+         $13::jsonb, $14, now() + make_interval(secs => $15))
+       returning job_id
+     ),
+     existing as (
+       select s.subscription_id from subscriptions s
+       where $16 and s.client_id = $1 and s.domain_id = $2 and s.status = 'active'
+         and s.event = 'inference_complete' and s.source_model_id = $6
+         and s.source_model_version is null and s.source_service_id is not distinct from $3
+         and s.action_assignment_key = $5 and s.action_service_id is not distinct from $3
+         and s.action_job_type = 'training' and s.input = $9::jsonb
+       limit 1
+     ),
+     subscription as (
+       insert into subscriptions (client_id, domain_id, source_model_id, source_service_id,
+         action_assignment_key, action_service_id, action_job_type, input, created_by_job_id)
+       select $1, $2, $6, $3, $5, $3, 'training', $9::jsonb, job.job_id from job
+       where $16 and not exists (select 1 from existing)
+       returning subscription_id
+     )
+     select job.job_id,
+       coalesce((select subscription_id from subscription),
+                (select subscription_id from existing))::text as subscription_id
+     from job`,
+    [
+      job.clientId,
+      job.domainId,
+      job.serviceId,
+      job.assignmentId,
+      job.assignmentKey,
+      job.modelId,
+      job.modelVersion,
+      job.jobType,
+      json(job.input),
+      job.features === null ? null : json(job.features),
+      json(job.config),
+      job.trigger === null ? null : json(job.trigger),
+      json(job.lineage),
+      job.maxAttempts,
+      job.timeoutS,
+      job.subscribe,
+    ],
+  );
+  return rows[0]!;
+}
+
+/** Services init: one inference job per non-departed service, in one multi-row insert. */
+export async function insertInitJobs(
+  q: Queryable,
+  init: {
+    clientId: string;
+    domainId: string;
+    assignmentId: string;
+    modelId: string;
+    modelVersion: string;
+    config: Record<string, unknown>;
+    maxAttempts: number;
+    timeoutS: number;
+  },
+): Promise<string[]> {
+  const { rows } = await q.query<{ service_id: string }>(
+    `insert into jobs (client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
+       model_version, job_type, input, features, config, max_attempts, deadline_at)
+     select s.client_id, s.domain_id, s.service_id, $3, 'default', $4, $5, 'inference', '{}',
+       s.resolved_features, $6::jsonb, $7, now() + make_interval(secs => $8)
+     from services s
+     where s.client_id = $1 and s.domain_id = $2 and s.status = 'active'
+     order by s.service_id
+     returning service_id`,
+    [
+      init.clientId,
+      init.domainId,
+      init.assignmentId,
+      init.modelId,
+      init.modelVersion,
+      json(init.config),
+      init.maxAttempts,
+      init.timeoutS,
+    ],
+  );
+  return rows.map((row) => row.service_id);
+}
+
+export async function findJob(
+  q: Queryable,
+  clientId: string,
+  domainId: string,
+  jobId: string,
+): Promise<Job | undefined> {
+  const { rows } = await q.query<JobRow>(
+    `select ${COLUMNS} from jobs where client_id = $1 and domain_id = $2 and job_id = $3`,
+    [clientId, domainId, jobId],
+  );
+  return rows[0] && toJob(rows[0]);
+}
+
+export interface CompletionRecord {
+  request: { status: 'success' | 'failure'; output: unknown; error: unknown };
+  response: { status_code: number; body: unknown };
+}
+
+/** The job a handler completes, locked until the completion commits; by id alone. */
+export async function lockJobForCompletion(
+  q: Queryable,
+  jobId: string,
+): Promise<(Job & { completion: CompletionRecord | null }) | undefined> {
+  const { rows } = await q.query<JobRow & { completion: CompletionRecord | null }>(
+    `select ${COLUMNS}, completion from jobs where job_id = $1 for update`,
+    [jobId],
+  );
+  const row = rows[0];
+  return row && { ...toJob(row), completion: row.completion };
+}
+
+/** Records a handler's completion: the final status, its output or error, and the answer. */
+export async function recordCompletion(
+  q: Queryable,
+  job: { client_id: string; job_id: string },
+  completion: CompletionRecord,
+): Promise<void> {
+  const { status, output, error } = completion.request;
+  await q.query(
+    `update jobs
+     set status = $3, output = $4::jsonb, error = $5::jsonb, completion = $6::jsonb,
+         finished_at = now(), updated_at = now(), locked_by = null, lease_expires_at = null
+     where client_id = $1 and job_id = $2`,
+    [
+      job.client_id,
+      job.job_id,
+      status,
+      output === null ? null : json(output),
+      error === null ? null : json(error),
+      json(completion),
+    ],
+  );
+}
+
+/** Cancels a job that is not final; undefined when there was no such open job. */
+export async function cancelOpenJob(
+  q: Queryable,
+  clientId: string,
+  domainId: string,
+  jobId: string,
+): Promise<Job | undefined> {
+  const { rows } = await q.query<JobRow>(
+    `update jobs
+     set status = 'cancelled', finished_at = now(), updated_at = now(),
+         locked_by = null, lease_expires_at = null
+     where client_id = $1 and domain_id = $2 and job_id = $3
+       and status in ('queued', 'dispatched', 'running')
+     returning ${COLUMNS}`,
+    [clientId, domainId, jobId],
+  );
+  return rows[0] && toJob(rows[0]);
+}
+
+export interface JobFilter {
+  status?: JobStatus | undefined;
+  serviceId?: string | undefined;
+  jobType?: string | undefined;
+  assignmentKey?: string | undefined;
+}
+
+/** Newest first; the cursor is (created_at, job_id) of the last job of the previous page. */
+export async function listJobs(
+  q: Queryable,
+  clientId: string,
+  domainId: string,
+  filter: JobFilter,
+  page: PageRequest,
+): Promise<Job[]> {
+  const { rows } = await q.query<JobRow>(
+    `select ${COLUMNS} from jobs
+     where client_id = $1 and domain_id = $2
+       and ($3::text is null or status = $3)
+       and ($4::text is null or service_id = $4)
+       and ($5::text is null or job_type = $5)
+       and ($6::text is null or assignment_key = $6)
+       and ($7::timestamptz is null or (created_at, job_id) < ($7::timestamptz, $8::text))
+     order by created_at desc, job_id desc
+     limit $9`,
+    [
+      clientId,
+      domainId,
+      filter.status ?? null,
+      filter.serviceId ?? null,
+      filter.jobType ?? null,
+      filter.assignmentKey ?? null,
+      page.after?.[0] ?? null,
+      page.after?.[1] ?? null,
+      page.limit + 1,
+    ],
+  );
+  return rows.map(toJob);
+}

@@ -1,0 +1,111 @@
+import { grants, type Grant } from '../auth/caller.js';
+import type { Queryable } from '../db/database.js';
+import { describeProblems, resolveFeatures } from '../domain/features.js';
+import { forbidden, notFound, unprocessable } from '../http/errors.js';
+import { loadJobTarget, type JobTarget } from '../repositories/job-targets.repository.js';
+import { insertJob, type JobTrigger, type NewJob } from '../repositories/jobs.repository.js';
+
+export interface StartJobRequest {
+  clientId: string;
+  domainId: string;
+  /** null for a domain-scope job (no service, no features). */
+  serviceId: string | null;
+  key: string;
+  jobType: string;
+  input: Record<string, unknown>;
+  subscribe: boolean;
+  trigger: JobTrigger | null;
+  lineage: string[];
+  /** The caller's `models` grant; the assignment's model must be in it. */
+  models: Grant;
+}
+
+export interface StartedJob {
+  job_id: string;
+  subscription_id: string | null;
+}
+
+/**
+ * Starts a job through an assignment: one read of everything the checks need, the checks in
+ * SPEC order (404, then 422), one insert. Used by the run-job routes and by subscriptions.
+ */
+export async function startJob(q: Queryable, request: StartJobRequest): Promise<StartedJob> {
+  const target = await loadJobTarget(
+    q,
+    request.clientId,
+    request.domainId,
+    request.serviceId,
+    request.key,
+  );
+  return insertJob(q, planJob(target, request));
+}
+
+/** Applies SPEC section 4's checks to what was read; throws the first that fails. */
+export function planJob(target: JobTarget, request: StartJobRequest): NewJob {
+  const { clientId, domainId, serviceId, key } = request;
+  if (!target.client_exists) throw notFound(`client "${clientId}" not found`);
+  if (target.domain_status === null) {
+    throw notFound(`domain "${domainId}" not found in client "${clientId}"`);
+  }
+  if (serviceId !== null && target.service_status === null) {
+    throw notFound(`service "${serviceId}" not found in domain "${domainId}"`);
+  }
+  if (target.domain_status === 'inactive') {
+    throw unprocessable(`domain "${domainId}" is inactive; jobs run only in active domains`);
+  }
+  if (target.service_status === 'departed') {
+    throw unprocessable(`service "${serviceId}" has departed and receives no new jobs`);
+  }
+  if (
+    target.assignment_id === null ||
+    target.model_id === null ||
+    target.model_version === null ||
+    target.job_types === null ||
+    target.features === null ||
+    target.timeout_s === null ||
+    target.max_attempts === null
+  ) {
+    const scope =
+      serviceId === null ? `domain "${domainId}"` : `service "${serviceId}" or its domain`;
+    throw unprocessable(`no active assignment for key "${key}" on ${scope}`);
+  }
+  if (!grants(request.models, target.model_id)) {
+    throw forbidden(`this token may not act on model "${target.model_id}"`);
+  }
+  if (!target.job_types.includes(request.jobType)) {
+    throw unprocessable(
+      `${target.model_id}@${target.model_version} does not support job_type ` +
+        `"${request.jobType}"; it supports ${target.job_types.join(', ')}`,
+    );
+  }
+  let features = null;
+  if (serviceId !== null) {
+    const resolution = resolveFeatures(target.features, target.provided_features ?? {});
+    if (!resolution.ok) {
+      throw unprocessable(
+        `service "${serviceId}" does not satisfy the contract of ` +
+          `${target.model_id}@${target.model_version}: ${describeProblems(resolution.problems)}`,
+        { problems: resolution.problems },
+      );
+    }
+    features = resolution.value;
+  }
+  return {
+    clientId,
+    domainId,
+    serviceId,
+    assignmentId: target.assignment_id,
+    assignmentKey: key,
+    modelId: target.model_id,
+    modelVersion: target.model_version,
+    jobType: request.jobType,
+    input: request.input,
+    features,
+    config: target.config ?? {},
+    trigger: request.trigger,
+    lineage: request.lineage,
+    maxAttempts: target.max_attempts,
+    timeoutS: target.timeout_s,
+    subscribe: request.subscribe,
+  };
+}

@@ -1,0 +1,201 @@
+import { grants, type Caller } from '../auth/caller.js';
+import type { Queryable } from '../db/database.js';
+import { badRequest, forbidden, notFound, unprocessable } from '../http/errors.js';
+import { type PageRequest, type PageResult, toPage } from '../http/paging.js';
+import * as subscriptions from '../repositories/subscriptions.repository.js';
+import type { Subscription, SubscriptionStatus } from '../repositories/subscriptions.repository.js';
+import type { AppContext } from './context.js';
+import { requireDomain } from './tenant-lookup.js';
+
+export interface CreateSubscriptionBody {
+  event?: 'inference_complete';
+  source: { model_id: string; model_version?: string; service_id?: string };
+  action: { assignment_key: string; service_id?: string; job_type: string };
+  input?: Record<string, unknown>;
+  status?: SubscriptionStatus;
+}
+
+/**
+ * Creates a subscription after checking, in SPEC order, the token's `models` claim (403), the
+ * tenant path (404), and that the source model, version and services exist (422). The action's
+ * assignment is not checked: it may be created, archived or replaced later, and a firing that
+ * cannot start its job reports why.
+ */
+export async function createSubscription(
+  ctx: AppContext,
+  caller: Caller,
+  clientId: string,
+  domainId: string,
+  body: CreateSubscriptionBody,
+): Promise<Subscription> {
+  const { source, action } = body;
+  requireModelGrant(caller, source.model_id);
+  await requireDomain(ctx.db, clientId, domainId);
+  const found = await subscriptions.probeSubscriptionReferences(ctx.db, {
+    clientId,
+    domainId,
+    modelId: source.model_id,
+    modelVersion: source.model_version ?? null,
+    sourceServiceId: source.service_id ?? null,
+    actionServiceId: action.service_id ?? null,
+  });
+  const problems: string[] = [];
+  if (!found.model) {
+    problems.push(`source model "${source.model_id}" is not registered`);
+  } else if (!found.version) {
+    problems.push(
+      `source model "${source.model_id}" has no version "${source.model_version ?? ''}"`,
+    );
+  }
+  if (!found.sourceService) {
+    problems.push(`source service "${source.service_id ?? ''}" not found in domain "${domainId}"`);
+  }
+  if (!found.actionService) {
+    problems.push(`action service "${action.service_id ?? ''}" not found in domain "${domainId}"`);
+  }
+  if (problems.length > 0) throw unprocessable(problems.join('; '));
+
+  return subscriptions.insertSubscription(ctx.db, {
+    clientId,
+    domainId,
+    source: {
+      model_id: source.model_id,
+      model_version: source.model_version ?? null,
+      service_id: source.service_id ?? null,
+    },
+    action: {
+      assignment_key: action.assignment_key,
+      service_id: action.service_id ?? null,
+      job_type: action.job_type,
+    },
+    input: body.input ?? {},
+    status: body.status ?? 'active',
+    createdByJobId: null,
+  });
+}
+
+export async function getSubscription(
+  ctx: AppContext,
+  clientId: string,
+  domainId: string,
+  subscriptionId: string,
+): Promise<Subscription> {
+  const subscription = await subscriptions.findSubscription(
+    ctx.db,
+    clientId,
+    domainId,
+    subscriptionId,
+  );
+  if (subscription !== undefined) return subscription;
+  return subscriptionNotFound(ctx.db, clientId, domainId, subscriptionId);
+}
+
+export async function listSubscriptions(
+  ctx: AppContext,
+  clientId: string,
+  domainId: string,
+  filter: { status?: SubscriptionStatus | undefined; modelId?: string | undefined },
+  page: PageRequest,
+): Promise<PageResult<Subscription>> {
+  requireSortKey(page.after);
+  await requireDomain(ctx.db, clientId, domainId);
+  const rows = await subscriptions.listSubscriptions(ctx.db, clientId, domainId, filter, page);
+  return toPage(rows, page.limit, (row) => [row.created_at, row.subscription_id]);
+}
+
+/**
+ * Pauses or resumes a subscription. Setting the status it already has changes nothing
+ * (updated_at included). A token limited to some models may only change subscriptions to them.
+ */
+export function setSubscriptionStatus(
+  ctx: AppContext,
+  caller: Caller,
+  clientId: string,
+  domainId: string,
+  subscriptionId: string,
+  status: SubscriptionStatus,
+): Promise<Subscription> {
+  return ctx.db.transaction(async (tx) => {
+    await requireWritableSubscription(tx, caller, clientId, domainId, subscriptionId);
+    const updated = await subscriptions.setSubscriptionStatus(
+      tx,
+      clientId,
+      domainId,
+      subscriptionId,
+      status,
+    );
+    return updated ?? subscriptionNotFound(tx, clientId, domainId, subscriptionId);
+  });
+}
+
+export function deleteSubscription(
+  ctx: AppContext,
+  caller: Caller,
+  clientId: string,
+  domainId: string,
+  subscriptionId: string,
+): Promise<void> {
+  return ctx.db.transaction(async (tx) => {
+    await requireWritableSubscription(tx, caller, clientId, domainId, subscriptionId);
+    await subscriptions.deleteSubscription(tx, clientId, domainId, subscriptionId);
+  });
+}
+
+function requireModelGrant(caller: Caller, modelId: string) {
+  if (!grants(caller.models, modelId)) {
+    throw forbidden(`this token may not act on model "${modelId}"`);
+  }
+}
+
+/** The subscription, locked, when it exists and the caller's models claim covers its source. */
+async function requireWritableSubscription(
+  tx: Queryable,
+  caller: Caller,
+  clientId: string,
+  domainId: string,
+  subscriptionId: string,
+): Promise<Subscription> {
+  const subscription = await subscriptions.findSubscription(
+    tx,
+    clientId,
+    domainId,
+    subscriptionId,
+    { forUpdate: true },
+  );
+  if (subscription === undefined) {
+    return subscriptionNotFound(tx, clientId, domainId, subscriptionId);
+  }
+  requireModelGrant(caller, subscription.source.model_id);
+  return subscription;
+}
+
+async function subscriptionNotFound(
+  q: Queryable,
+  clientId: string,
+  domainId: string,
+  subscriptionId: string,
+): Promise<never> {
+  await requireDomain(q, clientId, domainId);
+  throw notFound(`subscription "${subscriptionId}" not found in domain "${domainId}"`);
+}
+
+const SORT_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * A decoded cursor goes into SQL as a timestamptz and a uuid; a forged one that PostgreSQL
+ * could not cast must be a 400, not a 500.
+ */
+function requireSortKey(after: string[] | undefined) {
+  if (after === undefined) return;
+  const [createdAt = '', subscriptionId = ''] = after;
+  const time = Date.parse(createdAt);
+  const validTime =
+    SORT_TIME.test(createdAt) &&
+    !Number.isNaN(time) &&
+    // Catches well-formed but impossible dates such as February 30.
+    new Date(time).toISOString() === createdAt;
+  if (!validTime || !UUID.test(subscriptionId)) {
+    throw badRequest('cursor is not valid; pass the next_cursor of a previous page');
+  }
+}
