@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { createConfig, lintFromString } from '@redocly/openapi-core';
+import { readSeedCurl } from '../helpers/seed-curls.js';
 import { describeOnEachBackend } from '../helpers/test-server.js';
 
 /** Every route built so far; the document must list exactly these. */
@@ -47,6 +48,10 @@ const EXPECTED_OPERATIONS = [
   'POST /v2/clients/{client_id}/domains/{domain_id}/subscriptions/{subscription_id}/pause',
   'POST /v2/clients/{client_id}/domains/{domain_id}/subscriptions/{subscription_id}/resume',
 ].sort();
+
+interface Media {
+  example?: unknown;
+}
 
 interface Operation {
   requestBody?: { content?: Record<string, { schema?: unknown }> };
@@ -103,6 +108,33 @@ describeOnEachBackend('openapi document', (server) => {
           }
         }
       }
+    }
+  });
+
+  it("documents the seed routes with the seeds' own request examples", async () => {
+    const doc = (await server().get('/openapi.json', { token: null })).body as {
+      paths: Record<string, Record<string, { requestBody?: { content: Record<string, Media> } }>>;
+    };
+    const seeds = [
+      '000_072d325741a0793e.txt',
+      '001_2b0877d1aa624c61.txt',
+      '002_1453c3afe5dbbb6a.txt',
+      '003_60f69446520605e8.txt',
+    ].map(readSeedCurl);
+    for (const seed of seeds) {
+      // The seed's URL with its example ids, matched against the templated paths.
+      const path = new URL(seed.url).pathname;
+      // The most literal template wins, as in the router: services/init over services/{id}.
+      const match = Object.keys(doc.paths)
+        .filter((template) => new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}$`).test(path))
+        .sort((a, b) => a.split('{').length - b.split('{').length)[0];
+      assert.ok(match, `${seed.seed}: ${path} is documented`);
+      const operation = doc.paths[match]![seed.method.toLowerCase()];
+      assert.ok(operation, `${seed.seed}: ${seed.method} ${match}`);
+      if (seed.data === undefined) continue;
+      const media = operation.requestBody?.content['application/json'];
+      // @fastify/swagger lifts a schema's first example to the media type's `example`.
+      assert.deepEqual(media?.example, JSON.parse(seed.data), `${seed.seed} request example`);
     }
   });
 
