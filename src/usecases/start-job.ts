@@ -1,6 +1,6 @@
 import { grants, type Grant } from '../auth/caller.js';
 import type { Queryable } from '../db/database.js';
-import { describeProblems, resolveFeatures } from '../domain/features.js';
+import { describeProblems, resolveFeatures, type FeatureDefinition } from '../domain/features.js';
 import { forbidden, notFound, unprocessable } from '../http/errors.js';
 import { loadJobTarget, type JobTarget } from '../repositories/job-targets.repository.js';
 import { insertJob, type JobTrigger, type NewJob } from '../repositories/jobs.repository.js';
@@ -40,8 +40,24 @@ export async function startJob(q: Queryable, request: StartJobRequest): Promise<
   return insertJob(q, planJob(target, request));
 }
 
-/** Applies SPEC section 4's checks to what was read; throws the first that fails. */
-export function planJob(target: JobTarget, request: StartJobRequest): NewJob {
+export type RunnableTarget = JobTarget & {
+  [
+    K in 'assignment_id' | 'model_id' | 'model_version' | 'config' | 'timeout_s' | 'max_attempts'
+  ]: NonNullable<JobTarget[K]>;
+} & { job_types: string[]; features: FeatureDefinition[] };
+
+/**
+ * SPEC section 4's checks, in its order, on what was read: the tenant path exists (404), the
+ * domain is active, the service has not departed, an assignment is active for the key (422),
+ * the caller may use its model (403), and its version supports the job type (422).
+ */
+export function requireRunnableTarget(
+  target: JobTarget,
+  request: Pick<
+    StartJobRequest,
+    'clientId' | 'domainId' | 'serviceId' | 'key' | 'jobType' | 'models'
+  >,
+): RunnableTarget {
   const { clientId, domainId, serviceId, key } = request;
   if (!target.client_exists) throw notFound(`client "${clientId}" not found`);
   if (target.domain_status === null) {
@@ -56,15 +72,7 @@ export function planJob(target: JobTarget, request: StartJobRequest): NewJob {
   if (target.service_status === 'departed') {
     throw unprocessable(`service "${serviceId}" has departed and receives no new jobs`);
   }
-  if (
-    target.assignment_id === null ||
-    target.model_id === null ||
-    target.model_version === null ||
-    target.job_types === null ||
-    target.features === null ||
-    target.timeout_s === null ||
-    target.max_attempts === null
-  ) {
+  if (!isRunnable(target)) {
     const scope =
       serviceId === null ? `domain "${domainId}"` : `service "${serviceId}" or its domain`;
     throw unprocessable(`no active assignment for key "${key}" on ${scope}`);
@@ -78,6 +86,18 @@ export function planJob(target: JobTarget, request: StartJobRequest): NewJob {
         `"${request.jobType}"; it supports ${target.job_types.join(', ')}`,
     );
   }
+  return target;
+}
+
+// The assignment and its version come from one left join: all present or all null.
+function isRunnable(target: JobTarget): target is RunnableTarget {
+  return target.assignment_id !== null && target.features !== null && target.job_types !== null;
+}
+
+/** The checks, then the job's features resolved against the version's contract. */
+export function planJob(found: JobTarget, request: StartJobRequest): NewJob {
+  const target = requireRunnableTarget(found, request);
+  const { clientId, domainId, serviceId, key } = request;
   let features = null;
   if (serviceId !== null) {
     const resolution = resolveFeatures(target.features, target.provided_features ?? {});
@@ -101,7 +121,7 @@ export function planJob(target: JobTarget, request: StartJobRequest): NewJob {
     jobType: request.jobType,
     input: request.input,
     features,
-    config: target.config ?? {},
+    config: target.config,
     trigger: request.trigger,
     lineage: request.lineage,
     maxAttempts: target.max_attempts,

@@ -6,6 +6,7 @@ import {
   type ApiResponse,
   type TestServer,
 } from '../helpers/test-server.js';
+import { assertStatus, expectBody, assertError, assertIso } from '../helpers/assertions.js';
 
 interface Assignment {
   assignment_id: string;
@@ -65,33 +66,6 @@ const CONTRACT_V2 = [
   { name: 'mode', type: 'enum', values: ['bus', 'tram'], required: true },
   { name: 'zone', type: 'integer', required: true },
 ];
-
-function assertStatus(response: ApiResponse, status: number) {
-  assert.equal(
-    response.status,
-    status,
-    `expected ${status}, got ${response.status}: ${JSON.stringify(response.body)}`,
-  );
-}
-
-function expectBody<T>(response: ApiResponse, status: number): T {
-  assertStatus(response, status);
-  return response.body as T;
-}
-
-function assertError(response: ApiResponse, status: number, ...mentions: string[]) {
-  assertStatus(response, status);
-  const message = errorMessage(response);
-  for (const mention of mentions) {
-    assert.ok(message.includes(mention), `message ${JSON.stringify(message)} lacks "${mention}"`);
-  }
-  return message;
-}
-
-function assertIso(value: unknown, label: string) {
-  assert.equal(typeof value, 'string', `${label} should be a string`);
-  assert.equal(new Date(value as string).toISOString(), value, `${label} should be ISO 8601 UTC`);
-}
 
 /** The blocking_services of a 422, sorted by service id. */
 function blockingServices(response: ApiResponse): BlockingService[] {

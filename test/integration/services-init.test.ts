@@ -56,7 +56,7 @@ describeOnEachBackend('services init', (server) => {
     const noDefault = await createTenant(server(), { assignDefault: false });
     const refused = await server().post(`${noDefault.domainPath}/services/init`);
     assert.equal(refused.status, 422);
-    assert.match(errorMessage(refused), /no active default assignment/);
+    assert.match(errorMessage(refused), /no active assignment for key "default"/);
 
     const inactive = await createTenant(server());
     await server().put(inactive.domainPath, { status: 'inactive' });

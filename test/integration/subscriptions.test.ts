@@ -2,12 +2,8 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { it } from 'node:test';
 import { findMatchingSubscriptions } from '../../src/repositories/subscriptions.repository.js';
-import {
-  describeOnEachBackend,
-  errorMessage,
-  type ApiResponse,
-  type TestServer,
-} from '../helpers/test-server.js';
+import { describeOnEachBackend, type TestServer } from '../helpers/test-server.js';
+import { assertStatus, expectBody, assertError, assertIso } from '../helpers/assertions.js';
 
 interface Subscription {
   subscription_id: string;
@@ -35,33 +31,6 @@ const unique = (prefix: string) => `${prefix}-${++counter}`;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const base64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
-
-function assertStatus(response: ApiResponse, status: number) {
-  assert.equal(
-    response.status,
-    status,
-    `expected ${status}, got ${response.status}: ${JSON.stringify(response.body)}`,
-  );
-}
-
-function expectBody<T>(response: ApiResponse, status: number): T {
-  assertStatus(response, status);
-  return response.body as T;
-}
-
-function assertError(response: ApiResponse, status: number, ...mentions: string[]) {
-  assertStatus(response, status);
-  const message = errorMessage(response);
-  for (const mention of mentions) {
-    assert.ok(message.includes(mention), `message ${JSON.stringify(message)} lacks "${mention}"`);
-  }
-  return message;
-}
-
-function assertIso(value: unknown, label: string) {
-  assert.equal(typeof value, 'string', `${label} should be a string`);
-  assert.equal(new Date(value as string).toISOString(), value, `${label} should be ISO 8601 UTC`);
-}
 
 interface Tenant {
   clientId: string;

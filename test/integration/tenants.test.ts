@@ -4,11 +4,11 @@ import { it } from 'node:test';
 import { issueToken } from '../../src/auth/token-issuer.js';
 import {
   describeOnEachBackend,
-  errorMessage,
   TEST_JWT,
   type ApiResponse,
   type TestServer,
 } from '../helpers/test-server.js';
+import { assertStatus, expectBody, assertError, assertIso } from '../helpers/assertions.js';
 
 interface Client {
   client_id: string;
@@ -58,35 +58,6 @@ const CONTRACT = {
     { name: 'mode', type: 'enum', values: ['bus', 'tram'] },
   ],
 };
-
-function assertStatus(response: ApiResponse, status: number) {
-  assert.equal(
-    response.status,
-    status,
-    `expected ${status}, got ${response.status}: ${JSON.stringify(response.body)}`,
-  );
-}
-
-/** Asserts the status and returns the body as the resource the test expects. */
-function expectBody<T>(response: ApiResponse, status: number): T {
-  assertStatus(response, status);
-  return response.body as T;
-}
-
-function assertIso(value: unknown, label: string) {
-  assert.equal(typeof value, 'string', `${label} should be a string`);
-  assert.equal(new Date(value as string).toISOString(), value, `${label} should be ISO 8601 UTC`);
-}
-
-/** Asserts an error response: its status, the `{success: false, message}` shape, and words. */
-function assertError(response: ApiResponse, status: number, ...mentions: string[]) {
-  assertStatus(response, status);
-  const message = errorMessage(response);
-  for (const mention of mentions) {
-    assert.ok(message.includes(mention), `message ${JSON.stringify(message)} lacks "${mention}"`);
-  }
-  return message;
-}
 
 /** The `problems` of a 422, as the feature names they point at. */
 function problemFeatures(response: ApiResponse): string[] {

@@ -115,55 +115,45 @@ export function subscriptionRoutes(app: TypedApp, ctx: AppContext) {
     },
   );
 
-  app.post(
-    '/clients/:client_id/domains/:domain_id/subscriptions/:subscription_id/pause',
+  const statusChanges = [
     {
-      config: { scope: 'jobs:write' },
-      schema: {
-        tags,
-        operationId: 'pauseSubscription',
-        summary: 'Pause a subscription',
-        description: 'A paused subscription does not fire. Pausing a paused one changes nothing.',
-        params: SubscriptionParams,
-        response: { 200: Subscription, ...errorResponses(400, 401, 403, 404) },
-      },
+      action: 'pause',
+      status: 'paused',
+      summary: 'Pause a subscription',
+      description: 'A paused subscription does not fire. Pausing a paused one changes nothing.',
     },
-    (request) => {
-      const { client_id, domain_id, subscription_id } = request.params;
-      return usecase.setSubscriptionStatus(
-        ctx,
-        request.caller,
-        client_id,
-        domain_id,
-        subscription_id,
-        'paused',
-      );
-    },
-  );
-
-  app.post(
-    '/clients/:client_id/domains/:domain_id/subscriptions/:subscription_id/resume',
     {
-      config: { scope: 'jobs:write' },
-      schema: {
-        tags,
-        operationId: 'resumeSubscription',
-        summary: 'Resume a subscription',
-        description: 'The subscription fires again. Resuming an active one changes nothing.',
-        params: SubscriptionParams,
-        response: { 200: Subscription, ...errorResponses(400, 401, 403, 404) },
+      action: 'resume',
+      status: 'active',
+      summary: 'Resume a subscription',
+      description: 'The subscription fires again. Resuming an active one changes nothing.',
+    },
+  ] as const;
+  for (const change of statusChanges) {
+    app.post(
+      `/clients/:client_id/domains/:domain_id/subscriptions/:subscription_id/${change.action}`,
+      {
+        config: { scope: 'jobs:write' },
+        schema: {
+          tags,
+          operationId: `${change.action}Subscription`,
+          summary: change.summary,
+          description: change.description,
+          params: SubscriptionParams,
+          response: { 200: Subscription, ...errorResponses(400, 401, 403, 404) },
+        },
       },
-    },
-    (request) => {
-      const { client_id, domain_id, subscription_id } = request.params;
-      return usecase.setSubscriptionStatus(
-        ctx,
-        request.caller,
-        client_id,
-        domain_id,
-        subscription_id,
-        'active',
-      );
-    },
-  );
+      (request) => {
+        const { client_id, domain_id, subscription_id } = request.params;
+        return usecase.setSubscriptionStatus(
+          ctx,
+          request.caller,
+          client_id,
+          domain_id,
+          subscription_id,
+          change.status,
+        );
+      },
+    );
+  }
 }
