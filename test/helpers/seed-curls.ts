@@ -10,7 +10,8 @@ export interface SeedCurl {
   data: string | undefined;
 }
 
-export const SEEDS_DIR = path.resolve(import.meta.dirname, '../../../shared/seeds');
+// Copies of shared/seeds, so the tests run in any checkout.
+export const SEEDS_DIR = path.resolve(import.meta.dirname, '../fixtures/seeds');
 
 /**
  * Reads the first `curl --request ...` of a seed page. The pages are scraped text: the command

@@ -1,0 +1,48 @@
+/**
+ * What the dispatcher hands a model handler, and what a handler adapter reports back.
+ * Adapters (src/dispatch/handlers/*) know one handler kind each; the dispatcher owns the job
+ * state: it claims, calls the adapter, and records the outcome (SPEC section 5).
+ */
+
+/** The job as a handler receives it (SPEC section 5). */
+export interface Envelope {
+  job_id: string;
+  job_type: string;
+  attempt: number;
+  model_id: string;
+  model_version: string;
+  client_id: string;
+  domain_id: string;
+  service_id: string | null;
+  assignment_id: string;
+  assignment_key: string;
+  config: Record<string, unknown>;
+  input: Record<string, unknown>;
+  features: Record<string, unknown> | null;
+  trigger: { subscription_id: string; job_id: string; output: unknown } | null;
+  /** ISO 8601: the job fails with error.code "timeout" if not finished by then. */
+  deadline: string;
+  /** POST {status, output?, error?} to url with `Authorization: Bearer <token>`. */
+  callback: { url: string; heartbeat_url: string; token: string };
+}
+
+export interface JobError {
+  code: string;
+  message: string;
+  [detail: string]: unknown;
+}
+
+export type DeliveryOutcome =
+  /** The handler has the job; its completion arrives later through the callback. */
+  | { kind: 'handed-over'; reference?: string }
+  /** The handler ran the job to the end (a local command). */
+  | { kind: 'finished'; status: 'success' | 'failure'; output?: unknown; error?: JobError }
+  /** A transient failure (429, 5xx, timeout, connection refused): try again later. */
+  | { kind: 'retry'; error: JobError; retryAfterMs?: number }
+  /** A failure retrying cannot fix (a 4xx, a redirect, a refused address): fail the job. */
+  | { kind: 'fail'; error: JobError };
+
+export interface DeliveryContext {
+  /** Aborted when the job's deadline passes or the process shuts down. */
+  signal: AbortSignal;
+}
