@@ -19,6 +19,8 @@ export interface Caller {
   scopes: ReadonlySet<Scope>;
   clients: Grant;
   models: Grant;
+  /** Set for a job's callback token: it may complete or heartbeat that attempt only. */
+  job?: { jobId: string; attempt: number };
 }
 
 export function isScope(value: string): value is Scope {

@@ -6,6 +6,7 @@ import { ConfigError, loadConfig, type Config } from '../config/config.js';
 import { migrate } from '../db/migrate.js';
 import { describeDatabase, openDatabase } from '../db/open-database.js';
 import { startServer } from '../server.js';
+import { workerCommand } from './worker.js';
 
 const USAGE = `Usage: pie <command> [options]   (from a checkout: npm run pie -- <command>)
 
@@ -14,6 +15,9 @@ Commands:
   migrate   apply pending database migrations and exit
   token     print a signed token: --scope "admin" [--client ID]... [--model ID]...
             [--ttl 1h] [--subject NAME]
+  worker    run a command per job of one model version: --model M --version V [--url URL]
+            [--worker-id ID] [--concurrency 1] [--lease 60] [--wait 20000] [--once]
+            -- <command> [args...]   (token: PIE_TOKEN, else minted from the HS256 secret)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -26,6 +30,8 @@ async function main(argv: string[]): Promise<number> {
       return runMigrations(config);
     case 'token':
       return printToken(config, rest);
+    case 'worker':
+      return workerCommand(config, rest);
     case undefined:
     case 'help':
     case '--help':

@@ -15,6 +15,20 @@ export interface Config {
   logLevel: string;
   bodyLimitBytes: number;
   jwt: JwtConfig;
+  dispatch: DispatchConfig;
+}
+
+export interface DispatchConfig {
+  /** Whether this process dispatches at all (PIE_DISPATCH=off serves the API only). */
+  enabled: boolean;
+  concurrency: number;
+  /** Whether `command` handlers run; on by default only for the embedded single-user setup. */
+  commandHandlers: boolean;
+  commandConcurrency: number;
+  leaseS: number;
+  httpTimeoutMs: number;
+  /** Hosts, IPs or CIDRs http handlers may reach although private (the SSRF guard). */
+  allowHosts: string[];
 }
 
 export interface JwtConfig {
@@ -41,11 +55,12 @@ export function loadConfig(env: Env = process.env): Config {
   if (secret !== undefined && secret.length < 32) {
     throw new ConfigError('PIE_JWT_SECRET must be at least 32 characters long');
   }
+  const databaseUrl = optional(env, 'DATABASE_URL');
   return {
     host: optional(env, 'PIE_HOST') ?? '127.0.0.1',
     port: integer(env, 'PIE_PORT', 8080, 0, 65535),
     dataDir: path.resolve(optional(env, 'PIE_DATA_DIR') ?? '.pie'),
-    databaseUrl: optional(env, 'DATABASE_URL'),
+    databaseUrl,
     publicUrl: publicUrl?.replace(/\/+$/, ''),
     logLevel: optional(env, 'PIE_LOG_LEVEL') ?? 'info',
     bodyLimitBytes: integer(env, 'PIE_BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
@@ -55,12 +70,33 @@ export function loadConfig(env: Env = process.env): Config {
       publicKeyPem: optional(env, 'PIE_JWT_PUBLIC_KEY')?.replace(/\\n/g, '\n'),
       issuer: optional(env, 'PIE_JWT_ISSUER') ?? 'pie',
       audience: optional(env, 'PIE_JWT_AUDIENCE') ?? 'pie',
-      algorithms: (optional(env, 'PIE_JWT_ALGORITHMS') ?? '')
-        .split(',')
-        .map((a) => a.trim())
-        .filter((a) => a !== ''),
+      algorithms: list(env, 'PIE_JWT_ALGORITHMS'),
+    },
+    dispatch: {
+      enabled: flag(env, 'PIE_DISPATCH', true),
+      concurrency: integer(env, 'PIE_DISPATCH_CONCURRENCY', 64, 1, 10_000),
+      commandHandlers: flag(env, 'PIE_COMMAND_HANDLERS', databaseUrl === undefined),
+      commandConcurrency: integer(env, 'PIE_COMMAND_CONCURRENCY', 4, 1, 1000),
+      leaseS: integer(env, 'PIE_LEASE_S', 60, 5, 3600),
+      httpTimeoutMs: integer(env, 'PIE_HTTP_TIMEOUT_MS', 30_000, 100, 600_000),
+      allowHosts: list(env, 'PIE_HTTP_ALLOW_HOSTS'),
     },
   };
+}
+
+function flag(env: Env, name: string, fallback: boolean): boolean {
+  const raw = optional(env, name)?.toLowerCase();
+  if (raw === undefined) return fallback;
+  if (['1', 'true', 'on', 'yes'].includes(raw)) return true;
+  if (['0', 'false', 'off', 'no'].includes(raw)) return false;
+  throw new ConfigError(`${name} must be on or off, got "${raw}"`);
+}
+
+function list(env: Env, name: string): string[] {
+  return (optional(env, name) ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
 }
 
 function optional(env: Env, name: string): string | undefined {

@@ -24,6 +24,14 @@ export interface Database extends Queryable {
   readonly backend: Backend;
   /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
   transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Calls `onNotify` for every NOTIFY on `channel`, and with `undefined` after a reconnect
+   * (notifications may have been missed meanwhile). Resolves to a function that stops it.
+   */
+  listen(
+    channel: string,
+    onNotify: (payload: string | undefined) => void,
+  ): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 

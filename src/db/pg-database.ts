@@ -18,13 +18,18 @@ export async function openPostgresDatabase(connectionString: string): Promise<Da
   // An idle client whose server went away emits 'error'; without a listener that kills Node.
   pool.on('error', () => undefined);
   await pool.query('select 1');
-  return new PostgresDatabase(pool);
+  return new PostgresDatabase(pool, connectionString);
 }
 
 class PostgresDatabase implements Database {
   readonly backend = 'postgres' as const;
 
-  constructor(private readonly pool: pg.Pool) {}
+  private readonly listeners = new Set<Listener>();
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly connectionString: string,
+  ) {}
 
   query<Row>(text: string, values?: readonly unknown[]): Promise<QueryResult<Row>> {
     return runQuery<Row>(this.pool, text, values);
@@ -55,8 +60,71 @@ class PostgresDatabase implements Database {
     }
   }
 
-  close(): Promise<void> {
-    return this.pool.end();
+  async listen(
+    channel: string,
+    onNotify: (payload: string | undefined) => void,
+  ): Promise<() => Promise<void>> {
+    const listener = new Listener(this.connectionString, channel, onNotify);
+    await listener.start();
+    this.listeners.add(listener);
+    return async () => {
+      this.listeners.delete(listener);
+      await listener.stop();
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.listeners].map((listener) => listener.stop()));
+    await this.pool.end();
+  }
+}
+
+/**
+ * LISTEN needs a connection of its own, held for as long as it listens. When the connection
+ * drops it reconnects with backoff, then reports `undefined` so callers look for work they
+ * may have missed.
+ */
+class Listener {
+  private client: pg.Client | undefined;
+  private stopped = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly connectionString: string,
+    private readonly channel: string,
+    private readonly onNotify: (payload: string | undefined) => void,
+  ) {}
+
+  async start(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.connectionString });
+    client.on('notification', (message) => {
+      if (message.channel === this.channel) this.onNotify(message.payload);
+    });
+    client.on('error', () => this.reconnect(1000));
+    await client.connect();
+    await client.query(`listen ${pg.Client.prototype.escapeIdentifier(this.channel)}`);
+    this.client = client;
+  }
+
+  private reconnect(delayMs: number): void {
+    if (this.stopped || this.retryTimer !== undefined) return;
+    const old = this.client;
+    this.client = undefined;
+    old?.end().catch(() => undefined);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.start().then(
+        () => this.onNotify(undefined),
+        () => this.reconnect(Math.min(delayMs * 2, 30_000)),
+      );
+    }, delayMs);
+    this.retryTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    await this.client?.end().catch(() => undefined);
   }
 }
 

@@ -42,6 +42,14 @@ class PgliteDatabase implements Database {
     );
   }
 
+  async listen(
+    channel: string,
+    onNotify: (payload: string | undefined) => void,
+  ): Promise<() => Promise<void>> {
+    const unlisten = await this.pglite.listen(channel, onNotify);
+    return () => unlisten();
+  }
+
   async close(): Promise<void> {
     await this.pglite.close();
     this.onClose?.();

@@ -11,6 +11,10 @@ export type Handler =
       token_env: string;
     };
 
+export type HandlerType = Handler['type'];
+
+const TOKEN_ENV_PATTERN = /^(TFY|PIE_TFY)_[A-Z0-9_]+$/;
+
 export const DEFAULT_HANDLER: Handler = { type: 'worker' };
 
 /** Problems the request schema cannot express; an empty list means the handler is usable. */
@@ -27,6 +31,11 @@ export function handlerProblems(handler: Handler): string[] {
         : ['handler.base_url must be an http(s) URL'];
       if ((handler.deployment_id === undefined) === (handler.application_id === undefined)) {
         problems.push('handler needs exactly one of deployment_id and application_id');
+      }
+      // The token is read from PIE's environment: only variables meant for it, never, say,
+      // DATABASE_URL sent to a base_url of the registrant's choosing.
+      if (!TOKEN_ENV_PATTERN.test(handler.token_env)) {
+        problems.push('handler.token_env must name a variable starting with TFY_ or PIE_TFY_');
       }
       return problems;
     }

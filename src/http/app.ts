@@ -20,6 +20,7 @@ import { jobRoutes } from './routes/jobs.routes.js';
 import { modelRoutes } from './routes/models.routes.js';
 import { serviceRoutes } from './routes/services.routes.js';
 import { subscriptionRoutes } from './routes/subscriptions.routes.js';
+import { workerRoutes } from './routes/workers.routes.js';
 import type { TypedApp } from './typed-app.js';
 
 export interface AppOptions {
@@ -40,6 +41,16 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(createValidatorCompiler());
+  app.addHook('onResponse', async (request, reply) => {
+    ctx.metrics.httpDuration.observe(
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? 'unknown',
+        status_code: String(reply.statusCode),
+      },
+      reply.elapsedTime / 1000,
+    );
+  });
   app.setErrorHandler(handleError);
   app.setNotFoundHandler(handleNotFound);
   parseJsonBodiesOnly(app);
@@ -62,6 +73,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
         { name: 'assignments', description: 'Which model version serves a domain or service' },
         { name: 'jobs', description: 'Running, completing and cancelling jobs' },
         { name: 'subscriptions', description: 'Work triggered by completed inference' },
+        { name: 'workers', description: 'Pull workers: claim jobs and keep their leases' },
         { name: 'operations', description: 'Health and readiness' },
       ],
       components: {
@@ -77,7 +89,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
 
   await app.register(
     async (v2) => {
-      requireCallers(v2, options.verifier);
+      requireCallers(v2, options.verifier, ctx.callbacks);
       // A PUT or POST without a body means "no fields", as if `{}` had been sent.
       v2.addHook('preValidation', async (request) => {
         request.body ??= {};
@@ -90,6 +102,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
       assignmentRoutes(api, ctx);
       jobRoutes(api, ctx);
       completionRoutes(api, ctx);
+      workerRoutes(api, ctx);
       subscriptionRoutes(api, ctx);
     },
     { prefix: '/v2' },

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { grants, hasScope, type Caller, type Scope } from '../auth/caller.js';
+import { isCallbackToken, type CallbackTokens } from '../auth/callback-tokens.js';
 import { TokenError, type TokenVerifier } from '../auth/token-verifier.js';
 import { forbidden, unauthorized } from './errors.js';
 
@@ -10,6 +11,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** The scope a route needs (SPEC section 6); every /v2 route declares one. */
     scope?: Scope;
+    /** The route also accepts the callback token of the job named in its path. */
+    callback?: boolean;
   }
 }
 
@@ -18,7 +21,11 @@ declare module 'fastify' {
  * on request (401) before the body is validated (400); scope and claims are checked after
  * validation (403) and before the handler looks anything up (404).
  */
-export function requireCallers(app: FastifyInstance, verifier: TokenVerifier): void {
+export function requireCallers(
+  app: FastifyInstance,
+  verifier: TokenVerifier,
+  callbacks: CallbackTokens,
+): void {
   app.decorateRequest('caller', null as unknown as Caller);
 
   // Publish each route's scope in the OpenAPI document as the bearer requirement's role list.
@@ -30,17 +37,31 @@ export function requireCallers(app: FastifyInstance, verifier: TokenVerifier): v
   });
 
   app.addHook('onRequest', async (request) => {
-    request.caller = await authenticate(request, verifier);
+    request.caller = await authenticate(request, verifier, callbacks);
   });
 
   app.addHook('preHandler', async (request) => {
     const scope = request.routeOptions.config.scope;
     if (scope === undefined) throw new Error(`route ${request.routeOptions.url} declares no scope`);
-    authorize(request.caller, scope, request.params as Record<string, string> | undefined);
+    const params = request.params as Record<string, string> | undefined;
+    if (request.caller.job !== undefined) {
+      if (
+        request.routeOptions.config.callback !== true ||
+        params?.['job_id'] !== request.caller.job.jobId
+      ) {
+        throw forbidden('a job callback token may only complete or heartbeat its own job');
+      }
+      return;
+    }
+    authorize(request.caller, scope, params);
   });
 }
 
-async function authenticate(request: FastifyRequest, verifier: TokenVerifier): Promise<Caller> {
+async function authenticate(
+  request: FastifyRequest,
+  verifier: TokenVerifier,
+  callbacks: CallbackTokens,
+): Promise<Caller> {
   const header = request.headers.authorization;
   if (header === undefined || header === '') {
     throw unauthorized('missing Authorization header; send "Authorization: Bearer <token>"');
@@ -49,8 +70,13 @@ async function authenticate(request: FastifyRequest, verifier: TokenVerifier): P
   if (match?.[1] === undefined) {
     throw unauthorized('Authorization header must be "Bearer <token>"');
   }
+  const token = match[1];
   try {
-    return await verifier.verify(match[1]);
+    if (isCallbackToken(token)) {
+      const job = await callbacks.verify(token);
+      return { subject: `job:${job.jobId}`, scopes: new Set(), clients: '*', models: '*', job };
+    }
+    return await verifier.verify(token);
   } catch (error) {
     if (error instanceof TokenError) throw unauthorized(`invalid token: ${error.message}`);
     throw error;

@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/database.js';
 import type { FeatureDefinition, FeatureValues } from '../domain/features.js';
+import type { HandlerType } from '../domain/handlers.js';
 
 /**
  * Everything the checks for starting a job need, read in one round trip: whether the client,
@@ -19,6 +20,7 @@ export interface JobTarget {
   features: FeatureDefinition[] | null;
   timeout_s: number | null;
   max_attempts: number | null;
+  handler_type: HandlerType | null;
 }
 
 export async function loadJobTarget(
@@ -32,7 +34,7 @@ export async function loadJobTarget(
     `select c.client_id is not null as client_exists,
        d.status as domain_status, s.status as service_status, s.provided_features,
        a.assignment_id, a.model_id, a.model_version, a.config,
-       v.job_types, v.features, v.timeout_s, v.max_attempts
+       v.job_types, v.features, v.timeout_s, v.max_attempts, v.handler->>'type' as handler_type
      from (select 1) as one
      left join clients c on c.client_id = $1
      left join domains d on d.client_id = $1 and d.domain_id = $2

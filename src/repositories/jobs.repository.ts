@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/database.js';
 import type { FeatureValues } from '../domain/features.js';
+import type { HandlerType } from '../domain/handlers.js';
 import type { JobStatus } from '../domain/job-status.js';
 import type { PageRequest } from '../http/paging.js';
 import { iso, isoOrNull, json } from './rows.js';
@@ -81,6 +82,7 @@ export interface NewJob {
   lineage: string[];
   maxAttempts: number;
   timeoutS: number;
+  handlerType: HandlerType;
   /** `subscribe: true`: also subscribe the assignment to this model's completed inference. */
   subscribe: boolean;
 }
@@ -97,9 +99,9 @@ export async function insertJob(
     `with job as (
        insert into jobs (client_id, domain_id, service_id, assignment_id, assignment_key,
          model_id, model_version, job_type, input, features, config, trigger, lineage,
-         max_attempts, deadline_at)
+         max_attempts, deadline_at, handler_type)
        values ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, $11::jsonb, $12::jsonb,
-         $13::jsonb, $14, now() + make_interval(secs => $15))
+         $13::jsonb, $14, now() + make_interval(secs => $15), $17)
        returning job_id
      ),
      existing as (
@@ -139,6 +141,7 @@ export async function insertJob(
       job.maxAttempts,
       job.timeoutS,
       job.subscribe,
+      job.handlerType,
     ],
   );
   return rows[0]!;
@@ -156,13 +159,14 @@ export async function insertInitJobs(
     config: Record<string, unknown>;
     maxAttempts: number;
     timeoutS: number;
+    handlerType: HandlerType;
   },
 ): Promise<string[]> {
   const { rows } = await q.query<{ service_id: string }>(
     `insert into jobs (client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
-       model_version, job_type, input, features, config, max_attempts, deadline_at)
+       model_version, job_type, input, features, config, max_attempts, deadline_at, handler_type)
      select s.client_id, s.domain_id, s.service_id, $3, 'default', $4, $5, 'inference', '{}',
-       s.resolved_features, $6::jsonb, $7, now() + make_interval(secs => $8)
+       s.resolved_features, $6::jsonb, $7, now() + make_interval(secs => $8), $9
      from services s
      where s.client_id = $1 and s.domain_id = $2 and s.status = 'active'
      order by s.service_id
@@ -176,6 +180,7 @@ export async function insertInitJobs(
       json(init.config),
       init.maxAttempts,
       init.timeoutS,
+      init.handlerType,
     ],
   );
   return rows.map((row) => row.service_id);

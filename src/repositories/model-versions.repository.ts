@@ -70,7 +70,13 @@ export async function updateVersionSettings(
   settings: { handler?: Handler; timeoutS?: number; maxAttempts?: number },
 ): Promise<ModelVersion> {
   const { rows } = await q.query<VersionRow>(
-    `update model_versions
+    // Queued jobs follow the version's handler: they are claimed by its kind.
+    `with requeued as (
+       update jobs set handler_type = $3::jsonb->>'type'
+       where $3::jsonb is not null and model_id = $1 and model_version = $2 and status = 'queued'
+         and handler_type <> $3::jsonb->>'type'
+     )
+     update model_versions
      set handler = coalesce($3::jsonb, handler),
          timeout_s = coalesce($4, timeout_s),
          max_attempts = coalesce($5, max_attempts),

@@ -11,6 +11,7 @@ import {
 } from '../repositories/jobs.repository.js';
 import { findMatchingSubscriptions } from '../repositories/subscriptions.repository.js';
 import type { Queryable } from '../db/database.js';
+import type { Metrics } from '../metrics.js';
 import type { AppContext } from './context.js';
 import { startJob } from './start-job.js';
 
@@ -80,15 +81,18 @@ export function completeJob(
     if (job.status === 'success' || job.status === 'failure' || job.status === 'cancelled') {
       throw conflict(`job "${job.job_id}" is already final with status "${job.status}"`);
     }
-    if (body.attempt !== undefined && body.attempt !== job.attempt) {
-      throw conflict(
-        `attempt ${body.attempt} of job "${job.job_id}" is stale; the current attempt is ${job.attempt}`,
-      );
+    // A callback token names its attempt; a body may too. Either must be the current one.
+    for (const attempt of [body.attempt, caller.job?.attempt]) {
+      if (attempt !== undefined && attempt !== job.attempt) {
+        throw conflict(
+          `attempt ${attempt} of job "${job.job_id}" is stale; the current attempt is ${job.attempt}`,
+        );
+      }
     }
 
     const triggered =
       body.status === 'success' && job.job_type === 'inference'
-        ? await fireSubscriptions(tx, job, request.output)
+        ? await fireSubscriptions(tx, ctx.metrics, job, request.output)
         : [];
     const answer: CompletionAnswer = {
       job_id: job.job_id,
@@ -102,6 +106,7 @@ export function completeJob(
       request,
       response: { status_code: statusCode, body: answer },
     });
+    ctx.metrics.jobsFinished.inc({ job_type: job.job_type, status: body.status });
     return { statusCode, body: answer };
   });
 }
@@ -109,6 +114,7 @@ export function completeJob(
 /** Starts one job per matching subscription; a subscription that cannot start reports why. */
 async function fireSubscriptions(
   q: Queryable,
+  metrics: Metrics,
   job: Job,
   output: unknown,
 ): Promise<TriggeredEvent[]> {
@@ -135,6 +141,7 @@ async function fireSubscriptions(
         models: '*',
       });
       events.push({ subscription_id: id, job_id: started.job_id });
+      metrics.jobsCreated.inc({ job_type: subscription.action.job_type });
     } catch (error) {
       // Only PIE's own refusals (inactive domain, archived assignment, contract mismatch...)
       // are per-subscription outcomes; a database fault aborts the whole completion.

@@ -1,6 +1,14 @@
+import type { CallbackTokens } from '../auth/callback-tokens.js';
 import type { Database } from '../db/database.js';
+import type { JobWakeups } from '../dispatch/job-wakeups.js';
+import type { Metrics } from '../metrics.js';
 
 /** What every use case may reach: the shared resources of one PIE process. */
 export interface AppContext {
   db: Database;
+  callbacks: CallbackTokens;
+  wakeups: JobWakeups;
+  metrics: Metrics;
+  /** The base URL model handlers call back on (PIE_PUBLIC_URL, else the listening address). */
+  publicUrl: () => string;
 }

@@ -30,6 +30,7 @@ export async function initServices(
     config: target.config,
     maxAttempts: target.max_attempts,
     timeoutS: target.timeout_s,
+    handlerType: target.handler_type,
   });
   return { statusCode: 202, body: { dispatched_services: dispatched } };
 }

@@ -2,7 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Caller } from '../auth/caller.js';
 import { describeProblems, validateFeatureDefinitions } from '../domain/features.js';
 import { DEFAULT_HANDLER, handlerProblems, type Handler } from '../domain/handlers.js';
-import { badRequest, conflict, notFound, unprocessable } from '../http/errors.js';
+import { badRequest, conflict, forbidden, notFound, unprocessable } from '../http/errors.js';
 import { type PageRequest, toPage } from '../http/paging.js';
 import * as models from '../repositories/models.repository.js';
 import * as versions from '../repositories/model-versions.repository.js';
@@ -42,6 +42,7 @@ export interface PutVersionBody {
  */
 export async function putModelVersion(
   ctx: AppContext,
+  caller: Caller,
   modelId: string,
   modelVersion: string,
   body: PutVersionBody,
@@ -51,6 +52,9 @@ export async function putModelVersion(
     throw unprocessable(`invalid feature definitions: ${describeProblems(contract.problems)}`, {
       problems: contract.problems,
     });
+  }
+  if (body.handler?.type === 'command' && !caller.scopes.has('admin')) {
+    throw forbidden('a command handler runs programs on the PIE host: registering one needs admin');
   }
   if (body.handler !== undefined) {
     const problems = handlerProblems(body.handler);

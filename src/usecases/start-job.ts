@@ -1,6 +1,6 @@
 import { grants, type Grant } from '../auth/caller.js';
 import type { Queryable } from '../db/database.js';
-import { describeProblems, resolveFeatures, type FeatureDefinition } from '../domain/features.js';
+import { describeProblems, resolveFeatures } from '../domain/features.js';
 import { forbidden, notFound, unprocessable } from '../http/errors.js';
 import { loadJobTarget, type JobTarget } from '../repositories/job-targets.repository.js';
 import { insertJob, type JobTrigger, type NewJob } from '../repositories/jobs.repository.js';
@@ -40,11 +40,19 @@ export async function startJob(q: Queryable, request: StartJobRequest): Promise<
   return insertJob(q, planJob(target, request));
 }
 
-export type RunnableTarget = JobTarget & {
-  [
-    K in 'assignment_id' | 'model_id' | 'model_version' | 'config' | 'timeout_s' | 'max_attempts'
-  ]: NonNullable<JobTarget[K]>;
-} & { job_types: string[]; features: FeatureDefinition[] };
+type AssignmentFields =
+  | 'assignment_id'
+  | 'model_id'
+  | 'model_version'
+  | 'config'
+  | 'job_types'
+  | 'features'
+  | 'timeout_s'
+  | 'max_attempts'
+  | 'handler_type';
+
+/** A target with an active assignment: its assignment and version fields are all present. */
+export type RunnableTarget = JobTarget & { [K in AssignmentFields]: NonNullable<JobTarget[K]> };
 
 /**
  * SPEC section 4's checks, in its order, on what was read: the tenant path exists (404), the
@@ -126,6 +134,7 @@ export function planJob(found: JobTarget, request: StartJobRequest): NewJob {
     lineage: request.lineage,
     maxAttempts: target.max_attempts,
     timeoutS: target.timeout_s,
+    handlerType: target.handler_type,
     subscribe: request.subscribe,
   };
 }

@@ -5,7 +5,10 @@ import { issueToken } from '../../src/auth/token-issuer.js';
 import { createTokenVerifier, type VerificationKey } from '../../src/auth/token-verifier.js';
 import type { JwtConfig } from '../../src/config/config.js';
 import type { Database } from '../../src/db/database.js';
+import { createAppContext } from '../../src/app-context.js';
+import { Dispatcher, type DispatcherOptions } from '../../src/dispatch/dispatcher.js';
 import { buildApp } from '../../src/http/app.js';
+import type { AppContext } from '../../src/usecases/context.js';
 import type { TypedApp } from '../../src/http/typed-app.js';
 import { testBackends, type TestBackend, type TestDatabase } from './backends.js';
 
@@ -16,6 +19,20 @@ export const TEST_JWT: JwtConfig = {
   issuer: 'pie',
   audience: 'pie',
   algorithms: [],
+};
+
+/** Quick loops for tests; loopback handlers allowed past the SSRF guard. */
+export const TEST_DISPATCH: DispatcherOptions = {
+  holder: 'test',
+  concurrency: 32,
+  commandConcurrency: 4,
+  commandHandlers: true,
+  leaseS: 30,
+  pollMs: 200,
+  reapMs: 200,
+  watchMs: 200,
+  httpTimeoutMs: 2000,
+  allowHosts: ['127.0.0.1', 'localhost'],
 };
 
 export interface ApiResponse {
@@ -41,25 +58,38 @@ export class TestServer {
     readonly db: Database,
     readonly secret: Uint8Array,
     readonly adminToken: string,
+    readonly ctx: AppContext,
     private readonly app: TypedApp,
     private readonly database: TestDatabase,
+    private readonly dispatcher: Dispatcher | undefined,
   ) {}
 
-  /** `key` replaces the default HS256 secret, to test other verification keys. */
-  static async start(backend: TestBackend, key?: VerificationKey): Promise<TestServer> {
+  /**
+   * `key` replaces the default HS256 secret, to test other verification keys; `dispatch`
+   * starts a dispatcher with these options over the defaults (tests of handlers).
+   */
+  static async start(
+    backend: TestBackend,
+    key?: VerificationKey,
+    dispatch?: Partial<DispatcherOptions>,
+  ): Promise<TestServer> {
     const database = await backend.open();
     // Tokens minted here (admin, token()) verify only when the server checks this secret.
     const secret = key?.kind === 'secret' ? key.secret : crypto.randomBytes(32);
-    const app = await buildApp(
-      { db: database.db },
-      {
-        verifier: createTokenVerifier(key ?? { kind: 'secret', secret }, TEST_JWT),
-        bodyLimitBytes: 64 * 1024,
-      },
-    );
+    const { ctx, setListeningUrl } = await createAppContext(database.db, undefined);
+    const app = await buildApp(ctx, {
+      verifier: createTokenVerifier(key ?? { kind: 'secret', secret }, TEST_JWT),
+      bodyLimitBytes: 64 * 1024,
+    });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const address = app.server.address();
     if (address === null || typeof address === 'string') throw new Error('no port');
+    setListeningUrl(`http://127.0.0.1:${address.port}`);
+    const dispatcher =
+      dispatch === undefined
+        ? undefined
+        : new Dispatcher(ctx, { ...TEST_DISPATCH, ...dispatch }, app.log);
+    dispatcher?.start();
     const adminToken = await issueToken(secret, TEST_JWT, {
       subject: 'test-admin',
       scopes: ['admin'],
@@ -71,8 +101,10 @@ export class TestServer {
       database.db,
       secret,
       adminToken,
+      ctx,
       app,
       database,
+      dispatcher,
     );
   }
 
@@ -117,6 +149,8 @@ export class TestServer {
 
   async close() {
     await this.app.close();
+    await this.dispatcher?.stop();
+    await this.ctx.wakeups.close();
     await this.database.dispose();
   }
 }
@@ -130,12 +164,13 @@ export function describeOnEachBackend(
   title: string,
   suite: (server: () => TestServer) => void,
   key?: () => Promise<VerificationKey>,
+  dispatch?: Partial<DispatcherOptions>,
 ) {
   for (const backend of testBackends()) {
     describe(`${title} [${backend.name}]`, () => {
       let server: TestServer | undefined;
       before(async () => {
-        server = await TestServer.start(backend, key && (await key()));
+        server = await TestServer.start(backend, key && (await key()), dispatch);
       });
       after(async () => {
         await server?.close();

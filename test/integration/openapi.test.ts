@@ -8,6 +8,9 @@ import { describeOnEachBackend } from '../helpers/test-server.js';
 const EXPECTED_OPERATIONS = [
   'GET /healthz',
   'GET /readyz',
+  'GET /metrics',
+  'POST /v2/models/{model_id}/versions/{version}/jobs/claim',
+  'POST /v2/models/{model_id}/versions/{version}/jobs/{job_id}/heartbeat',
   'GET /v2/clients',
   'GET /v2/clients/{client_id}',
   'PUT /v2/clients/{client_id}',
@@ -97,7 +100,8 @@ describeOnEachBackend('openapi document', (server) => {
         assert.ok(success.length > 0, `${where} documents a success response`);
         for (const [code, answer] of success) {
           if (code === '204') continue; // no content
-          assert.ok(answer.content?.['application/json']?.schema, `${where} ${code} has a schema`);
+          const media = path === '/metrics' ? 'text/plain' : 'application/json';
+          assert.ok(answer.content?.[media]?.schema, `${where} ${code} has a schema`);
         }
         if (method === 'put') {
           assert.ok(operation.requestBody?.content?.['application/json']?.schema, `${where} body`);

@@ -708,7 +708,11 @@ describeOnEachBackend('registry', (server) => {
     const s = server();
     const modelId = uniqueId('truefoundry');
     await createModel(s, modelId);
-    const base = { type: 'truefoundry', base_url: 'https://tf.example.com', token_env: 'TF_TOKEN' };
+    const base = {
+      type: 'truefoundry',
+      base_url: 'https://tf.example.com',
+      token_env: 'TFY_API_TOKEN',
+    };
 
     const both = await s.put(`/v2/models/${modelId}/versions/1`, {
       features: [],
@@ -732,6 +736,15 @@ describeOnEachBackend('registry', (server) => {
       handler: { ...base, application_id: 'app-1' },
     });
     assert.deepEqual(byApplication.handler, { ...base, application_id: 'app-1' });
+
+    const anyVariable = await s.put(`/v2/models/${modelId}/versions/3`, {
+      features: [],
+      handler: { ...base, application_id: 'app-1', token_env: 'DATABASE_URL' },
+    });
+    assert.match(
+      expectError(anyVariable, 400),
+      /token_env must name a variable starting with TFY_/,
+    );
 
     // An update to an invalid truefoundry handler is refused and leaves the stored one.
     expectError(

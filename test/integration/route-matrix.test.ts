@@ -49,6 +49,8 @@ function validBody(operation: Operation): unknown {
   if (method === 'GET' || method === 'DELETE') return undefined;
   if (path.endsWith('/versions/{version}')) return { features: [] };
   if (path.endsWith('/complete')) return { status: 'success' };
+  if (path.endsWith('/claim')) return { worker_id: 'matrix-worker' };
+  if (path.endsWith('/heartbeat')) return { attempt: 1 };
   if (path.endsWith('/subscriptions')) {
     return {
       source: { model_id: PARAMS['model_id'] },

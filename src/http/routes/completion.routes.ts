@@ -8,7 +8,7 @@ export function completionRoutes(app: TypedApp, ctx: AppContext) {
   app.post(
     '/models/:model_id/versions/:version/jobs/:job_id/complete',
     {
-      config: { scope: 'jobs:complete' },
+      config: { scope: 'jobs:complete', callback: true },
       schema: {
         tags: ['jobs'],
         operationId: 'completeJob',

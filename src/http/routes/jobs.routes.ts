@@ -54,14 +54,16 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
     },
     (request, reply) => {
       const { client_id, domain_id, service_id, key } = request.params;
-      return answerIdempotently(ctx, request, reply, client_id, (q) =>
-        runJob(
+      return answerIdempotently(ctx, request, reply, client_id, async (q) => {
+        const answer = await runJob(
           q,
           request.caller,
           { clientId: client_id, domainId: domain_id, serviceId: service_id, key },
           request.body,
-        ),
-      );
+        );
+        ctx.metrics.jobsCreated.inc({ job_type: request.body.job_type ?? 'inference' });
+        return answer;
+      });
     },
   );
 
@@ -84,14 +86,16 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
     },
     (request, reply) => {
       const { client_id, domain_id, key } = request.params;
-      return answerIdempotently(ctx, request, reply, client_id, (q) =>
-        runJob(
+      return answerIdempotently(ctx, request, reply, client_id, async (q) => {
+        const answer = await runJob(
           q,
           request.caller,
           { clientId: client_id, domainId: domain_id, serviceId: null, key },
           request.body,
-        ),
-      );
+        );
+        ctx.metrics.jobsCreated.inc({ job_type: request.body.job_type ?? 'inference' });
+        return answer;
+      });
     },
   );
 
@@ -114,9 +118,12 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
     },
     (request, reply) => {
       const { client_id, domain_id } = request.params;
-      return answerIdempotently(ctx, request, reply, client_id, (q) =>
-        initServices(q, request.caller, client_id, domain_id),
-      );
+      return answerIdempotently(ctx, request, reply, client_id, async (q) => {
+        const answer = await initServices(q, request.caller, client_id, domain_id);
+        const started = answer.body.dispatched_services.length;
+        ctx.metrics.jobsCreated.inc({ job_type: 'inference' }, started);
+        return answer;
+      });
     },
   );
 

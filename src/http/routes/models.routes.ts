@@ -98,7 +98,13 @@ export function modelRoutes(app: TypedApp, ctx: AppContext) {
     },
     async (request, reply) => {
       const { model_id, version } = request.params;
-      const result = await usecase.putModelVersion(ctx, model_id, version, request.body);
+      const result = await usecase.putModelVersion(
+        ctx,
+        request.caller,
+        model_id,
+        version,
+        request.body,
+      );
       return reply.status(result.created ? 201 : 200).send(versionView(result.version));
     },
   );

@@ -1,0 +1,76 @@
+import crypto from 'node:crypto';
+import * as jose from 'jose';
+import type { Database } from '../db/database.js';
+import { getOrCreateSetting } from '../repositories/settings.repository.js';
+import { TokenError } from './token-verifier.js';
+
+export const CALLBACK_ISSUER = 'pie-callback';
+
+/** What a job's callback token allows: completing or heartbeating that one attempt. */
+export interface JobGrant {
+  jobId: string;
+  attempt: number;
+}
+
+export interface CallbackTokens {
+  sign(job: { job_id: string; attempt: number; deadline: string }): Promise<string>;
+  verify(token: string): Promise<JobGrant>;
+}
+
+/**
+ * Callback tokens are signed with a secret kept in the database, so that every PIE process
+ * sharing it can verify a token another one issued, whatever verifies the callers' own tokens.
+ */
+export async function loadCallbackTokens(db: Database): Promise<CallbackTokens> {
+  const encoded = await getOrCreateSetting(
+    db,
+    'callback_token_secret',
+    crypto.randomBytes(32).toString('base64url'),
+  );
+  const secret = Buffer.from(encoded, 'base64url');
+  return {
+    sign(job) {
+      // Valid until an hour past the deadline: late completions get a clear 409, not a 401.
+      const expires = Math.floor(Date.parse(job.deadline) / 1000) + 3600;
+      return new jose.SignJWT({ job_id: job.job_id, attempt: job.attempt })
+        .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+        .setIssuer(CALLBACK_ISSUER)
+        .setAudience(CALLBACK_ISSUER)
+        .setSubject(`job:${job.job_id}`)
+        .setIssuedAt()
+        .setExpirationTime(expires)
+        .sign(secret);
+    },
+    async verify(token) {
+      let payload: jose.JWTPayload;
+      try {
+        ({ payload } = await jose.jwtVerify(token, secret, {
+          algorithms: ['HS256'],
+          issuer: CALLBACK_ISSUER,
+          audience: CALLBACK_ISSUER,
+          requiredClaims: ['exp'],
+        }));
+      } catch (error) {
+        throw new TokenError(
+          error instanceof jose.errors.JWTExpired
+            ? 'callback token has expired'
+            : 'callback token could not be verified',
+        );
+      }
+      const { job_id: jobId, attempt } = payload as { job_id?: unknown; attempt?: unknown };
+      if (typeof jobId !== 'string' || typeof attempt !== 'number') {
+        throw new TokenError('callback token does not name a job attempt');
+      }
+      return { jobId, attempt };
+    },
+  };
+}
+
+/** Whether a token claims to be a callback token (not verified: only for routing it). */
+export function isCallbackToken(token: string): boolean {
+  try {
+    return jose.decodeJwt(token).iss === CALLBACK_ISSUER;
+  } catch {
+    return false;
+  }
+}

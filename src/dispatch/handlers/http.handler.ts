@@ -1,0 +1,190 @@
+import { request, type Dispatcher } from 'undici';
+import type { DeliveryContext, DeliveryOutcome, Envelope, JobError } from '../types.js';
+import { AddressNotAllowedError, type AddressGuard } from './address-guard.js';
+import { signWebhook } from './webhook-signature.js';
+
+/** Push delivery (SPEC section 5): POST the envelope, signed per Standard Webhooks. */
+
+export interface HttpDeliveryOptions {
+  /**
+   * How long to wait for the response headers once the request is sent, and at most between
+   * two chunks of the body. Connecting has its own limit in the guard's dispatcher.
+   */
+  timeoutMs: number;
+  guard: AddressGuard;
+}
+
+const MAX_RETRY_AFTER_MS = 60 * 60 * 1000;
+const MAX_BODY_CHARS = 512;
+// Enough bytes for MAX_BODY_CHARS characters of any UTF-8 text.
+const MAX_BODY_BYTES = MAX_BODY_CHARS * 4;
+const HTTP_DATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,? /;
+
+export async function deliverHttp(
+  envelope: Envelope,
+  handler: { url: string; secret: string },
+  ctx: DeliveryContext,
+  options: HttpDeliveryOptions,
+): Promise<DeliveryOutcome> {
+  const url = parseHttpUrl(handler.url);
+  if (url === undefined) {
+    return fail('invalid_url', 'the http handler url must be an absolute http(s) URL');
+  }
+  if (ctx.signal.aborted) return aborted(ctx.signal);
+
+  const body = JSON.stringify(envelope);
+  const id = `${envelope.job_id}_${envelope.attempt}`;
+  const timestamp = Math.floor(Date.now() / 1000);
+  let response: Dispatcher.ResponseData;
+  try {
+    response = await request(url, {
+      method: 'POST',
+      dispatcher: options.guard.dispatcher,
+      signal: ctx.signal,
+      // undici's own timers, unlike aborting through a signal, close the stalled connection
+      // without opening an unused replacement (nodejs/undici#5845).
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+      maxRedirections: 0,
+      headers: {
+        'content-type': 'application/json',
+        'user-agent': 'pie-dispatcher',
+        'webhook-id': id,
+        'webhook-timestamp': String(timestamp),
+        'webhook-signature': signWebhook(handler.secret, id, timestamp, body),
+      },
+      body,
+    });
+  } catch (error) {
+    if (ctx.signal.aborted) return aborted(ctx.signal);
+    if (
+      errorCode(error) === 'UND_ERR_HEADERS_TIMEOUT' ||
+      errorCode(error) === 'UND_ERR_BODY_TIMEOUT'
+    ) {
+      return retry('request_timeout', `no response within ${options.timeoutMs} ms`);
+    }
+    return requestFailure(error);
+  }
+  return responseOutcome(response);
+}
+
+/** `Retry-After` as milliseconds from now: delay seconds or an HTTP date, at most an hour. */
+export function parseRetryAfter(
+  value: string | string[] | undefined,
+  nowMs = Date.now(),
+): number | undefined {
+  const text = (Array.isArray(value) ? value[0] : value)?.trim() ?? '';
+  let ms: number;
+  if (/^\d+$/.test(text)) ms = Number(text) * 1000;
+  else if (HTTP_DATE.test(text)) ms = Date.parse(text) - nowMs;
+  else return undefined;
+  if (Number.isNaN(ms)) return undefined;
+  return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
+}
+
+async function responseOutcome({
+  statusCode: status,
+  headers,
+  body,
+}: Dispatcher.ResponseData): Promise<DeliveryOutcome> {
+  if (status >= 200 && status < 300) {
+    await body.dump();
+    return { kind: 'handed-over' };
+  }
+  if (status >= 300 && status < 400) {
+    await body.dump();
+    const location = first(headers.location)?.slice(0, MAX_BODY_CHARS);
+    return fail(
+      'redirect',
+      `the http handler answered ${status} (Location: ${location ?? 'none'}); redirects are not followed`,
+      { status, location },
+    );
+  }
+  const text = await bodyStart(body);
+  if (status === 429 || status >= 500) {
+    const retryAfterMs = parseRetryAfter(headers['retry-after']);
+    const error = httpError(status === 429 ? 'rate_limited' : 'http_5xx', status, text);
+    return retryAfterMs === undefined
+      ? { kind: 'retry', error }
+      : { kind: 'retry', error, retryAfterMs };
+  }
+  return { kind: 'fail', error: httpError('http_4xx', status, text) };
+}
+
+function requestFailure(error: unknown): DeliveryOutcome {
+  const cause = error instanceof Error && error.cause instanceof Error ? error.cause : undefined;
+  const refused = [error, cause].find((e) => e instanceof AddressNotAllowedError);
+  if (refused) {
+    const { host, address, kind } = refused;
+    return fail('address_not_allowed', refused.message, { host, address, address_kind: kind });
+  }
+  // Refused, reset, DNS failure, TLS failure: the handler may be back on a later attempt.
+  const message = error instanceof Error ? error.message : String(error);
+  const code = errorCode(error);
+  return retry('connection_failed', `could not reach the http handler: ${message}`, {
+    ...(code === undefined ? {} : { cause: code }),
+  });
+}
+
+function aborted(signal: AbortSignal): DeliveryOutcome {
+  const reason: unknown = signal.reason;
+  const why = reason instanceof Error ? reason.message : String(reason);
+  return retry('aborted', `delivery was cancelled: ${why}`);
+}
+
+function httpError(code: string, status: number, body: string): JobError {
+  const message = `the http handler answered ${status}${body === '' ? '' : `: ${body}`}`;
+  return { code, message, status, body };
+}
+
+function fail(
+  code: string,
+  message: string,
+  details: Record<string, unknown> = {},
+): DeliveryOutcome {
+  return { kind: 'fail', error: { ...details, code, message } };
+}
+
+function retry(
+  code: string,
+  message: string,
+  details: Record<string, unknown> = {},
+): DeliveryOutcome {
+  return { kind: 'retry', error: { ...details, code, message } };
+}
+
+/** The start of an error response, for the job's error; the rest is dropped unread. */
+async function bodyStart(body: Dispatcher.ResponseData['body']): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size >= MAX_BODY_BYTES) break;
+    }
+  } catch {
+    // A body that breaks off still leaves the status to report.
+  } finally {
+    body.destroy();
+  }
+  return Buffer.concat(chunks).toString('utf8').slice(0, MAX_BODY_CHARS);
+}
+
+function parseHttpUrl(raw: string): URL | undefined {
+  try {
+    const url = new URL(raw);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function first(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}

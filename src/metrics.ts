@@ -1,0 +1,50 @@
+import client from 'prom-client';
+
+/**
+ * Prometheus metrics of one process (`GET /metrics`). Counters count what this process did;
+ * sum them across processes in Prometheus.
+ */
+export class Metrics {
+  readonly registry = new client.Registry();
+
+  readonly jobsCreated = new client.Counter({
+    name: 'pie_jobs_created_total',
+    help: 'Jobs created, by job type.',
+    labelNames: ['job_type'] as const,
+    registers: [this.registry],
+  });
+
+  readonly jobsFinished = new client.Counter({
+    name: 'pie_jobs_finished_total',
+    help: 'Jobs that reached a final status, by job type and status.',
+    labelNames: ['job_type', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly dispatchLatency = new client.Histogram({
+    name: 'pie_dispatch_latency_seconds',
+    help: 'From the job being committed to a handler receiving it.',
+    labelNames: ['handler'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+
+  readonly attempts = new client.Counter({
+    name: 'pie_dispatch_attempts_total',
+    help: 'Dispatch attempts, by handler kind and outcome.',
+    labelNames: ['handler', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly httpDuration = new client.Histogram({
+    name: 'pie_http_request_duration_seconds',
+    help: 'HTTP request durations, by method, route and status code.',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'pie_' });
+  }
+}

@@ -1,0 +1,260 @@
+import type { Queryable } from '../db/database.js';
+import type { JobError } from '../dispatch/types.js';
+import type { Handler, HandlerType } from '../domain/handlers.js';
+import { iso, json } from './rows.js';
+import type { Job } from './jobs.repository.js';
+
+/** A job claimed for one attempt, with what delivering it needs. */
+export interface ClaimedJob extends Pick<
+  Job,
+  | 'job_id'
+  | 'client_id'
+  | 'domain_id'
+  | 'service_id'
+  | 'assignment_id'
+  | 'assignment_key'
+  | 'model_id'
+  | 'model_version'
+  | 'job_type'
+  | 'input'
+  | 'features'
+  | 'config'
+  | 'trigger'
+  | 'attempt'
+  | 'max_attempts'
+  | 'deadline'
+  | 'created_at'
+> {
+  handler: Handler;
+}
+
+interface ClaimedRow extends Omit<ClaimedJob, 'deadline' | 'created_at'> {
+  deadline_at: Date;
+  created_at: Date;
+}
+
+const CLAIMED = `j.job_id, j.client_id, j.domain_id, j.service_id, j.assignment_id, j.assignment_key,
+  j.model_id, j.model_version, j.job_type, j.input, j.features, j.config, j.trigger, j.attempt,
+  j.max_attempts, j.deadline_at, j.created_at, v.handler`;
+
+function toClaimed(row: ClaimedRow): ClaimedJob {
+  const { deadline_at, created_at, ...rest } = row;
+  return { ...rest, deadline: iso(deadline_at), created_at: iso(created_at) };
+}
+
+// Claiming starts the next attempt: status dispatched, attempt + 1, a lease held by `holder`.
+// SKIP LOCKED lets any number of processes claim at once without waiting on or sharing a job.
+const CLAIM_SET = `status = 'dispatched', attempt = j.attempt + 1, locked_by = $1,
+  lease_expires_at = now() + make_interval(secs => $2), dispatched_at = now(), updated_at = now(),
+  handler_ref = null`;
+
+/** Claims up to `limit` queued jobs whose handler PIE pushes to (http, command, truefoundry). */
+export async function claimPushJobs(
+  q: Queryable,
+  holder: string,
+  leaseS: number,
+  limit: number,
+  kinds: readonly HandlerType[],
+): Promise<ClaimedJob[]> {
+  const { rows } = await q.query<ClaimedRow>(
+    `with picked as (
+       select client_id, job_id from jobs
+       where status = 'queued' and handler_type <> 'worker' and run_at <= now()
+         and handler_type = any($4::text[])
+       order by run_at, job_id
+       limit $3
+       for update skip locked
+     )
+     update jobs j set ${CLAIM_SET}
+     from picked, model_versions v
+     where j.client_id = picked.client_id and j.job_id = picked.job_id
+       and v.model_id = j.model_id and v.model_version = j.model_version
+     returning ${CLAIMED}`,
+    [holder, leaseS, limit, kinds],
+  );
+  return rows.map(toClaimed);
+}
+
+/** Claims up to `limit` queued jobs of one model version for a pull worker. */
+export async function claimWorkerJobs(
+  q: Queryable,
+  modelId: string,
+  modelVersion: string,
+  workerId: string,
+  leaseS: number,
+  limit: number,
+): Promise<ClaimedJob[]> {
+  const { rows } = await q.query<ClaimedRow>(
+    `with picked as (
+       select client_id, job_id from jobs
+       where status = 'queued' and handler_type = 'worker'
+         and model_id = $4 and model_version = $5 and run_at <= now()
+       order by run_at, job_id
+       limit $3
+       for update skip locked
+     )
+     update jobs j set ${CLAIM_SET}
+     from picked, model_versions v
+     where j.client_id = picked.client_id and j.job_id = picked.job_id
+       and v.model_id = j.model_id and v.model_version = j.model_version
+     returning ${CLAIMED}`,
+    [workerId, leaseS, limit, modelId, modelVersion],
+  );
+  return rows.map(toClaimed);
+}
+
+// Every write about an attempt is fenced on it: a late word about an older attempt changes nothing.
+const FENCE = `job_id = $1 and attempt = $2 and status in ('dispatched', 'running')`;
+
+/** The handler accepted the job: the lease ends, the deadline (and the callback) take over. */
+export async function markHandedOver(
+  q: Queryable,
+  jobId: string,
+  attempt: number,
+  reference: string | null,
+): Promise<boolean> {
+  const { rowCount } = await q.query(
+    `update jobs set locked_by = null, lease_expires_at = null, handler_ref = $3, updated_at = now()
+     where ${FENCE}`,
+    [jobId, attempt, reference],
+  );
+  return rowCount > 0;
+}
+
+/**
+ * The attempt failed in a way another attempt may fix: back to the queue after a backoff (or
+ * `retryAfterMs` when the handler said when), unless attempts are used up, then failure.
+ * Returns the status the job ends up in, or undefined when the attempt was already over.
+ */
+export async function retryOrFail(
+  q: Queryable,
+  jobId: string,
+  attempt: number,
+  error: JobError,
+  retryAfterMs: number | undefined,
+): Promise<'queued' | 'failure' | undefined> {
+  const { rows } = await q.query<{ status: 'queued' | 'failure' }>(
+    `update jobs set
+       status = case when attempt >= max_attempts then 'failure' else 'queued' end,
+       error = case when attempt >= max_attempts then $3::jsonb end,
+       finished_at = case when attempt >= max_attempts then now() end,
+       last_error = $3::jsonb,
+       run_at = now() + coalesce(make_interval(secs => $4::double precision / 1000),
+                                 pie_retry_delay(attempt)),
+       locked_by = null, lease_expires_at = null, updated_at = now()
+     where ${FENCE}
+     returning status`,
+    [jobId, attempt, json(error), retryAfterMs ?? null],
+  );
+  return rows[0]?.status;
+}
+
+/** Fails the attempt for good. */
+export async function failAttempt(
+  q: Queryable,
+  jobId: string,
+  attempt: number,
+  error: JobError,
+): Promise<boolean> {
+  const { rowCount } = await q.query(
+    `update jobs set status = 'failure', error = $3::jsonb, last_error = $3::jsonb,
+       finished_at = now(), locked_by = null, lease_expires_at = null, updated_at = now()
+     where ${FENCE}`,
+    [jobId, attempt, json(error)],
+  );
+  return rowCount > 0;
+}
+
+/** Extends the lease of an attempt still held by `holder`; false when it no longer is. */
+export async function renewLease(
+  q: Queryable,
+  jobId: string,
+  attempt: number,
+  leaseS: number,
+  markRunning: boolean,
+): Promise<{ status: string } | undefined> {
+  const { rows } = await q.query<{ status: string }>(
+    `update jobs set lease_expires_at = now() + make_interval(secs => $3),
+       status = case when $4 then 'running' else status end, updated_at = now()
+     where ${FENCE}
+     returning status`,
+    [jobId, attempt, leaseS, markRunning],
+  );
+  return rows[0];
+}
+
+/**
+ * Puts back jobs whose lease ran out (their holder died or went silent): another attempt after
+ * a backoff, or failure once attempts are used up. Returns the failed jobs' types.
+ */
+export async function reapExpiredLeases(q: Queryable, limit: number): Promise<ReapedJob[]> {
+  const { rows } = await q.query<ReapedJob>(
+    `with expired as (
+       select client_id, job_id from jobs
+       where lease_expires_at < now() and status in ('dispatched', 'running')
+       order by lease_expires_at
+       limit $1
+       for update skip locked
+     )
+     update jobs j set
+       status = case when j.attempt >= j.max_attempts then 'failure' else 'queued' end,
+       error = case when j.attempt >= j.max_attempts then e.error end,
+       finished_at = case when j.attempt >= j.max_attempts then now() end,
+       last_error = e.error,
+       run_at = now() + pie_retry_delay(j.attempt),
+       locked_by = null, lease_expires_at = null, updated_at = now()
+     from expired,
+       lateral (select jsonb_build_object('code', 'lease_expired', 'message',
+         'attempt ' || j.attempt || ' held by ' || coalesce(j.locked_by, '?') ||
+         ' stopped renewing its lease') as error) e
+     where j.client_id = expired.client_id and j.job_id = expired.job_id
+     returning j.job_type, j.status`,
+    [limit],
+  );
+  return rows;
+}
+
+export interface ReapedJob {
+  job_type: string;
+  status: 'queued' | 'failure';
+}
+
+/** Fails open jobs past their deadline with error.code "timeout" (SPEC section 5). */
+export async function failOverdueJobs(q: Queryable, limit: number): Promise<ReapedJob[]> {
+  const { rows } = await q.query<ReapedJob>(
+    `with overdue as (
+       select client_id, job_id from jobs
+       where deadline_at < now() and status in ('queued', 'dispatched', 'running')
+       order by deadline_at
+       limit $1
+       for update skip locked
+     )
+     update jobs j set status = 'failure',
+       error = jsonb_build_object('code', 'timeout', 'message',
+         'the job did not finish by its deadline ' || to_char(j.deadline_at at time zone 'UTC',
+         'YYYY-MM-DD"T"HH24:MI:SS"Z"'), 'attempt', j.attempt),
+       finished_at = now(), locked_by = null, lease_expires_at = null, updated_at = now()
+     from overdue
+     where j.client_id = overdue.client_id and j.job_id = overdue.job_id
+     returning j.job_type, j.status`,
+    [limit],
+  );
+  return rows;
+}
+
+/** Handed-over jobs whose handler gave a reference to follow (TrueFoundry runs). */
+export async function listWatchedRuns(
+  q: Queryable,
+  handlerType: HandlerType,
+  limit: number,
+): Promise<(ClaimedJob & { handler_ref: string })[]> {
+  const { rows } = await q.query<ClaimedRow & { handler_ref: string }>(
+    `select ${CLAIMED}, j.handler_ref from jobs j
+     join model_versions v on v.model_id = j.model_id and v.model_version = j.model_version
+     where j.handler_ref is not null and j.status in ('dispatched', 'running')
+       and j.handler_type = $1
+     limit $2`,
+    [handlerType, limit],
+  );
+  return rows.map((row) => ({ ...toClaimed(row), handler_ref: row.handler_ref }));
+}
