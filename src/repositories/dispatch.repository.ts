@@ -190,7 +190,10 @@ export async function renewLease(
 export async function reapExpiredLeases(q: Queryable, limit: number): Promise<ReapedJob[]> {
   const { rows } = await q.query<ReapedJob>(
     `with expired as (
-       select client_id, job_id from jobs
+       select client_id, job_id, jsonb_build_object('code', 'lease_expired', 'message',
+         'attempt ' || attempt || ' held by ' || coalesce(locked_by, '?') ||
+         ' stopped renewing its lease') as error
+       from jobs
        where lease_expires_at < now() and status in ('dispatched', 'running')
        order by lease_expires_at
        limit $1
@@ -198,15 +201,12 @@ export async function reapExpiredLeases(q: Queryable, limit: number): Promise<Re
      )
      update jobs j set
        status = case when j.attempt >= j.max_attempts then 'failure' else 'queued' end,
-       error = case when j.attempt >= j.max_attempts then e.error end,
+       error = case when j.attempt >= j.max_attempts then expired.error end,
        finished_at = case when j.attempt >= j.max_attempts then now() end,
-       last_error = e.error,
+       last_error = expired.error,
        run_at = now() + pie_retry_delay(j.attempt),
        locked_by = null, lease_expires_at = null, updated_at = now()
-     from expired,
-       lateral (select jsonb_build_object('code', 'lease_expired', 'message',
-         'attempt ' || j.attempt || ' held by ' || coalesce(j.locked_by, '?') ||
-         ' stopped renewing its lease') as error) e
+     from expired
      where j.client_id = expired.client_id and j.job_id = expired.job_id
      returning j.job_type, j.status`,
     [limit],

@@ -31,6 +31,8 @@ export interface TenantOptions {
   services?: Record<string, Record<string, unknown>>;
   /** Assign the model version as the domain default (default true). */
   assignDefault?: boolean;
+  /** The version's handler and settings (default: a pull worker, 3600 s, 5 attempts). */
+  version?: { handler?: unknown; timeout_s?: number; max_attempts?: number };
 }
 
 /**
@@ -53,6 +55,7 @@ export async function createTenant(
     server.put(`/v2/models/${modelId}/versions/${version}`, {
       features: options.features ?? ROUTE_CONTRACT,
       job_types: options.jobTypes ?? ['inference', 'training'],
+      ...options.version,
     }),
     201,
   );
