@@ -1,0 +1,75 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Envelope } from '../../src/dispatch/types.js';
+import { verifyWebhook } from '../../src/dispatch/handlers/webhook-signature.js';
+
+export const RECEIVER_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+
+/**
+ * A model handler over HTTP that keeps a ledger of every delivery it receives, accepts each
+ * (202), then completes the job through its callback, retrying while PIE is unreachable (it
+ * may have been killed on purpose).
+ */
+export class CompletingReceiver {
+  readonly ledger: { job_id: string; attempt: number; client_id: string }[] = [];
+  badSignatures = 0;
+  url = '';
+  private server!: http.Server;
+  private closed = false;
+  private readonly pending = new Set<Promise<void>>();
+
+  constructor(private readonly delayMs = 0) {}
+
+  async start() {
+    this.server = http.createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      request.on('end', () => {
+        if (!verifyWebhook(RECEIVER_SECRET, request.headers, body)) this.badSignatures += 1;
+        const envelope = JSON.parse(body) as Envelope;
+        this.ledger.push({
+          job_id: envelope.job_id,
+          attempt: envelope.attempt,
+          client_id: envelope.client_id,
+        });
+        setTimeout(() => {
+          response.writeHead(202).end();
+          const completion = this.complete(envelope);
+          this.pending.add(completion);
+          void completion.finally(() => this.pending.delete(completion));
+        }, this.delayMs);
+      });
+    });
+    this.server.keepAliveTimeout = 1000;
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hook`;
+  }
+
+  private async complete(envelope: Envelope): Promise<void> {
+    for (let tries = 0; tries < 120 && !this.closed; tries++) {
+      try {
+        const response = await fetch(envelope.callback.url, {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${envelope.callback.token}`,
+            'content-type': 'application/json',
+          },
+          body: JSON.stringify({ status: 'success', output: { attempt: envelope.attempt } }),
+        });
+        await response.arrayBuffer();
+        // 200: done; 409: a newer attempt or a finished job already settled it.
+        if (response.status < 500) return;
+      } catch {
+        // PIE is down; try again shortly.
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+
+  async close() {
+    this.closed = true;
+    await Promise.allSettled([...this.pending]);
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}

@@ -1,0 +1,198 @@
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { issueToken } from '../../src/auth/token-issuer.js';
+import { testBackends, type TestBackend } from '../helpers/backends.js';
+import { CompletingReceiver, RECEIVER_SECRET } from '../helpers/completing-receiver.js';
+import { pieEnv, startPie, type PieProcess } from '../helpers/pie-process.js';
+import { TEST_JWT } from '../helpers/test-server.js';
+
+/**
+ * Faults of SPEC section 5 with real `pie serve` processes: killed mid-dispatch and restarted,
+ * and several processes sharing one PostgreSQL. Jobs go to an http handler that keeps a ledger
+ * of every delivery and completes each job through its callback.
+ */
+
+const SECRET = crypto.randomBytes(32).toString('base64url');
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+async function api(url: string, token: string, method: string, route: string, body?: unknown) {
+  const response = await fetch(url + route, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text === '' ? undefined : JSON.parse(text) };
+}
+
+/** A tenant with `services` services whose default version pushes to `receiverUrl`. */
+async function setUp(url: string, token: string, receiverUrl: string, services: number) {
+  const domain = '/v2/clients/faults/domains/d1';
+  for (const [route, body] of [
+    ['/v2/clients/faults', {}],
+    [domain, {}],
+    ['/v2/models/m1', {}],
+    [
+      '/v2/models/m1/versions/1',
+      { features: [], handler: { type: 'http', url: receiverUrl, secret: RECEIVER_SECRET } },
+    ],
+  ] as const) {
+    const response = await api(url, token, 'PUT', route, body);
+    assert.ok(response.status < 300, JSON.stringify(response.body));
+  }
+  // Services in parallel batches: the set-up is not what is measured.
+  const ids = Array.from({ length: services }, (_, i) => `s${String(i).padStart(5, '0')}`);
+  for (let i = 0; i < ids.length; i += 50) {
+    await Promise.all(
+      ids.slice(i, i + 50).map((id) => api(url, token, 'PUT', `${domain}/services/${id}`, {})),
+    );
+  }
+  const assigned = await api(url, token, 'PUT', `${domain}/assignments/default`, {
+    model_id: 'm1',
+    model_version: '1',
+  });
+  assert.equal(assigned.status, 201, JSON.stringify(assigned.body));
+  const init = await api(url, token, 'POST', `${domain}/services/init`);
+  assert.equal(init.status, 202, JSON.stringify(init.body));
+  return { domain, jobs: init.body.dispatched_services.length as number };
+}
+
+async function waitUntilAllFinal(url: string, token: string, domain: string, total: number) {
+  const end = Date.now() + 120_000;
+  for (;;) {
+    const open = await countJobs(url, token, domain, ['queued', 'dispatched', 'running']);
+    if (open === 0) break;
+    if (Date.now() > end) throw new Error(`${open} of ${total} jobs still open`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+async function countJobs(url: string, token: string, domain: string, statuses: string[]) {
+  let count = 0;
+  for (const status of statuses) {
+    let cursor: string | null = null;
+    do {
+      const query: string = `?status=${status}&limit=500${cursor === null ? '' : `&cursor=${cursor}`}`;
+      const page = await api(url, token, 'GET', `${domain}/jobs${query}`);
+      count += (page.body.items as unknown[]).length;
+      cursor = page.body.next_cursor as string | null;
+    } while (cursor !== null);
+  }
+  return count;
+}
+
+function ledgerSummary(receiver: CompletingReceiver) {
+  const attempts = new Map<string, number[]>();
+  for (const entry of receiver.ledger) {
+    attempts.set(entry.job_id, [...(attempts.get(entry.job_id) ?? []), entry.attempt]);
+  }
+  const repeatedAttempt = [...attempts.entries()].filter(
+    ([, list]) => new Set(list).size !== list.length,
+  );
+  return { jobs: attempts.size, repeatedAttempt };
+}
+
+async function environmentFor(backend: TestBackend, settings: Record<string, string>) {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pie-faults-'));
+  const database = backend.name === 'postgres' ? await backend.open() : undefined;
+  const env = pieEnv({
+    PIE_DATA_DIR: dataDir,
+    PIE_JWT_SECRET: SECRET,
+    PIE_HTTP_ALLOW_HOSTS: '127.0.0.1',
+    ...(database?.url === undefined ? {} : { DATABASE_URL: database.url }),
+    ...settings,
+  });
+  return {
+    env,
+    async dispose() {
+      await database?.dispose();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+const adminToken = () =>
+  issueToken(new TextEncoder().encode(SECRET), TEST_JWT, {
+    subject: 'faults',
+    scopes: ['admin'],
+    ttl: '1h',
+  });
+
+for (const backend of testBackends()) {
+  describe(`dispatch faults [${backend.name}]`, () => {
+    it('a server killed with SIGKILL mid-dispatch and restarted loses no job', async () => {
+      const receiver = new CompletingReceiver(100);
+      await receiver.start();
+      const port = String(await freePort());
+      const setting = await environmentFor(backend, { PIE_PORT: port, PIE_LEASE_S: '5' });
+      const token = await adminToken();
+      let pie: PieProcess | undefined = await startPie(setting.env);
+      try {
+        const { domain, jobs } = await setUp(pie.url, token, receiver.url, 150);
+        while (receiver.ledger.length < 20) await new Promise((r) => setTimeout(r, 10));
+        pie.child.kill('SIGKILL');
+        await pie.exited;
+        const deliveredBeforeKill = receiver.ledger.length;
+        assert.ok(deliveredBeforeKill < jobs, 'killed while work remained');
+
+        pie = await startPie(setting.env);
+        await waitUntilAllFinal(pie.url, token, domain, jobs);
+        assert.equal(await countJobs(pie.url, token, domain, ['success']), jobs);
+        const ledger = ledgerSummary(receiver);
+        assert.equal(ledger.jobs, jobs, 'every job reached the handler');
+        assert.deepEqual(ledger.repeatedAttempt, [], 'no attempt delivered twice');
+        assert.equal(receiver.badSignatures, 0);
+      } finally {
+        pie?.child.kill('SIGTERM');
+        await pie?.exited;
+        await receiver.close();
+        await setting.dispose();
+      }
+    });
+  });
+}
+
+// Several processes need a shared server: this runs where DATABASE_URL names one.
+for (const backend of testBackends().filter((each) => each.name === 'postgres')) {
+  describe('three pie serve processes on one PostgreSQL', () => {
+    it('hand over 5,000 jobs, each exactly once per attempt, none lost', async () => {
+      const receiver = new CompletingReceiver();
+      await receiver.start();
+      const setting = await environmentFor(backend, {});
+      const token = await adminToken();
+      const processes = await Promise.all([1, 2, 3].map(() => startPie(setting.env)));
+      try {
+        const started = Date.now();
+        const { domain, jobs } = await setUp(processes[0]!.url, token, receiver.url, 5000);
+        assert.equal(jobs, 5000);
+        await waitUntilAllFinal(processes[1]!.url, token, domain, jobs);
+        const seconds = (Date.now() - started) / 1000;
+        assert.equal(await countJobs(processes[2]!.url, token, domain, ['success']), jobs);
+        const ledger = ledgerSummary(receiver);
+        assert.equal(ledger.jobs, jobs, 'every job reached the handler');
+        assert.deepEqual(ledger.repeatedAttempt, [], 'no attempt handed over twice');
+        assert.equal(receiver.ledger.length, jobs, 'no retries were needed');
+        console.log(
+          `# 3 processes: ${jobs} jobs set up, dispatched and completed in ${seconds.toFixed(1)} s`,
+        );
+      } finally {
+        for (const pie of processes) pie.child.kill('SIGTERM');
+        await Promise.all(processes.map((pie) => pie.exited));
+        await receiver.close();
+        await setting.dispose();
+      }
+    });
+  });
+}
