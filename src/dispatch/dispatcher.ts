@@ -151,12 +151,12 @@ export class Dispatcher {
     );
     try {
       const envelope = await buildEnvelope(job, this.ctx.publicUrl(), this.ctx.callbacks);
+      // A command has its job once started; an http or TrueFoundry handler once it accepts.
+      if (job.handler.type === 'command') this.observeLatency(job);
       const outcome = await this.deliver(job, envelope, abort.signal);
       this.ctx.metrics.attempts.inc({ handler: job.handler.type, outcome: outcome.kind });
-      if (job.attempt === 1 && (outcome.kind === 'handed-over' || outcome.kind === 'finished')) {
-        const seconds = (Date.now() - Date.parse(job.created_at)) / 1000;
-        this.ctx.metrics.dispatchLatency.observe({ handler: job.handler.type }, seconds);
-      }
+      if (job.handler.type !== 'command' && outcome.kind === 'handed-over')
+        this.observeLatency(job);
       await this.record(job, outcome);
     } catch (error) {
       this.log.error({ err: error, job_id: job.job_id }, 'dispatch failed; the lease will expire');
@@ -165,6 +165,12 @@ export class Dispatcher {
       clearInterval(renew);
       this.aborts.delete(abort);
     }
+  }
+
+  private observeLatency(job: ClaimedJob): void {
+    if (job.attempt !== 1) return;
+    const seconds = (Date.now() - Date.parse(job.created_at)) / 1000;
+    this.ctx.metrics.dispatchLatency.observe({ handler: job.handler.type }, seconds);
   }
 
   private deliver(
@@ -191,9 +197,7 @@ export class Dispatcher {
           envelope,
           handler,
           { signal },
-          {
-            timeoutMs: this.options.httpTimeoutMs,
-          },
+          { timeoutMs: this.options.httpTimeoutMs, dispatcher: this.guard.dispatcher },
         );
       case 'worker':
         // Changed to a pull handler after it was claimed: let a worker take it.
@@ -275,6 +279,10 @@ export class Dispatcher {
           timeoutMs: this.options.httpTimeoutMs,
           dispatcher: this.guard.dispatcher,
         });
+        if (run.state === 'unknown') {
+          this.log.warn({ job_id: job.job_id, error: run.error }, 'cannot read TrueFoundry run');
+          continue;
+        }
         if (run.state !== 'failed') continue;
         const failed = await dispatch.failAttempt(this.ctx.db, job.job_id, job.attempt, {
           code: 'truefoundry_run_failed',

@@ -103,6 +103,13 @@ export async function claimWorkerJobs(
   return rows.map(toClaimed);
 }
 
+// A job going back to the queue takes its version's current handler kind, so a version
+// switched between push and pull meanwhile is claimed by the right side.
+const followHandler = (table: string) => `handler_type = coalesce(
+  (select v.handler->>'type' from model_versions v
+   where v.model_id = ${table}.model_id and v.model_version = ${table}.model_version),
+  ${table}.handler_type)`;
+
 // Every write about an attempt is fenced on it: a late word about an older attempt changes nothing.
 const FENCE = `job_id = $1 and attempt = $2 and status in ('dispatched', 'running')`;
 
@@ -141,6 +148,7 @@ export async function retryOrFail(
        last_error = $3::jsonb,
        run_at = now() + coalesce(make_interval(secs => $4::double precision / 1000),
                                  pie_retry_delay(attempt)),
+       ${followHandler('jobs')},
        locked_by = null, lease_expires_at = null, updated_at = now()
      where ${FENCE}
      returning status`,
@@ -205,6 +213,7 @@ export async function reapExpiredLeases(q: Queryable, limit: number): Promise<Re
        finished_at = case when j.attempt >= j.max_attempts then now() end,
        last_error = expired.error,
        run_at = now() + pie_retry_delay(j.attempt),
+       ${followHandler('j')},
        locked_by = null, lease_expires_at = null, updated_at = now()
      from expired
      where j.client_id = expired.client_id and j.job_id = expired.job_id

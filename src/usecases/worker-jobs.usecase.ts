@@ -54,7 +54,9 @@ export async function claimJobs(
       }
       return { jobs };
     }
-    await ctx.wakeups.wait(versionKey(modelId, modelVersion), remaining, signal);
+    // Retried jobs become claimable at their run_at, which no NOTIFY announces: look again
+    // at least every second.
+    await ctx.wakeups.wait(versionKey(modelId, modelVersion), Math.min(remaining, 1000), signal);
   }
 }
 

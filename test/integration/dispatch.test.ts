@@ -17,6 +17,8 @@ class Receiver {
   readonly deliveries: Envelope[] = [];
   answers: { status: number; headers?: Record<string, string> }[] = [];
   badSignatures = 0;
+  /** How many of the next deliveries to leave unanswered. */
+  hangNext = 0;
   private server!: http.Server;
   url = '';
 
@@ -27,6 +29,10 @@ class Receiver {
       request.on('end', () => {
         if (!verifyWebhook(SECRET, request.headers, body)) this.badSignatures += 1;
         this.deliveries.push(JSON.parse(body) as Envelope);
+        if (this.hangNext > 0) {
+          this.hangNext -= 1;
+          return;
+        }
         const answer = this.answers.shift() ?? { status: 202 };
         response.writeHead(answer.status, answer.headers).end('{}');
       });
@@ -36,6 +42,7 @@ class Receiver {
   }
 
   close() {
+    this.server.closeAllConnections();
     return new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }
@@ -146,6 +153,35 @@ describeOnEachBackend(
       assert.equal(job.attempt, 2);
     });
 
+    it('http: a 429 is retried, and so is a handler that hangs', async () => {
+      const tenant = await createTenant(server(), {
+        version: { handler: { type: 'http', url: receiver.url, secret: SECRET } },
+      });
+      receiver.answers = [{ status: 429, headers: { 'retry-after': '0' } }];
+      const limited = await run(server(), tenant);
+      await until('the retry after a 429', async () =>
+        receiver.deliveries.find(
+          (d) => d.client_id === tenant.clientId && d.job_id === limited && d.attempt === 2,
+        ),
+      );
+      receiver.hangNext = 1;
+      const hung = await run(server(), tenant);
+      const retried = await until(
+        'the retry after a hang',
+        async () =>
+          receiver.deliveries.find(
+            (d) => d.client_id === tenant.clientId && d.job_id === hung && d.attempt === 2,
+          ),
+        15_000,
+      );
+      assert.equal(retried.attempt, 2);
+      const { rows } = await server().db.query<{ last_error: { code: string } }>(
+        'select last_error from jobs where job_id = $1 and client_id = $2',
+        [hung, tenant.clientId],
+      );
+      assert.equal(rows[0]!.last_error.code, 'request_timeout');
+    });
+
     it('http: a redirect fails the job without being followed', async () => {
       const tenant = await createTenant(server(), {
         version: { handler: { type: 'http', url: receiver.url, secret: SECRET } },
@@ -234,6 +270,53 @@ describeOnEachBackend(
         { token: first.body.jobs[0].callback.token },
       );
       assert.equal(stale.status, 409);
+    });
+
+    it('a waiting worker receives a retried job when it comes due, not at the end of its wait', async () => {
+      const tenant = await createTenant(server());
+      const jobId = await run(server(), tenant);
+      const claimPath = `/v2/models/${tenant.modelId}/versions/${tenant.version}/jobs/claim`;
+      await server().post(claimPath, { worker_id: 'w1', lease_s: 5 });
+      await server().db.query(
+        `update jobs set lease_expires_at = now() - interval '1 second' where job_id = $1 and client_id = $2`,
+        [jobId, tenant.clientId],
+      );
+      // The reaper requeues it with a backoff of 0.5 to 1 s; a long-poll must not sleep past that.
+      const started = Date.now();
+      const claim = await server().post(claimPath, { worker_id: 'w2', wait_ms: 8000 });
+      assert.equal(claim.body.jobs[0]?.job_id, jobId);
+      assert.ok(Date.now() - started < 4000, `took ${Date.now() - started} ms`);
+    });
+
+    it('a job in flight when its version switches to pull workers goes to the workers', async () => {
+      const tenant = await createTenant(server(), {
+        version: { handler: { type: 'http', url: receiver.url, secret: SECRET } },
+      });
+      receiver.hangNext = 1;
+      const jobId = await run(server(), tenant);
+      await until('the delivery', async () =>
+        receiver.deliveries.find((d) => d.client_id === tenant.clientId && d.job_id === jobId),
+      );
+      const switched = await server().put(
+        `/v2/models/${tenant.modelId}/versions/${tenant.version}`,
+        {
+          features: [
+            { name: 'route', type: 'string', required: true },
+            { name: 'capacity', type: 'integer', default: 60 },
+          ],
+          handler: { type: 'worker' },
+        },
+      );
+      assert.equal(switched.status, 200, JSON.stringify(switched.body));
+      const claimPath = `/v2/models/${tenant.modelId}/versions/${tenant.version}/jobs/claim`;
+      const claimed = await until(
+        'a worker to get the job',
+        async () =>
+          (await server().post(claimPath, { worker_id: 'w', wait_ms: 1000 })).body.jobs[0],
+        15_000,
+      );
+      assert.equal(claimed.job_id, jobId);
+      assert.equal(claimed.attempt, 2);
     });
 
     it('/metrics reports jobs and dispatch latency', async () => {

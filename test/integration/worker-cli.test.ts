@@ -5,7 +5,7 @@ import { it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseWorkerArgs, runWorker } from '../../src/cli/worker.js';
 import { createTenant, type Tenant } from '../helpers/fixtures.js';
-import { describeOnEachBackend, errorMessage, type TestServer } from '../helpers/test-server.js';
+import { describeOnEachBackend, errorMessage } from '../helpers/test-server.js';
 
 const DEMO_MODEL = fileURLToPath(
   new URL('../../examples/handlers/demo-model.mjs', import.meta.url),
