@@ -128,11 +128,27 @@ class Listener {
   }
 }
 
+// Queries with parameters run as named prepared statements: each connection parses and plans
+// one once, then reuses it. The name is derived from the text, so one text is one statement.
+const statementNames = new Map<string, string>();
+
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `pie_${statementNames.size}`;
+    statementNames.set(text, name);
+  }
+  return name;
+}
+
 async function runQuery<Row>(
   target: pg.Pool | pg.PoolClient,
   text: string,
   values: readonly unknown[] | undefined,
 ): Promise<QueryResult<Row>> {
-  const result = await target.query(text, values as unknown[] | undefined);
+  const result =
+    values === undefined || values.length === 0
+      ? await target.query(text)
+      : await target.query({ name: statementName(text), text, values: values as unknown[] });
   return { rows: result.rows as Row[], rowCount: result.rowCount ?? 0 };
 }
