@@ -7,6 +7,7 @@ import type { ClaimedJob } from '../repositories/dispatch.repository.js';
 import { completeJob } from '../usecases/complete-job.usecase.js';
 import type { AppContext } from '../usecases/context.js';
 import { buildEnvelope } from './envelope.js';
+import { PUSH_KEY } from './job-wakeups.js';
 import { createAddressGuard, type AddressGuard } from './handlers/address-guard.js';
 import { createConcurrencyLimit, deliverCommand } from './handlers/command.handler.js';
 import { deliverHttp } from './handlers/http.handler.js';
@@ -73,7 +74,9 @@ export class Dispatcher {
   }
 
   start(): void {
-    this.stopWaking = this.ctx.wakeups.onWake(() => this.pump());
+    this.stopWaking = this.ctx.wakeups.onWake((keys) => {
+      if (keys === undefined || keys.includes(PUSH_KEY)) this.pump();
+    });
     this.every(this.options.pollMs, () => this.pump());
     this.every(this.options.reapMs, () => this.reap());
     this.every(this.options.watchMs, () => this.watchRuns());

@@ -2,9 +2,10 @@ import { EventEmitter } from 'node:events';
 import type { Database } from '../db/database.js';
 
 /**
- * Turns the database's `pie_jobs` notifications (sent when jobs become claimable, listing the
- * model versions concerned) into in-process wake-ups for the dispatcher and for workers
- * waiting in a long-poll. One LISTEN per process, however many waiters.
+ * Turns the database's `pie_jobs` notifications (sent when jobs become claimable: the model
+ * versions with new pull jobs, and `*` for push jobs) into in-process wake-ups for the
+ * dispatcher and for workers waiting in a long-poll. One LISTEN per process, however many
+ * waiters.
  */
 export class JobWakeups {
   private readonly emitter = new EventEmitter();
@@ -54,6 +55,9 @@ export class JobWakeups {
     await this.unlisten?.();
   }
 }
+
+/** The key of push work (http, command, truefoundry handlers) in a wake-up. */
+export const PUSH_KEY = '*';
 
 export function versionKey(modelId: string, modelVersion: string): string {
   return `${modelId}/${modelVersion}`;
