@@ -1,0 +1,362 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { rssMetric } from './rss.js';
+import { initScenario } from './scenarios/init.js';
+import { runJobEmbeddedScenario, runJobScenario } from './scenarios/run-job.js';
+import {
+  cleanUp,
+  createBenchDatabase,
+  DEFAULT_ADMIN_URL,
+  killChildrenNow,
+  mintAdminToken,
+  onCleanup,
+  ROOT,
+  startPie,
+  withClient,
+  type ServerChild,
+} from './setup.js';
+import type { BenchContext, Metric, Scenario } from './types.js';
+
+/**
+ * `npm run bench [-- --quick]`: PIE on a throwaway PostgreSQL database and on the embedded
+ * PGlite, loaded from separate processes; prints one table and writes bench/results/latest.json.
+ * Every figure with a target is printed as met or MISSED; a target nothing measured is printed
+ * as not run.
+ */
+
+const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
+const quick = args.quick;
+const startedAt = new Date();
+const clock = performance.now();
+
+function log(line: string): void {
+  const seconds = ((performance.now() - clock) / 1000).toFixed(1).padStart(5);
+  process.stderr.write(`[${seconds}s] ${line}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Targets: the first that matches a metric's name judges it.
+
+interface Target {
+  label: string;
+  matches: (name: string) => boolean;
+  text: string;
+  met: (value: number) => boolean;
+}
+
+const exactly = (wanted: string) => (name: string) => name === wanted;
+const TARGETS: Target[] = [
+  {
+    label: 'run_job vs floor',
+    matches: exactly('run_job.ratio_to_floor'),
+    text: '≥ 0.6',
+    met: (v) => v >= 0.6,
+  },
+  {
+    label: 'run_job p99',
+    matches: exactly('run_job.p99_ms'),
+    text: '≤ 25 ms',
+    met: (v) => v <= 25,
+  },
+  { label: 'run_job errors', matches: exactly('run_job.errors'), text: '= 0', met: (v) => v === 0 },
+  {
+    label: 'cycle vs pg-boss',
+    matches: (name) => /^cycle\.ratio/.test(name),
+    text: '≥ 2',
+    met: (v) => v >= 2,
+  },
+  {
+    label: 'dispatch_latency p50',
+    matches: exactly('dispatch_latency.p50_ms'),
+    text: '≤ 5 ms',
+    met: (v) => v <= 5,
+  },
+  {
+    label: 'dispatch_latency p99',
+    matches: exactly('dispatch_latency.p99_ms'),
+    text: '≤ 25 ms',
+    met: (v) => v <= 25,
+  },
+  { label: 'init 10k', matches: exactly('init.10000.seconds'), text: '≤ 1 s', met: (v) => v <= 1 },
+  {
+    label: 'init 100k',
+    matches: exactly('init.100000.seconds'),
+    text: '≤ 10 s',
+    met: (v) => v <= 10,
+  },
+  {
+    label: 'default upsert 10k',
+    matches: exactly('default_upsert.10000.seconds'),
+    text: '≤ 2 s',
+    met: (v) => v <= 2,
+  },
+  {
+    label: 'run_job_embedded',
+    matches: exactly('run_job_embedded.requests_per_s'),
+    text: '≥ 1,500 req/s',
+    met: (v) => v >= 1500,
+  },
+  {
+    label: 'run_job_embedded errors',
+    matches: exactly('run_job_embedded.errors'),
+    text: '= 0',
+    met: (v) => v === 0,
+  },
+  {
+    label: 'RSS',
+    matches: (name) => /^rss\..*\.mb$/.test(name),
+    text: '< 300 MB',
+    met: (v) => v < 300,
+  },
+];
+
+// Targets a full run must judge, and those a quick run must (init 100k is full-run only).
+const requiredTargets = TARGETS.filter((target) => !(quick && target.label === 'init 100k'));
+
+/** When the cycle scenario reports both throughputs but no ratio, the ratio is derived here. */
+function deriveCycleRatio(metrics: Metric[]): Metric[] {
+  if (metrics.some((metric) => /^cycle\.ratio/.test(metric.name))) return [];
+  const pie = metrics.find((metric) => /^cycle\.pie\..*per_s$/.test(metric.name));
+  const boss = metrics.find((metric) => /^cycle\.pg_?boss\..*per_s$/.test(metric.name));
+  if (pie === undefined || boss === undefined || boss.value === 0) return [];
+  const ratio = Math.round((pie.value / boss.value) * 100) / 100;
+  return [{ name: 'cycle.ratio_to_pg_boss', value: ratio, unit: 'x' }];
+}
+
+// ---------------------------------------------------------------------------------------------
+// The table.
+
+function formatValue(value: number): string {
+  return value.toLocaleString('en-US', { maximumFractionDigits: 3 });
+}
+
+function table(metrics: Metric[]): { text: string; missed: string[] } {
+  const rows: string[][] = [];
+  const missed: string[] = [];
+  for (const metric of metrics) {
+    const target = TARGETS.find((each) => each.matches(metric.name));
+    const met = target?.met(metric.value);
+    if (met === false)
+      missed.push(`${metric.name} = ${formatValue(metric.value)} (${target!.text})`);
+    rows.push([
+      metric.name,
+      formatValue(metric.value),
+      metric.unit,
+      target?.text ?? '',
+      met === undefined ? '' : met ? 'met' : 'MISSED',
+    ]);
+  }
+  for (const target of requiredTargets) {
+    if (!metrics.some((metric) => target.matches(metric.name))) {
+      missed.push(`${target.label}: not measured`);
+      rows.push([target.label, '—', '', target.text, 'NOT RUN']);
+    }
+  }
+  const header = ['metric', 'value', 'unit', 'target', 'result'];
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => row[column]!.length)),
+  );
+  // The value column is right-aligned; the table is valid Markdown as printed.
+  const pad = (cell: string, column: number) =>
+    column === 1 ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!);
+  const line = (cells: string[]) => `| ${cells.map(pad).join(' | ')} |`;
+  const dashes = widths.map((width, column) =>
+    column === 1 ? `${'-'.repeat(width + 1)}:` : '-'.repeat(width + 2),
+  );
+  const rule = `|${dashes.join('|')}|`;
+  return { text: [line(header), rule, ...rows.map(line)].join('\n'), missed };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run.
+
+const metrics: Metric[] = [];
+const failures: string[] = [];
+let interrupted = false;
+
+async function step(name: string, work: () => Promise<Metric[]>): Promise<void> {
+  if (interrupted) return;
+  const started = performance.now();
+  log(`${name}: start`);
+  try {
+    const produced = await work();
+    metrics.push(...produced);
+    log(`${name}: done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  } catch (error) {
+    if (interrupted) {
+      log(`${name}: interrupted`);
+      return;
+    }
+    failures.push(name);
+    log(
+      `${name}: FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+    );
+  }
+}
+
+function temporaryDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  onCleanup(async () => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** The scenarios another file provides, run when present (`export const scenario`). */
+async function externalScenario(file: string, name: string, ctx: BenchContext): Promise<void> {
+  const full = path.join(ROOT, 'bench', 'scenarios', file);
+  if (!fs.existsSync(full)) {
+    log(`${name}: bench/scenarios/${file} does not exist; skipped`);
+    return;
+  }
+  await step(name, async () => {
+    const module = (await import(pathToFileURL(full).href)) as { scenario?: Scenario };
+    if (typeof module.scenario !== 'function') {
+      throw new Error(`bench/scenarios/${file} does not export a scenario`);
+    }
+    const produced = await module.scenario(ctx);
+    return [...produced, rssMetric(`after_${name}`, ctx.piePid)];
+  });
+}
+
+async function onPostgres(adminUrl: string, adminToken: string): Promise<string> {
+  const databaseUrl = await createBenchDatabase(adminUrl);
+  const postgresVersion = await withClient(databaseUrl, async (client) => {
+    const { rows } = await client.query<{ server_version: string }>('show server_version');
+    return rows[0]?.server_version ?? 'unknown';
+  });
+  log(`database ${new URL(databaseUrl).pathname.slice(1)} on PostgreSQL ${postgresVersion}`);
+  const pie: ServerChild = await startPie({
+    DATABASE_URL: databaseUrl,
+    PIE_DATA_DIR: temporaryDir('pie-bench-pg-'),
+    PIE_HTTP_ALLOW_HOSTS: '127.0.0.1,localhost',
+  });
+  log(`pie serve on PostgreSQL: ${pie.url} (pid ${pie.pid})`);
+  const ctx: BenchContext = {
+    quick,
+    databaseUrl,
+    pieUrl: pie.url,
+    piePid: pie.pid,
+    adminToken,
+    log,
+  };
+  try {
+    await step('run_job', () => runJobScenario(ctx));
+    await externalScenario('cycle.ts', 'cycle', ctx);
+    await externalScenario('dispatch-latency.ts', 'dispatch_latency', ctx);
+    await step('init', () => initScenario(ctx));
+  } finally {
+    await pie.stop();
+  }
+  return postgresVersion;
+}
+
+async function onEmbedded(adminToken: string): Promise<void> {
+  if (interrupted) return;
+  const pie = await startPie({ PIE_DATA_DIR: temporaryDir('pie-bench-embedded-') });
+  log(`pie serve on the embedded PGlite: ${pie.url} (pid ${pie.pid})`);
+  try {
+    await step('run_job_embedded', () =>
+      runJobEmbeddedScenario({
+        quick,
+        databaseUrl: '',
+        pieUrl: pie.url,
+        piePid: pie.pid,
+        adminToken,
+        log,
+      }),
+    );
+  } finally {
+    await pie.stop();
+  }
+}
+
+/** The share of CPU time the machine spent busy over `ms`, before the bench adds its own. */
+async function busyShare(ms: number): Promise<number> {
+  const sample = () => {
+    const fields = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+    const ticks = fields.slice(1).map(Number);
+    const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
+    return { idle, total: ticks.reduce((sum, tick) => sum + tick, 0) };
+  };
+  const before = sample();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const after = sample();
+  const total = after.total - before.total;
+  return total === 0 ? 0 : 1 - (after.idle - before.idle) / total;
+}
+
+async function main(): Promise<number> {
+  const adminUrl = process.env['DATABASE_URL'] || DEFAULT_ADMIN_URL;
+  log(
+    `${quick ? 'quick' : 'full'} run; admin connection ${adminUrl.replace(/:[^:@/]*@/, ':***@')}`,
+  );
+  const adminToken = await mintAdminToken();
+  const busy = await busyShare(500).catch(() => 0);
+  if (busy > 0.2) {
+    log(`WARNING: ${(busy * 100).toFixed(0)} % of the CPUs were busy before the bench started`);
+    log('         (other processes); its figures will be lower than this machine can do');
+  }
+  let postgresVersion = 'unknown';
+  try {
+    postgresVersion = await onPostgres(adminUrl, adminToken);
+    await onEmbedded(adminToken);
+  } catch (error) {
+    failures.push('set-up');
+    log(`FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  } finally {
+    await cleanUp();
+  }
+  if (interrupted) return 130;
+
+  metrics.push(...deriveCycleRatio(metrics));
+  const result = {
+    machine: {
+      cpus: os.cpus().length,
+      memory_gb: Math.round((os.totalmem() / 1024 ** 3) * 10) / 10,
+      node: process.version,
+      postgres_version: postgresVersion,
+    },
+    quick,
+    started_at: startedAt.toISOString(),
+    metrics,
+  };
+  const resultsDir = path.join(ROOT, 'bench', 'results');
+  fs.mkdirSync(resultsDir, { recursive: true });
+  fs.writeFileSync(path.join(resultsDir, 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
+
+  const { text, missed } = table(metrics);
+  const { machine } = result;
+  process.stdout.write(
+    `\nPIE bench (${quick ? 'quick' : 'full'}), ${startedAt.toISOString()}: ${machine.cpus} CPUs, ` +
+      `${machine.memory_gb} GiB, Node ${machine.node}, PostgreSQL ${machine.postgres_version}\n\n` +
+      `${text}\n\n`,
+  );
+  if (missed.length > 0) {
+    process.stdout.write(
+      `${missed.length} target(s) missed:\n${missed.map((m) => `  - ${m}`).join('\n')}\n`,
+    );
+  } else {
+    process.stdout.write('every target met\n');
+  }
+  if (failures.length > 0) process.stdout.write(`failed: ${failures.join(', ')}\n`);
+  log(
+    `bench/results/latest.json written; ${((performance.now() - clock) / 1000).toFixed(1)} s in all`,
+  );
+  return failures.length > 0 ? 1 : 0;
+}
+
+function onSignal(signal: NodeJS.Signals): void {
+  if (interrupted) return;
+  interrupted = true;
+  log(`${signal}: stopping children and dropping the database`);
+  void cleanUp().finally(() => process.exit(130));
+}
+
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+process.on('exit', killChildrenNow);
+
+process.exit(await main());
