@@ -49,34 +49,23 @@ const CLAIM_SET = `status = 'dispatched', attempt = j.attempt + 1, locked_by = $
   handler_ref = null`;
 
 /** Claims up to `limit` queued jobs whose handler PIE pushes to (http, command, truefoundry). */
-export async function claimPushJobs(
+export function claimPushJobs(
   q: Queryable,
   holder: string,
   leaseS: number,
   limit: number,
   kinds: readonly HandlerType[],
 ): Promise<ClaimedJob[]> {
-  const { rows } = await q.query<ClaimedRow>(
-    `with picked as (
-       select client_id, job_id from jobs
-       where status = 'queued' and handler_type <> 'worker' and run_at <= now()
-         and handler_type = any($4::text[])
-       order by run_at, job_id
-       limit $3
-       for update skip locked
-     )
-     update jobs j set ${CLAIM_SET}
-     from picked, model_versions v
-     where j.client_id = picked.client_id and j.job_id = picked.job_id
-       and v.model_id = j.model_id and v.model_version = j.model_version
-     returning ${CLAIMED}`,
+  return claim(
+    q,
+    `status = 'queued' and handler_type <> 'worker' and run_at <= now()
+     and handler_type = any($4::text[])`,
     [holder, leaseS, limit, kinds],
   );
-  return rows.map(toClaimed);
 }
 
 /** Claims up to `limit` queued jobs of one model version for a pull worker. */
-export async function claimWorkerJobs(
+export function claimWorkerJobs(
   q: Queryable,
   modelId: string,
   modelVersion: string,
@@ -84,11 +73,20 @@ export async function claimWorkerJobs(
   leaseS: number,
   limit: number,
 ): Promise<ClaimedJob[]> {
+  return claim(
+    q,
+    `status = 'queued' and handler_type = 'worker'
+     and model_id = $4 and model_version = $5 and run_at <= now()`,
+    [workerId, leaseS, limit, modelId, modelVersion],
+  );
+}
+
+/** `$1` holder, `$2` lease seconds, `$3` limit; `where` picks the queued jobs to claim. */
+async function claim(q: Queryable, where: string, values: unknown[]): Promise<ClaimedJob[]> {
   const { rows } = await q.query<ClaimedRow>(
     `with picked as (
        select client_id, job_id from jobs
-       where status = 'queued' and handler_type = 'worker'
-         and model_id = $4 and model_version = $5 and run_at <= now()
+       where ${where}
        order by run_at, job_id
        limit $3
        for update skip locked
@@ -98,7 +96,7 @@ export async function claimWorkerJobs(
      where j.client_id = picked.client_id and j.job_id = picked.job_id
        and v.model_id = j.model_id and v.model_version = j.model_version
      returning ${CLAIMED}`,
-    [workerId, leaseS, limit, modelId, modelVersion],
+    values,
   );
   return rows.map(toClaimed);
 }

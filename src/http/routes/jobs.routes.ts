@@ -1,9 +1,13 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../../usecases/context.js';
 import { initServices } from '../../usecases/init-services.usecase.js';
 import * as usecase from '../../usecases/jobs.usecase.js';
-import { runJob } from '../../usecases/run-job.usecase.js';
+import {
+  runJob,
+  type JobPath,
+  type RunJobBody as RunJobRequest,
+} from '../../usecases/run-job.usecase.js';
 import { badRequest } from '../errors.js';
 import { answerIdempotently, IdempotencyHeaders } from '../idempotency.js';
 import { pageRequest } from '../paging.js';
@@ -33,6 +37,19 @@ async function subscribeOnlyForInference(request: FastifyRequest) {
 }
 
 export function jobRoutes(app: TypedApp, ctx: AppContext) {
+  // Both run-job routes (service and domain scope) answer the same way.
+  const answerRunJob = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    path: JobPath,
+    body: RunJobRequest,
+  ) =>
+    answerIdempotently(ctx, request, reply, path.clientId, async (q) => {
+      const answer = await runJob(q, request.caller, path, body);
+      ctx.metrics.jobsCreated.inc({ job_type: body.job_type ?? 'inference' });
+      return answer;
+    });
+
   app.post(
     '/clients/:client_id/domains/:domain_id/service/:service_id/assignments/:key/jobs',
     {
@@ -54,16 +71,8 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
     },
     (request, reply) => {
       const { client_id, domain_id, service_id, key } = request.params;
-      return answerIdempotently(ctx, request, reply, client_id, async (q) => {
-        const answer = await runJob(
-          q,
-          request.caller,
-          { clientId: client_id, domainId: domain_id, serviceId: service_id, key },
-          request.body,
-        );
-        ctx.metrics.jobsCreated.inc({ job_type: request.body.job_type ?? 'inference' });
-        return answer;
-      });
+      const path = { clientId: client_id, domainId: domain_id, serviceId: service_id, key };
+      return answerRunJob(request, reply, path, request.body);
     },
   );
 
@@ -86,16 +95,8 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
     },
     (request, reply) => {
       const { client_id, domain_id, key } = request.params;
-      return answerIdempotently(ctx, request, reply, client_id, async (q) => {
-        const answer = await runJob(
-          q,
-          request.caller,
-          { clientId: client_id, domainId: domain_id, serviceId: null, key },
-          request.body,
-        );
-        ctx.metrics.jobsCreated.inc({ job_type: request.body.job_type ?? 'inference' });
-        return answer;
-      });
+      const path = { clientId: client_id, domainId: domain_id, serviceId: null, key };
+      return answerRunJob(request, reply, path, request.body);
     },
   );
 
