@@ -7,7 +7,7 @@ import type { ClaimedJob } from '../repositories/dispatch.repository.js';
 import { completeJob } from '../usecases/complete-job.usecase.js';
 import type { AppContext } from '../usecases/context.js';
 import { buildEnvelope } from './envelope.js';
-import { PUSH_KEY } from './job-wakeups.js';
+import { PUSH_KEY, versionKey } from './job-wakeups.js';
 import { createAddressGuard, type AddressGuard } from './handlers/address-guard.js';
 import { createConcurrencyLimit, deliverCommand } from './handlers/command.handler.js';
 import { deliverHttp } from './handlers/http.handler.js';
@@ -245,6 +245,10 @@ export class Dispatcher {
           outcome.retryAfterMs,
         );
         if (status === 'failure') metrics.jobsFinished.inc({ job_type: job.job_type, status });
+        if (status === 'queued' && outcome.retryAfterMs === 0) {
+          // Due again at once, possibly for pull workers now (a changed handler).
+          this.ctx.wakeups.announce([versionKey(job.model_id, job.model_version), PUSH_KEY]);
+        }
         return;
       }
       case 'fail':

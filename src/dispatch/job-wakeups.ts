@@ -2,23 +2,49 @@ import { EventEmitter } from 'node:events';
 import type { Database } from '../db/database.js';
 
 /**
- * Turns the database's `pie_jobs` notifications (sent when jobs become claimable: the model
- * versions with new pull jobs, and `*` for push jobs) into in-process wake-ups for the
- * dispatcher and for workers waiting in a long-poll. One LISTEN per process, however many
- * waiters.
+ * Wakes the dispatcher and workers waiting in a long-poll when jobs become claimable. A use
+ * case that queued jobs `announce`s them once committed, by key: the model version of pull
+ * jobs, `*` for push jobs. Waiters in this process wake at once; other processes sharing a
+ * PostgreSQL server hear it through one coalesced NOTIFY per tick on `pie_jobs`. (NOTIFY
+ * inside the inserting transaction would serialise every commit: see migration 000005.)
  */
 export class JobWakeups {
   private readonly emitter = new EventEmitter();
   private unlisten: (() => Promise<void>) | undefined;
+  private pending = new Set<string>();
+  private flushing = false;
 
-  constructor() {
+  private constructor(private readonly db: Database | undefined) {
     this.emitter.setMaxListeners(0);
   }
 
+  /** Listens on the database; on PGlite (one process) announcements stay in-process. */
   static async listen(db: Database): Promise<JobWakeups> {
-    const wakeups = new JobWakeups();
+    if (db.backend === 'pglite') return new JobWakeups(undefined);
+    const wakeups = new JobWakeups(db);
     wakeups.unlisten = await db.listen('pie_jobs', (payload) => wakeups.notify(payload));
     return wakeups;
+  }
+
+  /** Tells waiters here and in other processes that jobs under these keys were committed. */
+  announce(keys: readonly string[]): void {
+    if (keys.length === 0) return;
+    this.emitter.emit('wake', [...keys]);
+    if (this.db === undefined) return;
+    for (const key of keys) this.pending.add(key);
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(() => void this.flush());
+    }
+  }
+
+  private async flush(): Promise<void> {
+    const keys = [...this.pending];
+    this.pending = new Set();
+    this.flushing = false;
+    // Too many keys for one payload: an empty one wakes everyone.
+    const payload = keys.length <= 20 ? keys.join(',') : '';
+    await this.db?.query('select pg_notify($1, $2)', ['pie_jobs', payload]).catch(() => undefined);
   }
 
   /** `payload` lists `model/version` keys; empty or undefined wakes everyone. */
@@ -61,4 +87,9 @@ export const PUSH_KEY = '*';
 
 export function versionKey(modelId: string, modelVersion: string): string {
   return `${modelId}/${modelVersion}`;
+}
+
+/** The wake-up key of a job: its model version for pull workers, else push work. */
+export function wakeKey(job: { model_id: string; model_version: string; handler_type: string }) {
+  return job.handler_type === 'worker' ? versionKey(job.model_id, job.model_version) : PUSH_KEY;
 }

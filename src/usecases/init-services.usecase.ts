@@ -4,6 +4,7 @@ import type { Answer } from '../http/idempotency.js';
 import { loadJobTarget } from '../repositories/job-targets.repository.js';
 import { insertInitJobs } from '../repositories/jobs.repository.js';
 import { requireRunnableTarget } from './start-job.js';
+import { wakeKey } from '../dispatch/job-wakeups.js';
 
 /**
  * Services init (seed 003): one inference job per non-departed service through the domain's
@@ -15,7 +16,7 @@ export async function initServices(
   caller: Caller,
   clientId: string,
   domainId: string,
-): Promise<Answer<{ dispatched_services: string[] }>> {
+): Promise<Answer<{ dispatched_services: string[] }> & { wake: string }> {
   const request = { clientId, domainId, serviceId: null, key: 'default', jobType: 'inference' };
   const target = requireRunnableTarget(
     await loadJobTarget(q, clientId, domainId, null, request.key),
@@ -32,5 +33,5 @@ export async function initServices(
     timeoutS: target.timeout_s,
     handlerType: target.handler_type,
   });
-  return { statusCode: 202, body: { dispatched_services: dispatched } };
+  return { statusCode: 202, body: { dispatched_services: dispatched }, wake: wakeKey(target) };
 }

@@ -7,6 +7,7 @@ import { type PageRequest, toPage } from '../http/paging.js';
 import * as models from '../repositories/models.repository.js';
 import * as versions from '../repositories/model-versions.repository.js';
 import type { AppContext } from './context.js';
+import { wakeKey } from '../dispatch/job-wakeups.js';
 
 export const DEFAULT_JOB_TYPES = ['inference'];
 export const DEFAULT_TIMEOUT_S = 3600;
@@ -63,7 +64,7 @@ export async function putModelVersion(
   const features = contract.value;
   const jobTypes = body.job_types ?? DEFAULT_JOB_TYPES;
 
-  return ctx.db.transaction(async (tx) => {
+  const result = await ctx.db.transaction(async (tx) => {
     if ((await models.findModel(tx, modelId)) === undefined) {
       throw notFound(`model "${modelId}" not found; create it with PUT /v2/models/${modelId}`);
     }
@@ -98,6 +99,13 @@ export async function putModelVersion(
     });
     return { version: updated, created: false };
   });
+  // Queued jobs follow a changed handler: whoever claims that kind may take them now.
+  if (!result.created && body.handler !== undefined) {
+    ctx.wakeups.announce([
+      wakeKey({ model_id: modelId, model_version: modelVersion, handler_type: body.handler.type }),
+    ]);
+  }
+  return result;
 }
 
 export async function getModelVersion(ctx: AppContext, modelId: string, modelVersion: string) {

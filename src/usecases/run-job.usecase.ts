@@ -25,7 +25,7 @@ export async function runJob(
   caller: Caller,
   path: JobPath,
   body: RunJobBody,
-): Promise<Answer<RunJobAnswer>> {
+): Promise<Answer<RunJobAnswer> & { wake: string }> {
   const subscribe = body.subscribe === true;
   const started: StartedJob = await startJob(q, {
     ...path,
@@ -40,5 +40,5 @@ export async function runJob(
     subscribe && started.subscription_id !== null
       ? { job_id: started.job_id, subscription_id: started.subscription_id }
       : { job_id: started.job_id };
-  return { statusCode: 202, body: answer };
+  return { statusCode: 202, body: answer, wake: started.wake };
 }

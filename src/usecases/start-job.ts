@@ -2,6 +2,7 @@ import { grants, type Grant } from '../auth/caller.js';
 import type { Queryable } from '../db/database.js';
 import { describeProblems, resolveFeatures } from '../domain/features.js';
 import { forbidden, notFound, unprocessable } from '../http/errors.js';
+import { wakeKey } from '../dispatch/job-wakeups.js';
 import { loadJobTarget, type JobTarget } from '../repositories/job-targets.repository.js';
 import { insertJob, type JobTrigger, type NewJob } from '../repositories/jobs.repository.js';
 
@@ -23,6 +24,8 @@ export interface StartJobRequest {
 export interface StartedJob {
   job_id: string;
   subscription_id: string | null;
+  /** Announce this once the job is committed (see JobWakeups). */
+  wake: string;
 }
 
 /**
@@ -37,7 +40,16 @@ export async function startJob(q: Queryable, request: StartJobRequest): Promise<
     request.serviceId,
     request.key,
   );
-  return insertJob(q, planJob(target, request));
+  const job = planJob(target, request);
+  const inserted = await insertJob(q, job);
+  return {
+    ...inserted,
+    wake: wakeKey({
+      model_id: job.modelId,
+      model_version: job.modelVersion,
+      handler_type: job.handlerType,
+    }),
+  };
 }
 
 type AssignmentFields =

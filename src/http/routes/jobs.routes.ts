@@ -38,17 +38,23 @@ async function subscribeOnlyForInference(request: FastifyRequest) {
 
 export function jobRoutes(app: TypedApp, ctx: AppContext) {
   // Both run-job routes (service and domain scope) answer the same way.
-  const answerRunJob = (
+  const answerRunJob = async (
     request: FastifyRequest,
     reply: FastifyReply,
     path: JobPath,
     body: RunJobRequest,
-  ) =>
-    answerIdempotently(ctx, request, reply, path.clientId, async (q) => {
+  ) => {
+    let wake: string | undefined;
+    const sent = await answerIdempotently(ctx, request, reply, path.clientId, async (q) => {
       const answer = await runJob(q, request.caller, path, body);
       ctx.metrics.jobsCreated.inc({ job_type: body.job_type ?? 'inference' });
+      wake = answer.wake;
       return answer;
     });
+    // Committed by now (a replay started nothing and announces nothing).
+    if (wake !== undefined) ctx.wakeups.announce([wake]);
+    return sent;
+  };
 
   app.post(
     '/clients/:client_id/domains/:domain_id/service/:service_id/assignments/:key/jobs',
@@ -117,14 +123,18 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
         response: { 202: ServicesInitStarted, ...errorResponses(400, 401, 403, 404, 409, 422) },
       },
     },
-    (request, reply) => {
+    async (request, reply) => {
       const { client_id, domain_id } = request.params;
-      return answerIdempotently(ctx, request, reply, client_id, async (q) => {
+      let wake: string | undefined;
+      const sent = await answerIdempotently(ctx, request, reply, client_id, async (q) => {
         const answer = await initServices(q, request.caller, client_id, domain_id);
         const started = answer.body.dispatched_services.length;
         ctx.metrics.jobsCreated.inc({ job_type: 'inference' }, started);
+        if (started > 0) wake = answer.wake;
         return answer;
       });
+      if (wake !== undefined) ctx.wakeups.announce([wake]);
+      return sent;
     },
   );
 
