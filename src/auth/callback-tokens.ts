@@ -27,7 +27,7 @@ export async function loadCallbackTokens(db: Database): Promise<CallbackTokens> 
     'callback_token_secret',
     crypto.randomBytes(32).toString('base64url'),
   );
-  const secret = Buffer.from(encoded, 'base64url');
+  const secret = crypto.createSecretKey(Buffer.from(encoded, 'base64url'));
   return {
     sign(job) {
       // Valid until an hour past the deadline: late completions get a clear 409, not a 401.

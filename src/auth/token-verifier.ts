@@ -28,8 +28,11 @@ export function createTokenVerifier(key: VerificationKey, config: JwtConfig): To
     audience: config.audience,
     requiredClaims: ['exp', 'sub'],
   };
+  const verified = new VerifiedTokens();
   return {
     async verify(token) {
+      const known = verified.get(token);
+      if (known !== undefined) return known;
       let payload: jose.JWTPayload;
       try {
         payload =
@@ -39,9 +42,42 @@ export function createTokenVerifier(key: VerificationKey, config: JwtConfig): To
       } catch (error) {
         throw new TokenError(describeJoseError(error));
       }
-      return callerFromClaims(payload);
+      const caller = callerFromClaims(payload);
+      verified.set(token, caller, payload);
+      return caller;
     },
   };
+}
+
+/**
+ * Callers whose token verified, kept until the token's `exp` (or its `nbf`-free life runs
+ * out): a service called thousands of times a second with the same token need not check its
+ * signature each time. The same token string always verifies the same way, so only time can
+ * change the answer, and the expiry is checked on every hit.
+ */
+class VerifiedTokens {
+  private readonly entries = new Map<string, { caller: Caller; expiresAt: number }>();
+  private static readonly MAX = 10_000;
+
+  get(token: string): Caller | undefined {
+    const entry = this.entries.get(token);
+    if (entry === undefined) return undefined;
+    if (Date.now() >= entry.expiresAt) {
+      this.entries.delete(token);
+      return undefined;
+    }
+    return entry.caller;
+  }
+
+  set(token: string, caller: Caller, payload: jose.JWTPayload): void {
+    if (typeof payload.exp !== 'number') return;
+    // Keep the map bounded: the oldest entry goes first.
+    if (this.entries.size >= VerifiedTokens.MAX) {
+      const oldest = this.entries.keys().next();
+      if (oldest.done !== true) this.entries.delete(oldest.value);
+    }
+    this.entries.set(token, { caller, expiresAt: payload.exp * 1000 });
+  }
 }
 
 function resolveKey(
@@ -50,7 +86,11 @@ function resolveKey(
 ): { keyInput: Uint8Array | crypto.KeyObject | jose.JWTVerifyGetKey; algorithms: string[] } {
   switch (key.kind) {
     case 'secret':
-      return { keyInput: key.secret, algorithms: allowList(configured, ['HS256']) };
+      // A KeyObject, imported once: given raw bytes, jose imports the key on every verify.
+      return {
+        keyInput: crypto.createSecretKey(key.secret),
+        algorithms: allowList(configured, ['HS256']),
+      };
     case 'public-key': {
       const keyObject = crypto.createPublicKey(key.pem);
       const natural = keyObject.asymmetricKeyType === 'ec' ? ['ES256'] : ['RS256'];

@@ -60,6 +60,16 @@ describeOnEachBackend('callers (HS256)', (server) => {
     assert.match(await expect401(await sign(secret, noSub)), /"sub"/);
   });
 
+  it('a token that verified once is refused after it expires', async () => {
+    const token = await sign(server().secret, {
+      ...validClaims(),
+      exp: Math.floor(Date.now() / 1000) + 2,
+    });
+    assert.equal((await server().get('/v2/clients', { token })).status, 200);
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    assert.match(await expect401(token), /expired/);
+  });
+
   it('401: wrong signature, tampered payload, alg none, algorithm not allowed', async () => {
     assert.match(
       await expect401(await sign(crypto.randomBytes(32), validClaims())),
