@@ -1,3 +1,4 @@
+import type { Grant } from '../auth/caller.js';
 import type { Queryable } from '../db/database.js';
 import type { JobError } from '../dispatch/types.js';
 import type { Handler, HandlerType } from '../domain/handlers.js';
@@ -64,11 +65,15 @@ export function claimPushJobs(
   );
 }
 
-/** Claims up to `limit` queued jobs of one model version for a pull worker. */
+/**
+ * Claims up to `limit` queued jobs of one model version for a pull worker, of the clients
+ * its token names only.
+ */
 export function claimWorkerJobs(
   q: Queryable,
   modelId: string,
   modelVersion: string,
+  clients: Grant,
   workerId: string,
   leaseS: number,
   limit: number,
@@ -76,8 +81,9 @@ export function claimWorkerJobs(
   return claim(
     q,
     `status = 'queued' and handler_type = 'worker'
-     and model_id = $4 and model_version = $5 and run_at <= now()`,
-    [workerId, leaseS, limit, modelId, modelVersion],
+     and model_id = $4 and model_version = $5 and run_at <= now()
+     and ($6::jsonb is null or $6::jsonb ? client_id)`,
+    [workerId, leaseS, limit, modelId, modelVersion, clients === '*' ? null : json(clients)],
   );
 }
 

@@ -199,6 +199,15 @@ export async function findJob(
   return rows[0] && toJob(rows[0]);
 }
 
+/** The client a job belongs to, by job id alone (for checking a token's grant). */
+export async function findJobClient(q: Queryable, jobId: string): Promise<string | undefined> {
+  const { rows } = await q.query<{ client_id: string }>(
+    'select client_id from jobs where job_id = $1',
+    [jobId],
+  );
+  return rows[0]?.client_id;
+}
+
 export interface CompletionRecord {
   request: { status: 'success' | 'failure'; output: unknown; error: unknown };
   response: { status_code: number; body: unknown };

@@ -1,12 +1,12 @@
-import type { Caller } from '../auth/caller.js';
+import { grants, type Caller } from '../auth/caller.js';
 import { buildEnvelope } from '../dispatch/envelope.js';
 import { versionKey } from '../dispatch/job-wakeups.js';
 import type { Envelope } from '../dispatch/types.js';
 import { isFinal } from '../domain/job-status.js';
-import { badRequest, conflict, notFound } from '../http/errors.js';
+import { badRequest, conflict, forbidden, notFound } from '../http/errors.js';
 import * as dispatch from '../repositories/dispatch.repository.js';
 import { findVersion } from '../repositories/model-versions.repository.js';
-import { lockJobForCompletion } from '../repositories/jobs.repository.js';
+import { findJobClient, lockJobForCompletion } from '../repositories/jobs.repository.js';
 import type { AppContext } from './context.js';
 
 export interface ClaimBody {
@@ -22,6 +22,7 @@ export interface ClaimBody {
  */
 export async function claimJobs(
   ctx: AppContext,
+  caller: Caller,
   modelId: string,
   modelVersion: string,
   body: ClaimBody,
@@ -36,6 +37,7 @@ export async function claimJobs(
       ctx.db,
       modelId,
       modelVersion,
+      caller.clients,
       body.worker_id,
       body.lease_s ?? 60,
       body.max_jobs ?? 1,
@@ -76,6 +78,12 @@ export async function heartbeat(
 ) {
   const attempt = body.attempt ?? caller.job?.attempt;
   if (attempt === undefined) throw badRequest('attempt is required (or use the callback token)');
+  if (caller.clients !== '*') {
+    const owner = await findJobClient(ctx.db, path.jobId);
+    if (owner !== undefined && !grants(caller.clients, owner)) {
+      throw forbidden(`this token may not act on client "${owner}"`);
+    }
+  }
   if (caller.job !== undefined && caller.job.attempt !== attempt) {
     throw conflict(`this callback token is for attempt ${caller.job.attempt}, not ${attempt}`);
   }

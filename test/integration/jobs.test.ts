@@ -314,6 +314,19 @@ describeOnEachBackend('reading and cancelling jobs', (server) => {
       { token },
     );
     assert.equal(complete.status, 403);
+    const claimed = await server().post(
+      `/v2/models/${theirs.modelId}/versions/${theirs.version}/jobs/claim`,
+      { worker_id: 'nosy' },
+      { token },
+    );
+    assert.equal(claimed.status, 200);
+    assert.deepEqual(claimed.body.jobs, [], "a worker of one client never gets another's jobs");
+    const heartbeat = await server().post(
+      `/v2/models/${theirs.modelId}/versions/${theirs.version}/jobs/${run.body.job_id}/heartbeat`,
+      { attempt: 1 },
+      { token },
+    );
+    assert.equal(heartbeat.status, 403);
     // The job id under the caller's own path is simply not there.
     const ownPath = await server().get(`${mine.domainPath}/jobs/${run.body.job_id}`, { token });
     assert.equal(ownPath.status, 404);

@@ -94,7 +94,7 @@ export function workerRoutes(app: TypedApp, ctx: AppContext) {
       const closed = new AbortController();
       request.raw.once('close', () => closed.abort());
       const { model_id, version } = request.params;
-      return claimJobs(ctx, model_id, version, request.body, closed.signal);
+      return claimJobs(ctx, request.caller, model_id, version, request.body, closed.signal);
     },
   );
 
