@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { issueToken } from '../src/auth/token-issuer.js';
@@ -68,8 +69,12 @@ export function killChildrenNow(): void {
 }
 
 /** A node child running a TypeScript file of the repository through tsx. */
-export function spawnNode(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+export function spawnNode(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  nodeFlags: string[] = [],
+): ChildProcess {
+  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', ...args], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -96,8 +101,9 @@ export function startServerChild(
   args: string[],
   env: NodeJS.ProcessEnv,
   ready: RegExp,
+  nodeFlags: string[] = [],
 ): Promise<ServerChild> {
-  const child = spawnNode(args, env);
+  const child = spawnNode(args, env, nodeFlags);
   let output = '';
   const exited = new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
@@ -149,10 +155,14 @@ export async function startPie(settings: Record<string, string>): Promise<Server
     PIE_JWT_SECRET: JWT_SECRET,
     ...settings,
   };
+  // PIE_BENCH_PROFILE=dir: each `pie serve` writes a CPU profile there when it stops.
+  const profileDir = process.env['PIE_BENCH_PROFILE'];
+  const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir)}`] : [];
   const pie = await startServerChild(
     ['src/cli/main.ts', 'serve'],
     env,
     /PIE is serving at (http:\/\/\S+)[\s\S]*API reference/,
+    profile,
   );
   return pie;
 }

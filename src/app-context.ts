@@ -3,6 +3,7 @@ import type { Database } from './db/database.js';
 import { JobWakeups } from './dispatch/job-wakeups.js';
 import { Metrics } from './metrics.js';
 import type { AppContext } from './usecases/context.js';
+import { JobTargetCache } from './usecases/job-target-cache.js';
 
 /**
  * The shared resources of one process. `publicUrl` may be unknown until the server listens;
@@ -18,6 +19,7 @@ export async function createAppContext(
     callbacks: await loadCallbackTokens(db),
     wakeups: await JobWakeups.listen(db),
     metrics: new Metrics(),
+    jobTargets: new JobTargetCache(),
     publicUrl: () => publicUrl ?? listeningUrl,
   };
   return {

@@ -3,6 +3,7 @@ import type { FeatureValues } from '../domain/features.js';
 import type { HandlerType } from '../domain/handlers.js';
 import type { JobStatus } from '../domain/job-status.js';
 import type { PageRequest } from '../http/paging.js';
+import { ACTIVE_ASSIGNMENT_FOR_KEY } from './job-targets.repository.js';
 import { iso, isoOrNull, json } from './rows.js';
 
 export interface JobTrigger {
@@ -87,21 +88,35 @@ export interface NewJob {
   subscribe: boolean;
 }
 
-/**
- * Inserts a queued job, and with `subscribe` its retraining subscription (reusing an identical
- * active one), in one statement: the hot path of the service is this one round trip.
- */
-export async function insertJob(
-  q: Queryable,
-  job: NewJob,
-): Promise<{ job_id: string; subscription_id: string | null }> {
-  const { rows } = await q.query<{ job_id: string; subscription_id: string | null }>(
-    `with job as (
+/** What a remembered job target looked like, for the insert to check it still holds. */
+export interface TargetStamp {
+  serviceStamp: string | null;
+  versionStamp: string;
+}
+
+// The target is current when the domain is active, the service row and the model version row
+// are the versions that were read (any change makes a new row version: new xmin), and the
+// assignment chosen for the key is still the one the job names.
+const TARGET_IS_CURRENT = `
+  exists (select 1 from domains d
+          where d.client_id = $1 and d.domain_id = $2 and d.status = 'active')
+  and ($3::text is null or exists (
+        select 1 from services s
+        where s.client_id = $1 and s.domain_id = $2 and s.service_id = $3
+          and s.xmin::text = $18))
+  and exists (select 1 from model_versions v
+              where v.model_id = $6 and v.model_version = $7 and v.xmin::text = $19)
+  and (select a.assignment_id ${ACTIVE_ASSIGNMENT_FOR_KEY.replace('$KEY', '$5')}) = $4::uuid`;
+
+function insertJobSql(guard: string): string {
+  return `with job as (
        insert into jobs (client_id, domain_id, service_id, assignment_id, assignment_key,
          model_id, model_version, job_type, input, features, config, trigger, lineage,
          max_attempts, deadline_at, handler_type)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, $11::jsonb, $12::jsonb,
-         $13::jsonb, $14, now() + make_interval(secs => $15), $17)
+       select $1::text, $2::text, $3::text, $4::uuid, $5::text, $6::text, $7::text, $8::text,
+         $9::jsonb, $10::jsonb, $11::jsonb, $12::jsonb, $13::jsonb, $14::int,
+         now() + make_interval(secs => $15::int), $17::text
+       where ${guard}
        returning job_id
      ),
      existing as (
@@ -123,28 +138,48 @@ export async function insertJob(
      select job.job_id,
        coalesce((select subscription_id from subscription),
                 (select subscription_id from existing))::text as subscription_id
-     from job`,
-    [
-      job.clientId,
-      job.domainId,
-      job.serviceId,
-      job.assignmentId,
-      job.assignmentKey,
-      job.modelId,
-      job.modelVersion,
-      job.jobType,
-      json(job.input),
-      job.features === null ? null : json(job.features),
-      json(job.config),
-      job.trigger === null ? null : json(job.trigger),
-      json(job.lineage),
-      job.maxAttempts,
-      job.timeoutS,
-      job.subscribe,
-      job.handlerType,
-    ],
+     from job`;
+}
+
+const INSERT_JOB = insertJobSql('true');
+const INSERT_JOB_IF_TARGET_CURRENT = insertJobSql(TARGET_IS_CURRENT);
+
+/**
+ * Inserts a queued job, and with `subscribe` its retraining subscription (reusing an identical
+ * active one), in one statement: the hot path of the service is this one round trip. With
+ * `expect`, it inserts only if the target the job was planned on is still current, and returns
+ * undefined when it is not (nothing was written; read the target again).
+ */
+export async function insertJob(
+  q: Queryable,
+  job: NewJob,
+  expect?: TargetStamp,
+): Promise<{ job_id: string; subscription_id: string | null } | undefined> {
+  const values: unknown[] = [
+    job.clientId,
+    job.domainId,
+    job.serviceId,
+    job.assignmentId,
+    job.assignmentKey,
+    job.modelId,
+    job.modelVersion,
+    job.jobType,
+    json(job.input),
+    job.features === null ? null : json(job.features),
+    json(job.config),
+    job.trigger === null ? null : json(job.trigger),
+    json(job.lineage),
+    job.maxAttempts,
+    job.timeoutS,
+    job.subscribe,
+    job.handlerType,
+  ];
+  if (expect !== undefined) values.push(expect.serviceStamp, expect.versionStamp);
+  const { rows } = await q.query<{ job_id: string; subscription_id: string | null }>(
+    expect === undefined ? INSERT_JOB : INSERT_JOB_IF_TARGET_CURRENT,
+    values,
   );
-  return rows[0]!;
+  return rows[0];
 }
 
 /** Services init: one inference job per non-departed service, in one multi-row insert. */

@@ -1,6 +1,7 @@
 import type { Caller } from '../auth/caller.js';
 import type { Queryable } from '../db/database.js';
 import type { Answer } from '../http/idempotency.js';
+import type { JobTargetCache } from './job-target-cache.js';
 import { startJob, type StartedJob } from './start-job.js';
 
 export interface RunJobBody {
@@ -22,20 +23,25 @@ export type RunJobAnswer = { job_id: string } | { job_id: string; subscription_i
 /** Runs a job through the assignment at `path` and answers 202 with its id (seed 000). */
 export async function runJob(
   q: Queryable,
+  targets: JobTargetCache,
   caller: Caller,
   path: JobPath,
   body: RunJobBody,
 ): Promise<Answer<RunJobAnswer> & { wake: string }> {
   const subscribe = body.subscribe === true;
-  const started: StartedJob = await startJob(q, {
-    ...path,
-    jobType: body.job_type ?? 'inference',
-    input: body.input ?? {},
-    subscribe,
-    trigger: null,
-    lineage: [],
-    models: caller.models,
-  });
+  const started: StartedJob = await startJob(
+    q,
+    {
+      ...path,
+      jobType: body.job_type ?? 'inference',
+      input: body.input ?? {},
+      subscribe,
+      trigger: null,
+      lineage: [],
+      models: caller.models,
+    },
+    targets,
+  );
   const answer =
     subscribe && started.subscription_id !== null
       ? { job_id: started.job_id, subscription_id: started.subscription_id }

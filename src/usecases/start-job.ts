@@ -5,6 +5,7 @@ import { forbidden, notFound, unprocessable } from '../http/errors.js';
 import { wakeKey } from '../dispatch/job-wakeups.js';
 import { loadJobTarget, type JobTarget } from '../repositories/job-targets.repository.js';
 import { insertJob, type JobTrigger, type NewJob } from '../repositories/jobs.repository.js';
+import { JobTargetCache } from './job-target-cache.js';
 
 export interface StartJobRequest {
   clientId: string;
@@ -29,19 +30,52 @@ export interface StartedJob {
 }
 
 /**
- * Starts a job through an assignment: one read of everything the checks need, the checks in
- * SPEC order (404, then 422), one insert. Used by the run-job routes and by subscriptions.
+ * Starts a job through an assignment: the checks in SPEC order (404, then 422) on everything
+ * they need, read in one statement, then one insert. With a cache of targets, a target read
+ * before is planned on at once and the insert checks that it still holds: one statement in all.
+ * Used by the run-job routes and by subscriptions.
  */
-export async function startJob(q: Queryable, request: StartJobRequest): Promise<StartedJob> {
-  const target = await loadJobTarget(
-    q,
-    request.clientId,
-    request.domainId,
-    request.serviceId,
-    request.key,
-  );
+export async function startJob(
+  q: Queryable,
+  request: StartJobRequest,
+  cache?: JobTargetCache,
+): Promise<StartedJob> {
+  const { clientId, domainId, serviceId, key } = request;
+  const cacheKey = JobTargetCache.key(clientId, domainId, serviceId, key);
+  const remembered = cache?.get(cacheKey);
+  if (remembered !== undefined) {
+    const started = await tryRemembered(q, request, remembered);
+    if (started !== undefined) return started;
+    cache!.delete(cacheKey);
+  }
+  const target = await loadJobTarget(q, clientId, domainId, serviceId, key);
   const job = planJob(target, request);
-  const inserted = await insertJob(q, job);
+  if (cache !== undefined && target.version_stamp !== null) cache.set(cacheKey, target);
+  return started(job, (await insertJob(q, job))!);
+}
+
+// A remembered target that fails a check, or no longer holds, answers nothing: the caller
+// reads the target again, so every answer, errors included, rests on current rows.
+async function tryRemembered(
+  q: Queryable,
+  request: StartJobRequest,
+  target: JobTarget,
+): Promise<StartedJob | undefined> {
+  let job: NewJob;
+  try {
+    job = planJob(target, request);
+  } catch {
+    return undefined;
+  }
+  const stamp = { serviceStamp: target.service_stamp, versionStamp: target.version_stamp! };
+  const inserted = await insertJob(q, job, stamp);
+  return inserted && started(job, inserted);
+}
+
+function started(
+  job: NewJob,
+  inserted: { job_id: string; subscription_id: string | null },
+): StartedJob {
   return {
     ...inserted,
     wake: wakeKey({

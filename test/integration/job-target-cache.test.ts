@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import { createTenant, ROUTE_CONTRACT, uniqueId } from '../helpers/fixtures.js';
+import { describeOnEachBackend, errorMessage } from '../helpers/test-server.js';
+
+// Running a job plans on a target remembered from an earlier run, and the insert checks it is
+// still current. Each test runs a job first (so the target is remembered), changes what the
+// target is made of, then runs again: the second job must follow the change.
+describeOnEachBackend('running jobs on a remembered target', (server) => {
+  const runPath = (domainPath: string, service = 'service-1', key = 'default') =>
+    `${domainPath}/service/${service}/assignments/${key}/jobs`;
+
+  async function runAndRead(domainPath: string, service = 'service-1', key = 'default') {
+    const run = await server().post(runPath(domainPath, service, key), {});
+    assert.equal(run.status, 202, JSON.stringify(run.body));
+    const job = await server().get(`${domainPath}/jobs/${run.body.job_id}`);
+    assert.equal(job.status, 200);
+    return job.body;
+  }
+
+  it('follows a new domain revision of the assignment', async () => {
+    const tenant = await createTenant(server());
+    const first = await runAndRead(tenant.domainPath);
+    await server().put(`/v2/models/${tenant.modelId}/versions/2.0.0`, {
+      features: ROUTE_CONTRACT,
+    });
+    const replaced = await server().put(`${tenant.domainPath}/assignments/default`, {
+      model_id: tenant.modelId,
+      model_version: '2.0.0',
+    });
+    assert.equal(replaced.status, 200);
+    const second = await runAndRead(tenant.domainPath);
+    assert.equal(first.model_version, '1.0.0');
+    assert.equal(second.model_version, '2.0.0');
+    assert.notEqual(second.assignment_id, first.assignment_id);
+  });
+
+  it('takes a service revision made after the domain default was remembered', async () => {
+    const tenant = await createTenant(server());
+    const first = await runAndRead(tenant.domainPath);
+    const own = await server().put(`${tenant.domainPath}/service/service-1/assignments/default`, {
+      model_id: tenant.modelId,
+      model_version: '1.0.0',
+      config: { own: true },
+    });
+    assert.equal(own.status, 201, JSON.stringify(own.body));
+    const second = await runAndRead(tenant.domainPath);
+    assert.notEqual(second.assignment_id, first.assignment_id);
+    assert.deepEqual(second.config, { own: true });
+  });
+
+  it('uses the features the service provides now', async () => {
+    const tenant = await createTenant(server(), { services: { 'service-1': { route: 'r1' } } });
+    const first = await runAndRead(tenant.domainPath);
+    const changed = await server().put(`${tenant.domainPath}/services/service-1`, {
+      provided_features: { route: 'r2', capacity: 7 },
+    });
+    assert.equal(changed.status, 200);
+    const second = await runAndRead(tenant.domainPath);
+    assert.deepEqual(first.features, { route: 'r1', capacity: 60 });
+    assert.deepEqual(second.features, { route: 'r2', capacity: 7 });
+  });
+
+  it("uses the version's settings as they are now", async () => {
+    const tenant = await createTenant(server());
+    const first = await runAndRead(tenant.domainPath);
+    const settings = await server().put(`/v2/models/${tenant.modelId}/versions/1.0.0`, {
+      features: ROUTE_CONTRACT,
+      job_types: ['inference', 'training'],
+      max_attempts: 2,
+      timeout_s: 60,
+    });
+    assert.equal(settings.status, 200, JSON.stringify(settings.body));
+    const second = await runAndRead(tenant.domainPath);
+    assert.equal(first.max_attempts, 5);
+    assert.equal(second.max_attempts, 2);
+    assert.equal(Date.parse(second.deadline) - Date.parse(second.created_at), 60_000);
+  });
+
+  it('refuses once the domain is inactive, the service departed or the assignment archived', async () => {
+    const inactive = await createTenant(server());
+    await runAndRead(inactive.domainPath);
+    await server().put(inactive.domainPath, { status: 'inactive' });
+    const refused = await server().post(runPath(inactive.domainPath), {});
+    assert.equal(refused.status, 422);
+    assert.match(errorMessage(refused), /inactive/);
+
+    const departed = await createTenant(server());
+    await runAndRead(departed.domainPath);
+    await server().post(`${departed.domainPath}/services/service-1/depart`);
+    const gone = await server().post(runPath(departed.domainPath), {});
+    assert.equal(gone.status, 422);
+    assert.match(errorMessage(gone), /departed/);
+
+    const archived = await createTenant(server());
+    await runAndRead(archived.domainPath);
+    const archive = await server().put(`${archived.domainPath}/assignments/default`, {
+      model_id: archived.modelId,
+      model_version: '1.0.0',
+      status: 'archived',
+    });
+    assert.equal(archive.status, 200, JSON.stringify(archive.body));
+    const none = await server().post(runPath(archived.domainPath), {});
+    assert.equal(none.status, 422);
+    assert.match(errorMessage(none), /no active assignment/);
+    const jobs = await server().get(`${archived.domainPath}/jobs`);
+    assert.equal(jobs.body.items.length, 1, 'the refused run wrote no job');
+  });
+
+  it('an error answered from a remembered target is checked against current rows', async () => {
+    // The remembered version does not support "scoring"; a new revision's version does.
+    const tenant = await createTenant(server(), { jobTypes: ['inference'] });
+    await runAndRead(tenant.domainPath);
+    const unsupported = await server().post(runPath(tenant.domainPath), { job_type: 'scoring' });
+    assert.equal(unsupported.status, 422);
+    const v2 = uniqueId('v');
+    await server().put(`/v2/models/${tenant.modelId}/versions/${v2}`, {
+      features: ROUTE_CONTRACT,
+      job_types: ['inference', 'scoring'],
+    });
+    await server().put(`${tenant.domainPath}/assignments/default`, {
+      model_id: tenant.modelId,
+      model_version: v2,
+    });
+    const supported = await server().post(runPath(tenant.domainPath), { job_type: 'scoring' });
+    assert.equal(supported.status, 202, JSON.stringify(supported.body));
+  });
+});
