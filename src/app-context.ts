@@ -3,6 +3,7 @@ import type { Database } from './db/database.js';
 import { JobWakeups } from './dispatch/job-wakeups.js';
 import { Metrics } from './metrics.js';
 import type { AppContext } from './usecases/context.js';
+import { JobInsertBatcher } from './usecases/job-insert-batcher.js';
 import { JobTargetCache } from './usecases/job-target-cache.js';
 
 /**
@@ -20,6 +21,7 @@ export async function createAppContext(
     wakeups: await JobWakeups.listen(db),
     metrics: new Metrics(),
     jobTargets: new JobTargetCache(),
+    jobInserts: db.backend === 'pglite' ? new JobInsertBatcher(db) : undefined,
     publicUrl: () => publicUrl ?? listeningUrl,
   };
   return {

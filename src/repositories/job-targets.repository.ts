@@ -26,17 +26,55 @@ export interface JobTarget {
   version_stamp: string | null;
 }
 
+/** SQL expressions naming a job target's parts, for the fragments below. */
+export interface TargetColumns {
+  client: string;
+  domain: string;
+  /** null (SQL) at domain scope. */
+  service: string;
+  key: string;
+}
+
 /**
- * The id of the active assignment for key $5 in client $1, domain $2, service $3 (null at domain
- * scope): the service's own revision first, else the domain's. Shared by the read below and the
- * insert's check that a remembered target is still current.
+ * A subquery body selecting the active assignment for a key: the service's own revision
+ * first, else the domain's. Shared by the read below and the inserts' check that a remembered
+ * target is still current.
  */
-export const ACTIVE_ASSIGNMENT_FOR_KEY = `
+export function activeAssignmentForKey(t: TargetColumns): string {
+  return `
   from assignments a
-  where a.client_id = $1 and a.domain_id = $2 and a.key = $KEY and a.status = 'active'
-    and coalesce(a.service_id, '') in ('', coalesce($3, ''))
+  where a.client_id = ${t.client} and a.domain_id = ${t.domain} and a.key = ${t.key}
+    and a.status = 'active' and coalesce(a.service_id, '') in ('', coalesce(${t.service}, ''))
   order by a.service_id is null
   limit 1`;
+}
+
+/**
+ * True when a remembered target still holds: the domain is active, the service and model
+ * version rows are the row versions that were read (any update makes a new row version: a new
+ * xmin), and the key still selects the assignment the job names.
+ */
+export function targetIsCurrent(
+  t: TargetColumns & {
+    assignmentId: string;
+    modelId: string;
+    modelVersion: string;
+    serviceStamp: string;
+    versionStamp: string;
+  },
+): string {
+  return `
+  exists (select 1 from domains d
+          where d.client_id = ${t.client} and d.domain_id = ${t.domain} and d.status = 'active')
+  and (${t.service}::text is null or exists (
+        select 1 from services s
+        where s.client_id = ${t.client} and s.domain_id = ${t.domain} and s.service_id = ${t.service}
+          and s.xmin::text = ${t.serviceStamp}))
+  and exists (select 1 from model_versions v
+              where v.model_id = ${t.modelId} and v.model_version = ${t.modelVersion}
+                and v.xmin::text = ${t.versionStamp})
+  and (select a.assignment_id ${activeAssignmentForKey(t)}) = ${t.assignmentId}`;
+}
 
 export async function loadJobTarget(
   q: Queryable,
@@ -57,7 +95,7 @@ export async function loadJobTarget(
      left join services s on s.client_id = $1 and s.domain_id = $2 and s.service_id = $3
      left join lateral (
        select a.assignment_id, a.model_id, a.model_version, a.config
-       ${ACTIVE_ASSIGNMENT_FOR_KEY.replace('$KEY', '$4')}
+       ${activeAssignmentForKey({ client: '$1', domain: '$2', service: '$3', key: '$4' })}
      ) a on true
      left join model_versions v on v.model_id = a.model_id and v.model_version = a.model_version`,
     [clientId, domainId, serviceId, key],

@@ -3,7 +3,7 @@ import type { FeatureValues } from '../domain/features.js';
 import type { HandlerType } from '../domain/handlers.js';
 import type { JobStatus } from '../domain/job-status.js';
 import type { PageRequest } from '../http/paging.js';
-import { ACTIVE_ASSIGNMENT_FOR_KEY } from './job-targets.repository.js';
+import { targetIsCurrent } from './job-targets.repository.js';
 import { iso, isoOrNull, json } from './rows.js';
 
 export interface JobTrigger {
@@ -94,19 +94,17 @@ export interface TargetStamp {
   versionStamp: string;
 }
 
-// The target is current when the domain is active, the service row and the model version row
-// are the versions that were read (any change makes a new row version: new xmin), and the
-// assignment chosen for the key is still the one the job names.
-const TARGET_IS_CURRENT = `
-  exists (select 1 from domains d
-          where d.client_id = $1 and d.domain_id = $2 and d.status = 'active')
-  and ($3::text is null or exists (
-        select 1 from services s
-        where s.client_id = $1 and s.domain_id = $2 and s.service_id = $3
-          and s.xmin::text = $18))
-  and exists (select 1 from model_versions v
-              where v.model_id = $6 and v.model_version = $7 and v.xmin::text = $19)
-  and (select a.assignment_id ${ACTIVE_ASSIGNMENT_FOR_KEY.replace('$KEY', '$5')}) = $4::uuid`;
+const TARGET_IS_CURRENT = targetIsCurrent({
+  client: '$1',
+  domain: '$2',
+  service: '$3',
+  assignmentId: '$4::uuid',
+  key: '$5',
+  modelId: '$6',
+  modelVersion: '$7',
+  serviceStamp: '$18',
+  versionStamp: '$19',
+});
 
 function insertJobSql(guard: string): string {
   return `with job as (

@@ -2,6 +2,7 @@ import type { CallbackTokens } from '../auth/callback-tokens.js';
 import type { Database } from '../db/database.js';
 import type { JobWakeups } from '../dispatch/job-wakeups.js';
 import type { Metrics } from '../metrics.js';
+import type { JobInsertBatcher } from './job-insert-batcher.js';
 import type { JobTargetCache } from './job-target-cache.js';
 
 /** What every use case may reach: the shared resources of one PIE process. */
@@ -12,6 +13,8 @@ export interface AppContext {
   metrics: Metrics;
   /** Job targets read recently, so running a job is one statement (see startJob). */
   jobTargets: JobTargetCache;
+  /** Group commit of run-job inserts, on the embedded database only (see JobInsertBatcher). */
+  jobInserts: JobInsertBatcher | undefined;
   /** The base URL model handlers call back on (PIE_PUBLIC_URL, else the listening address). */
   publicUrl: () => string;
 }

@@ -1,8 +1,7 @@
 import type { Caller } from '../auth/caller.js';
 import type { Queryable } from '../db/database.js';
 import type { Answer } from '../http/idempotency.js';
-import type { JobTargetCache } from './job-target-cache.js';
-import { startJob, type StartedJob } from './start-job.js';
+import { startJob, type HotPath, type StartedJob } from './start-job.js';
 
 export interface RunJobBody {
   job_type?: string;
@@ -23,7 +22,7 @@ export type RunJobAnswer = { job_id: string } | { job_id: string; subscription_i
 /** Runs a job through the assignment at `path` and answers 202 with its id (seed 000). */
 export async function runJob(
   q: Queryable,
-  targets: JobTargetCache,
+  hot: HotPath,
   caller: Caller,
   path: JobPath,
   body: RunJobBody,
@@ -40,7 +39,7 @@ export async function runJob(
       lineage: [],
       models: caller.models,
     },
-    targets,
+    hot,
   );
   const answer =
     subscribe && started.subscription_id !== null

@@ -5,6 +5,7 @@ import { forbidden, notFound, unprocessable } from '../http/errors.js';
 import { wakeKey } from '../dispatch/job-wakeups.js';
 import { loadJobTarget, type JobTarget } from '../repositories/job-targets.repository.js';
 import { insertJob, type JobTrigger, type NewJob } from '../repositories/jobs.repository.js';
+import type { JobInsertBatcher } from './job-insert-batcher.js';
 import { JobTargetCache } from './job-target-cache.js';
 
 export interface StartJobRequest {
@@ -20,6 +21,12 @@ export interface StartJobRequest {
   lineage: string[];
   /** The caller's `models` grant; the assignment's model must be in it. */
   models: Grant;
+}
+
+/** What makes starting a job one statement: remembered targets and, embedded, group commit. */
+export interface HotPath {
+  targets?: JobTargetCache;
+  batcher?: JobInsertBatcher | undefined;
 }
 
 export interface StartedJob {
@@ -38,13 +45,14 @@ export interface StartedJob {
 export async function startJob(
   q: Queryable,
   request: StartJobRequest,
-  cache?: JobTargetCache,
+  hot: HotPath = {},
 ): Promise<StartedJob> {
+  const cache = hot.targets;
   const { clientId, domainId, serviceId, key } = request;
   const cacheKey = JobTargetCache.key(clientId, domainId, serviceId, key);
   const remembered = cache?.get(cacheKey);
   if (remembered !== undefined) {
-    const started = await tryRemembered(q, request, remembered);
+    const started = await tryRemembered(q, request, remembered, hot.batcher);
     if (started !== undefined) return started;
     cache!.delete(cacheKey);
   }
@@ -60,6 +68,7 @@ async function tryRemembered(
   q: Queryable,
   request: StartJobRequest,
   target: JobTarget,
+  batcher: JobInsertBatcher | undefined,
 ): Promise<StartedJob | undefined> {
   let job: NewJob;
   try {
@@ -68,6 +77,11 @@ async function tryRemembered(
     return undefined;
   }
   const stamp = { serviceStamp: target.service_stamp, versionStamp: target.version_stamp! };
+  // Outside a transaction, on a database with a batcher, the insert joins the next batch.
+  if (batcher !== undefined && q === batcher.db && !job.subscribe) {
+    const jobId = await batcher.insert({ job, expect: stamp });
+    return jobId === undefined ? undefined : started(job, { job_id: jobId, subscription_id: null });
+  }
   const inserted = await insertJob(q, job, stamp);
   return inserted && started(job, inserted);
 }

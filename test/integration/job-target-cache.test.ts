@@ -125,4 +125,33 @@ describeOnEachBackend('running jobs on a remembered target', (server) => {
     const supported = await server().post(runPath(tenant.domainPath), { job_type: 'scoring' });
     assert.equal(supported.status, 202, JSON.stringify(supported.body));
   });
+
+  it('concurrent runs each get their own job, and one bad input fails alone', async () => {
+    // On the embedded backend concurrent inserts share statements (group commit).
+    const tenant = await createTenant(server(), {
+      services: { 'service-1': { route: 'a' }, 'service-2': { route: 'b' } },
+    });
+    await runAndRead(tenant.domainPath, 'service-1');
+    await runAndRead(tenant.domainPath, 'service-2');
+    const runs = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        server().post(runPath(tenant.domainPath, i % 2 === 0 ? 'service-1' : 'service-2'), {
+          input: i === 17 ? { text: 'nul \u0000 byte' } : { i },
+        }),
+      ),
+    );
+    const bad = runs[17]!;
+    assert.equal(bad.status, 400, JSON.stringify(bad.body));
+    const good = runs.filter((_, i) => i !== 17);
+    assert.ok(good.every((run) => run.status === 202));
+    const ids = good.map((run) => run.body.job_id as string);
+    assert.equal(new Set(ids).size, ids.length);
+    for (const [i, run] of runs.entries()) {
+      if (i === 17) continue;
+      const job = await server().get(`${tenant.domainPath}/jobs/${run.body.job_id}`);
+      assert.deepEqual(job.body.input, { i }, `run ${i} got another request's job`);
+      assert.equal(job.body.service_id, i % 2 === 0 ? 'service-1' : 'service-2');
+      assert.deepEqual(job.body.features, { route: i % 2 === 0 ? 'a' : 'b', capacity: 60 });
+    }
+  });
 });

@@ -46,7 +46,13 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
   ) => {
     let wake: string | undefined;
     const sent = await answerIdempotently(ctx, request, reply, path.clientId, async (q) => {
-      const answer = await runJob(q, ctx.jobTargets, request.caller, path, body);
+      const answer = await runJob(
+        q,
+        { targets: ctx.jobTargets, batcher: ctx.jobInserts },
+        request.caller,
+        path,
+        body,
+      );
       ctx.metrics.jobsCreated.inc({ job_type: body.job_type ?? 'inference' });
       wake = answer.wake;
       return answer;
