@@ -153,6 +153,11 @@ export async function startPie(settings: Record<string, string>): Promise<Server
     PIE_PORT: '0',
     PIE_LOG_LEVEL: 'warn',
     PIE_JWT_SECRET: JWT_SECRET,
+    // The bench measures the stack's throughput from one client, which the per-client rate
+    // limit exists to stop. Its run-job load leaves every job queued (no worker serves it), a
+    // backlog that a fast run could take past the open-jobs quota's 100,000: no quota either.
+    PIE_RATE_LIMIT_RPS: '0',
+    PIE_QUOTA_OPEN_JOBS: '0',
     ...settings,
   };
   // PIE_BENCH_PROFILE=dir: each `pie serve` writes a CPU profile there when it stops.

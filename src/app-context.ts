@@ -5,6 +5,12 @@ import { Metrics } from './metrics.js';
 import type { AppContext } from './usecases/context.js';
 import { JobInsertBatcher } from './usecases/job-insert-batcher.js';
 import { JobTargetCache } from './usecases/job-target-cache.js';
+import { OpenJobQuota } from './usecases/open-job-quota.js';
+
+export interface ContextOptions {
+  /** Open jobs a client may have before starting more is a 429; 0 or absent: no quota. */
+  quotaOpenJobs?: number;
+}
 
 /**
  * The shared resources of one process. `publicUrl` may be unknown until the server listens;
@@ -13,6 +19,7 @@ import { JobTargetCache } from './usecases/job-target-cache.js';
 export async function createAppContext(
   db: Database,
   publicUrl: string | undefined,
+  options: ContextOptions = {},
 ): Promise<{ ctx: AppContext; setListeningUrl: (url: string) => void }> {
   let listeningUrl = 'http://127.0.0.1';
   const ctx: AppContext = {
@@ -21,6 +28,7 @@ export async function createAppContext(
     wakeups: await JobWakeups.listen(db),
     metrics: new Metrics(),
     jobTargets: new JobTargetCache(),
+    openJobs: new OpenJobQuota(db, options.quotaOpenJobs ?? 0),
     jobInserts: db.backend === 'pglite' ? new JobInsertBatcher(db) : undefined,
     publicUrl: () => publicUrl ?? listeningUrl,
   };

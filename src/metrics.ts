@@ -44,6 +44,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly rateLimited = new client.Counter({
+    name: 'pie_rate_limited_total',
+    help: 'Requests answered 429, by reason: rate_limit (requests per second) or open_jobs (quota).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'pie_' });
   }

@@ -22,11 +22,15 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const db = await openDatabase(config);
   try {
     await migrate(db);
-    const { ctx, setListeningUrl } = await createAppContext(db, config.publicUrl);
+    const { ctx, setListeningUrl } = await createAppContext(db, config.publicUrl, {
+      quotaOpenJobs: config.limits.quotaOpenJobs,
+    });
     const verifier = createTokenVerifier(verificationKey(config), config.jwt);
     const app = await buildApp(ctx, {
       verifier,
       bodyLimitBytes: config.bodyLimitBytes,
+      rateLimit: { rps: config.limits.rateLimitRps, burst: config.limits.rateLimitBurst },
+      maxJsonDepth: config.limits.maxJsonDepth,
       logger: { level: config.logLevel },
     });
     await app.listen({ host: config.host, port: config.port });
@@ -54,9 +58,18 @@ export async function startServer(config: Config): Promise<RunningServer> {
       app,
       db,
       url,
+      /**
+       * Shuts down in the order the queue and a load balancer need: readiness fails and long
+       * polls answer at once; deliveries in flight get PIE_SHUTDOWN_GRACE_S to finish, then the
+       * jobs this process still holds are released to the queue; the HTTP server, which kept
+       * serving meanwhile (handlers' completions among it), stops accepting and finishes the
+       * requests it has; the database closes last.
+       */
       async close() {
+        app.log.info('shutting down: readiness is now false');
+        ctx.wakeups.drain();
+        await dispatcher?.stop(config.shutdownGraceS * 1000);
         await app.close();
-        await dispatcher?.stop();
         await ctx.wakeups.close();
         await db.close();
       },

@@ -3,6 +3,7 @@ import * as jose from 'jose';
 import type { JwtConfig } from '../config/config.js';
 import type { Caller, Grant, Scope } from './caller.js';
 import { isScope } from './caller.js';
+import { JWKS_DEFAULTS, remoteKeySet, type RemoteKeySetOptions } from './remote-key-set.js';
 
 export interface TokenVerifier {
   /** Resolves the caller, or rejects with a TokenError saying why the token is refused. */
@@ -14,7 +15,7 @@ export class TokenError extends Error {}
 export type VerificationKey =
   | { kind: 'secret'; secret: Uint8Array }
   | { kind: 'public-key'; pem: string }
-  | { kind: 'jwks'; url: string };
+  | { kind: 'jwks'; url: string; options?: Partial<RemoteKeySetOptions> };
 
 /**
  * Builds the verifier for the configured key. Only the allow-listed algorithms are accepted
@@ -97,9 +98,9 @@ function resolveKey(
       return { keyInput: keyObject, algorithms: allowList(configured, natural) };
     }
     case 'jwks':
-      // jose caches the key set and refetches at most once per cooldown for an unknown kid.
+      // Cached; refetched for an unknown kid at most once per cooldown, and when aged.
       return {
-        keyInput: jose.createRemoteJWKSet(new URL(key.url)),
+        keyInput: remoteKeySet(new URL(key.url), { ...JWKS_DEFAULTS, ...key.options }),
         algorithms: allowList(configured, ['RS256', 'ES256']),
       };
   }

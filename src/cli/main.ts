@@ -60,10 +60,24 @@ async function serve(config: Config): Promise<number> {
   lines.push(`API reference: ${server.url}/docs`);
   process.stdout.write(`${lines.join('\n')}\n`);
 
-  await new Promise<void>((resolve) => {
+  // A fault that escaped every handler (a driver's stray rejection while the database is away,
+  // say) is logged, not fatal: one broken promise must not take every tenant's requests down.
+  process.on('unhandledRejection', (reason) => {
+    server.app.log.error({ err: reason }, 'unhandled rejection');
+  });
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  // A second signal means "now": skip the rest of the grace period.
+  const again = (second: NodeJS.Signals) => {
+    process.stderr.write(`pie: ${second} again; exiting without waiting\n`);
+    process.exit(1);
+  };
+  process.once('SIGINT', again);
+  process.once('SIGTERM', again);
+  server.app.log.info(`${signal}: shutting down`);
   await server.close();
   return 0;
 }

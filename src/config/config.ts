@@ -14,8 +14,23 @@ export interface Config {
   publicUrl: string | undefined;
   logLevel: string;
   bodyLimitBytes: number;
+  limits: LimitsConfig;
   jwt: JwtConfig;
   dispatch: DispatchConfig;
+  /** How long SIGTERM waits for deliveries in flight before releasing their jobs. */
+  shutdownGraceS: number;
+}
+
+/** What one client may ask of this process (SPEC section 7's 429), and how deep a body may nest. */
+export interface LimitsConfig {
+  /** Requests per second per client, a token bucket per process; 0 turns the limit off. */
+  rateLimitRps: number;
+  /** Requests a client may make at once after being idle (the bucket's size). */
+  rateLimitBurst: number;
+  /** Queued, dispatched and running jobs a client may have before new ones get 429; 0 = off. */
+  quotaOpenJobs: number;
+  /** Bodies nested deeper than this (objects and arrays) are a 400. */
+  maxJsonDepth: number;
 }
 
 export interface DispatchConfig {
@@ -40,6 +55,9 @@ export interface JwtConfig {
   audience: string;
   /** Allow-list; empty means "derive from the key kind" (HS256, or RS256/ES256). */
   algorithms: string[];
+  /** JWKS: least seconds between refetches for unknown kids, and seconds a fetched set is used. */
+  jwksCooldownS?: number;
+  jwksCacheMaxAgeS?: number;
 }
 
 export class ConfigError extends Error {}
@@ -56,6 +74,7 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('PIE_JWT_SECRET must be at least 32 characters long');
   }
   const databaseUrl = optional(env, 'DATABASE_URL');
+  const rateLimitRps = integer(env, 'PIE_RATE_LIMIT_RPS', 1000, 0, 1_000_000);
   return {
     host: optional(env, 'PIE_HOST') ?? '127.0.0.1',
     port: integer(env, 'PIE_PORT', 8080, 0, 65535),
@@ -64,6 +83,18 @@ export function loadConfig(env: Env = process.env): Config {
     publicUrl: publicUrl?.replace(/\/+$/, ''),
     logLevel: optional(env, 'PIE_LOG_LEVEL') ?? 'info',
     bodyLimitBytes: integer(env, 'PIE_BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
+    limits: {
+      rateLimitRps,
+      rateLimitBurst: integer(
+        env,
+        'PIE_RATE_LIMIT_BURST',
+        Math.max(1, 2 * rateLimitRps),
+        1,
+        2_000_000,
+      ),
+      quotaOpenJobs: integer(env, 'PIE_QUOTA_OPEN_JOBS', 100_000, 0, 1_000_000_000),
+      maxJsonDepth: integer(env, 'PIE_MAX_JSON_DEPTH', 32, 1, 1000),
+    },
     jwt: {
       secret,
       jwksUrl,
@@ -71,6 +102,8 @@ export function loadConfig(env: Env = process.env): Config {
       issuer: optional(env, 'PIE_JWT_ISSUER') ?? 'pie',
       audience: optional(env, 'PIE_JWT_AUDIENCE') ?? 'pie',
       algorithms: list(env, 'PIE_JWT_ALGORITHMS'),
+      jwksCooldownS: integer(env, 'PIE_JWKS_COOLDOWN_S', 30, 1, 3600),
+      jwksCacheMaxAgeS: integer(env, 'PIE_JWKS_CACHE_MAX_AGE_S', 600, 1, 86_400),
     },
     dispatch: {
       enabled: flag(env, 'PIE_DISPATCH', true),
@@ -81,6 +114,7 @@ export function loadConfig(env: Env = process.env): Config {
       httpTimeoutMs: integer(env, 'PIE_HTTP_TIMEOUT_MS', 30_000, 100, 600_000),
       allowHosts: list(env, 'PIE_HTTP_ALLOW_HOSTS'),
     },
+    shutdownGraceS: integer(env, 'PIE_SHUTDOWN_GRACE_S', 25, 0, 3600),
   };
 }
 

@@ -14,8 +14,18 @@ const types: pg.CustomTypesConfig = {
 };
 
 export async function openPostgresDatabase(connectionString: string): Promise<Database> {
-  const pool = new pg.Pool({ connectionString, types, max: 20 });
+  const pool = new pg.Pool({
+    connectionString,
+    types,
+    max: 20,
+    // A server that does not answer (a partition rather than a refused port) fails requests
+    // after this long with a 503, rather than holding them forever.
+    connectionTimeoutMillis: 10_000,
+    // Notice connections cut without a FIN (the server host vanished) instead of waiting on them.
+    keepAlive: true,
+  });
   // An idle client whose server went away emits 'error'; without a listener that kills Node.
+  // The pool drops that client and connects afresh on the next query.
   pool.on('error', () => undefined);
   await pool.query('select 1');
   return new PostgresDatabase(pool, connectionString);
@@ -41,6 +51,14 @@ class PostgresDatabase implements Database {
 
   async transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    // A checked-out client has no listener of the pool's: a connection that breaks mid
+    // transaction would emit an 'error' nobody handles, which ends the process. Keep it, and
+    // hand it back on release so the pool discards the client.
+    let broken: Error | undefined;
+    const onError = (error: Error) => {
+      broken = error;
+    };
+    client.on('error', onError);
     try {
       await client.query('begin');
       const result = await work({
@@ -53,10 +71,11 @@ class PostgresDatabase implements Database {
       await client.query('commit');
       return result;
     } catch (error) {
-      await client.query('rollback').catch(() => undefined);
+      if (broken === undefined) await client.query('rollback').catch(() => undefined);
       throw error;
     } finally {
-      client.release();
+      client.off('error', onError);
+      client.release(broken);
     }
   }
 
@@ -81,8 +100,8 @@ class PostgresDatabase implements Database {
 
 /**
  * LISTEN needs a connection of its own, held for as long as it listens. When the connection
- * drops it reconnects with backoff, then reports `undefined` so callers look for work they
- * may have missed.
+ * drops (the server restarted, the network broke) it reconnects with backoff, then reports
+ * `undefined` so callers look for work they may have missed meanwhile.
  */
 class Listener {
   private client: pg.Client | undefined;
@@ -96,14 +115,32 @@ class Listener {
   ) {}
 
   async start(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.connectionString });
+    const client = new pg.Client({ connectionString: this.connectionString, keepAlive: true });
     client.on('notification', (message) => {
       if (message.channel === this.channel) this.onNotify(message.payload);
     });
-    client.on('error', () => this.reconnect(1000));
-    await client.connect();
-    await client.query(`listen ${pg.Client.prototype.escapeIdentifier(this.channel)}`);
+    // A broken connection may say so with 'error', with 'end', or both; either means reconnect.
+    let dead = false;
+    const lost = () => {
+      dead = true;
+      if (this.client === client) this.reconnect(RECONNECT_MIN_MS);
+    };
+    client.on('error', lost);
+    client.on('end', lost);
+    try {
+      await client.connect();
+      await client.query(`listen ${pg.Client.prototype.escapeIdentifier(this.channel)}`);
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    if (this.stopped) {
+      await client.end().catch(() => undefined);
+      return;
+    }
     this.client = client;
+    // Lost between LISTEN and here: nobody was told, so start over.
+    if (dead) this.reconnect(RECONNECT_MIN_MS);
   }
 
   private reconnect(delayMs: number): void {
@@ -114,8 +151,10 @@ class Listener {
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.start().then(
-        () => this.onNotify(undefined),
-        () => this.reconnect(Math.min(delayMs * 2, 30_000)),
+        () => {
+          if (!this.stopped) this.onNotify(undefined);
+        },
+        () => this.reconnect(Math.min(delayMs * 2, RECONNECT_MAX_MS)),
       );
     }, delayMs);
     this.retryTimer.unref();
@@ -124,9 +163,16 @@ class Listener {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
-    await this.client?.end().catch(() => undefined);
+    const client = this.client;
+    this.client = undefined;
+    await client?.end().catch(() => undefined);
   }
 }
+
+// Short enough that wake-ups resume within seconds of the server coming back; the dispatcher's
+// slow poll covers the gap meanwhile.
+const RECONNECT_MIN_MS = 500;
+const RECONNECT_MAX_MS = 5000;
 
 // Queries with parameters run as named prepared statements: each connection parses and plans
 // one once, then reuses it. The name is derived from the text, so one text is one statement.

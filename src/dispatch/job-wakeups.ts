@@ -7,12 +7,19 @@ import type { Database } from '../db/database.js';
  * jobs, `*` for push jobs. Waiters in this process wake at once; other processes sharing a
  * PostgreSQL server hear it through one coalesced NOTIFY per tick on `pie_jobs`. (NOTIFY
  * inside the inserting transaction would serialise every commit: see migration 000005.)
+ *
+ * It also carries the process's drain: once `drain()` is called (a shutdown began), every
+ * waiter returns at once and no new wait starts, so long polls answer instead of holding the
+ * shutdown up.
  */
 export class JobWakeups {
   private readonly emitter = new EventEmitter();
   private unlisten: (() => Promise<void>) | undefined;
   private pending = new Set<string>();
-  private flushing = false;
+  /** The flush scheduled for this tick, and the NOTIFY being sent: close() waits for both. */
+  private flushing: Promise<void> | undefined;
+  private sending: Promise<void> | undefined;
+  private drained = false;
 
   private constructor(private readonly db: Database | undefined) {
     this.emitter.setMaxListeners(0);
@@ -32,19 +39,35 @@ export class JobWakeups {
     this.emitter.emit('wake', [...keys]);
     if (this.db === undefined) return;
     for (const key of keys) this.pending.add(key);
-    if (!this.flushing) {
-      this.flushing = true;
-      setImmediate(() => void this.flush());
-    }
+    this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
+      this.flush(),
+    );
   }
 
   private async flush(): Promise<void> {
     const keys = [...this.pending];
     this.pending = new Set();
-    this.flushing = false;
+    this.flushing = undefined;
+    if (keys.length === 0) return;
     // Too many keys for one payload: an empty one wakes everyone.
     const payload = keys.length <= 20 ? keys.join(',') : '';
-    await this.db?.query('select pg_notify($1, $2)', ['pie_jobs', payload]).catch(() => undefined);
+    // With the database away nobody else can claim either; the slow polls catch up after.
+    this.sending = this.db
+      ?.query('select pg_notify($1, $2)', ['pie_jobs', payload])
+      .then(() => undefined)
+      .catch(() => undefined);
+    await this.sending;
+  }
+
+  /** The process is shutting down: wake every waiter, and let no new wait start. */
+  drain(): void {
+    this.drained = true;
+    this.emitter.emit('drain');
+  }
+
+  /** Whether `drain()` was called: readiness is false and claims answer at once. */
+  get draining(): boolean {
+    return this.drained;
   }
 
   /** `payload` lists `model/version` keys; empty or undefined wakes everyone. */
@@ -61,10 +84,12 @@ export class JobWakeups {
 
   /** Resolves on a wake-up concerning `key`, after `timeoutMs`, or when `signal` aborts. */
   wait(key: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (this.drained) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
         stop();
+        this.emitter.off('drain', done);
         signal?.removeEventListener('abort', done);
         resolve();
       };
@@ -72,11 +97,16 @@ export class JobWakeups {
       const stop = this.onWake((keys) => {
         if (keys === undefined || keys.includes(key)) done();
       });
+      this.emitter.once('drain', done);
       signal?.addEventListener('abort', done);
     });
   }
 
+  /** Sends what is still announced, then stops listening. */
   async close(): Promise<void> {
+    this.drain();
+    await this.flushing;
+    await this.sending;
     this.emitter.removeAllListeners();
     await this.unlisten?.();
   }

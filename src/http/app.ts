@@ -3,14 +3,20 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
-import Fastify, { type FastifyServerOptions } from 'fastify';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyServerOptions,
+} from 'fastify';
 import crypto from 'node:crypto';
 import type { TokenVerifier } from '../auth/token-verifier.js';
 import type { AppContext } from '../usecases/context.js';
 import { requireCallers } from './auth.js';
 import { handleError, handleNotFound } from './error-handler.js';
-import { parseJsonBody } from './json-body.js';
+import { DEFAULT_MAX_JSON_DEPTH, parseJsonBody } from './json-body.js';
+import { limitRequestRates, type RateLimitOptions } from './rate-limit.js';
 import { formatValidationErrors } from './validation-errors.js';
+import { errorResponses } from './schemas/common.schemas.js';
 import { assignmentRoutes } from './routes/assignments.routes.js';
 import { clientRoutes } from './routes/clients.routes.js';
 import { completionRoutes } from './routes/completion.routes.js';
@@ -26,6 +32,10 @@ import type { TypedApp } from './typed-app.js';
 export interface AppOptions {
   verifier: TokenVerifier;
   bodyLimitBytes?: number;
+  /** Per-client request rate on /v2 (PIE_RATE_LIMIT_RPS, _BURST); absent or rps 0: none. */
+  rateLimit?: RateLimitOptions;
+  /** Bodies nested deeper than this are a 400 (PIE_MAX_JSON_DEPTH). */
+  maxJsonDepth?: number;
   logger?: FastifyServerOptions['logger'];
 }
 
@@ -38,6 +48,20 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
     routerOptions: { maxParamLength: 1024 },
     schemaErrorFormatter: formatValidationErrors,
     requestIdHeader: false,
+    // Errors Fastify raises before routing (a bad percent-escape, a parameter past
+    // maxParamLength) would otherwise answer in Fastify's own shape, and the latter as a 414.
+    frameworkErrors: (error, _request, reply: FastifyReply) => {
+      void reply.status(400).send({
+        success: false,
+        message:
+          error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+            ? 'a path parameter is too long (identifiers are 1 to 128 characters)'
+            : 'the URL is not valid (bad percent-encoding)',
+      });
+    },
+    // While closing, requests still arriving on kept-alive connections are served as usual
+    // (the shutdown drains them) rather than answered with Fastify's own 503 body.
+    return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(createValidatorCompiler());
@@ -53,7 +77,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
   });
   app.setErrorHandler(handleError);
   app.setNotFoundHandler(handleNotFound);
-  parseJsonBodiesOnly(app);
+  parseJsonBodiesOnly(app, options.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH);
 
   await app.register(swagger, {
     openapi: {
@@ -90,6 +114,8 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
   await app.register(
     async (v2) => {
       requireCallers(v2, options.verifier, ctx.callbacks);
+      if (options.rateLimit !== undefined) limitRequestRates(v2, options.rateLimit, ctx.metrics);
+      documentTooManyRequests(v2);
       // A PUT or POST without a body means "no fields", as if `{}` had been sent.
       v2.addHook('preValidation', async (request) => {
         request.body ??= {};
@@ -129,14 +155,28 @@ function createValidatorCompiler() {
  * JSON bodies only. `POST` routes without a body (depart, init) work whether or not curl sends a
  * content type.
  */
-function parseJsonBodiesOnly(app: TypedApp) {
+function parseJsonBodiesOnly(app: TypedApp, maxJsonDepth: number) {
   // JSON is the only body PIE reads; anything else is a 415 rather than a confusing 400.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
     try {
-      done(null, parseJsonBody(typeof body === 'string' ? body : body.toString('utf8')));
+      const text = typeof body === 'string' ? body : body.toString('utf8');
+      done(null, parseJsonBody(text, maxJsonDepth));
     } catch (error) {
       done(error as Error, undefined);
+    }
+  });
+}
+
+/**
+ * Any /v2 route may answer 429 (the rate limit, and the open-jobs quota on routes that start
+ * jobs), so the OpenAPI document lists it on each, with the Retry-After header.
+ */
+function documentTooManyRequests(app: FastifyInstance) {
+  app.addHook('onRoute', (route) => {
+    const response = route.schema?.response as Record<string, unknown> | undefined;
+    if (response !== undefined && response['429'] === undefined) {
+      Object.assign(response, errorResponses(429));
     }
   });
 }

@@ -1,11 +1,13 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { isDatabaseUnavailable } from '../db/connection-errors.js';
 import { sqlState } from '../db/database.js';
 import { AppError } from './errors.js';
 
 /**
  * Maps every error to `{success: false, message}`: PIE's own errors keep their status,
- * framework client errors (validation, bad JSON, body too large) keep theirs, and everything
- * else becomes a logged 500 that names the request id and hides the cause.
+ * framework client errors (validation, bad JSON, body too large) keep theirs, a database that
+ * cannot be reached is a 503 to retry, and everything else becomes a logged 500 that names the
+ * request id and hides the cause.
  */
 export function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   if (error instanceof AppError) {
@@ -25,6 +27,14 @@ export function handleError(error: FastifyError, request: FastifyRequest, reply:
   if (status >= 400 && status < 500) {
     return reply.status(status).send({ success: false, message: clientErrorMessage(error) });
   }
+  if (isDatabaseUnavailable(error)) {
+    // Not a fault of PIE or of the request: the pool reconnects once the server is back.
+    request.log.warn({ err: error.message }, 'database unavailable');
+    return reply
+      .status(503)
+      .header('retry-after', String(DATABASE_RETRY_AFTER_S))
+      .send({ success: false, message: DATABASE_UNAVAILABLE });
+  }
   request.log.error({ err: error }, 'unexpected error');
   return reply.status(500).send({
     success: false,
@@ -32,6 +42,9 @@ export function handleError(error: FastifyError, request: FastifyRequest, reply:
     request_id: request.id,
   });
 }
+
+export const DATABASE_UNAVAILABLE = 'database unavailable; retry shortly';
+const DATABASE_RETRY_AFTER_S = 1;
 
 function clientErrorMessage(error: FastifyError): string {
   switch (error.code) {

@@ -24,3 +24,5 @@ export const conflict = (message: string, details?: Record<string, unknown>) =>
   new AppError(409, message, details);
 export const unprocessable = (message: string, details?: Record<string, unknown>) =>
   new AppError(422, message, details);
+/** A 429; the caller sets `Retry-After` on the reply, since only it knows when to come back. */
+export const tooManyRequests = (message: string) => new AppError(429, message);

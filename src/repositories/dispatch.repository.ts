@@ -196,6 +196,34 @@ export async function renewLease(
 }
 
 /**
+ * Gives back every job `holder` still holds under a lease, when its process shuts down: each
+ * goes back to `queued`, due at once, with the attempt it was on given back (`attempt - 1`),
+ * since the handler did not fail it; the next claim delivers that attempt again, with the same
+ * webhook id. Jobs a handler accepted (no lease) are not held and stay with their handler.
+ * Returns the wake-up keys of the released jobs.
+ */
+export async function releaseHeldJobs(q: Queryable, holder: string): Promise<ReleasedJob[]> {
+  const { rows } = await q.query<ReleasedJob>(
+    `update jobs set status = 'queued', attempt = attempt - 1, run_at = now(),
+       last_error = jsonb_build_object('code', 'shutdown', 'message',
+         'attempt ' || attempt || ' was released by ' || locked_by || ' when it shut down'),
+       ${followHandler('jobs')},
+       locked_by = null, lease_expires_at = null, updated_at = now()
+     where lease_expires_at is not null and locked_by = $1 and status in ('dispatched', 'running')
+     returning job_id, model_id, model_version, handler_type`,
+    [holder],
+  );
+  return rows;
+}
+
+export interface ReleasedJob {
+  job_id: string;
+  model_id: string;
+  model_version: string;
+  handler_type: string;
+}
+
+/**
  * Puts back jobs whose lease ran out (their holder died or went silent): another attempt after
  * a backoff, or failure once attempts are used up. Returns the failed jobs' types.
  */

@@ -179,7 +179,8 @@ async function subscriptionNotFound(
   throw notFound(`subscription "${subscriptionId}" not found in domain "${domainId}"`);
 }
 
-const SORT_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+// PostgreSQL has no year 0 (1 BC comes before 1 AD), though JavaScript dates do.
+const SORT_TIME = /^(?!0000)\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**

@@ -18,7 +18,9 @@ export interface ClaimBody {
 
 /**
  * A pull worker claims up to `max_jobs` queued jobs of one model version under a lease
- * (SPEC section 5). With none ready it waits, woken by NOTIFY, until `wait_ms` passes.
+ * (SPEC section 5). With none ready it waits, woken by NOTIFY, until `wait_ms` passes, or until
+ * the process begins shutting down: then it answers at once with what it has (nothing), so
+ * the long poll does not hold the shutdown up.
  */
 export async function claimJobs(
   ctx: AppContext,
@@ -33,6 +35,9 @@ export async function claimJobs(
   }
   const until = Date.now() + (body.wait_ms ?? 0);
   for (;;) {
+    // Draining: take no new leases; the worker claims from another process (or this one
+    // restarted).
+    if (ctx.wakeups.draining) return { jobs: [] };
     const claimed = await dispatch.claimWorkerJobs(
       ctx.db,
       modelId,
@@ -62,6 +67,8 @@ export async function claimJobs(
   }
 }
 
+const MAX_ATTEMPT = 2_147_483_647;
+
 export interface HeartbeatBody {
   attempt?: number;
   lease_s?: number;
@@ -87,13 +94,18 @@ export async function heartbeat(
   if (caller.job !== undefined && caller.job.attempt !== attempt) {
     throw conflict(`this callback token is for attempt ${caller.job.attempt}, not ${attempt}`);
   }
-  const renewed = await dispatch.renewLease(
-    ctx.db,
-    path.jobId,
-    attempt,
-    body.lease_s ?? 60,
-    body.status === 'running',
-  );
+  // `attempt` is an int4 column: a larger number is never the current attempt (and PostgreSQL
+  // would refuse it as a parameter), so it goes straight to the explanation below.
+  const renewed =
+    attempt <= MAX_ATTEMPT
+      ? await dispatch.renewLease(
+          ctx.db,
+          path.jobId,
+          attempt,
+          body.lease_s ?? 60,
+          body.status === 'running',
+        )
+      : undefined;
   if (renewed !== undefined) return { job_id: path.jobId, attempt, status: renewed.status };
 
   // Say why: unknown job, another model's, finished, or a stale attempt.

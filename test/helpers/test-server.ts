@@ -7,7 +7,7 @@ import type { JwtConfig } from '../../src/config/config.js';
 import type { Database } from '../../src/db/database.js';
 import { createAppContext } from '../../src/app-context.js';
 import { Dispatcher, type DispatcherOptions } from '../../src/dispatch/dispatcher.js';
-import { buildApp } from '../../src/http/app.js';
+import { buildApp, type AppOptions } from '../../src/http/app.js';
 import type { AppContext } from '../../src/usecases/context.js';
 import type { TypedApp } from '../../src/http/typed-app.js';
 import { testBackends, type TestBackend, type TestDatabase } from './backends.js';
@@ -34,6 +34,13 @@ export const TEST_DISPATCH: DispatcherOptions = {
   httpTimeoutMs: 2000,
   allowHosts: ['127.0.0.1', 'localhost'],
 };
+
+/** Limits for a test server; each is off (or the default depth) unless given. */
+export interface TestLimits {
+  rateLimit?: AppOptions['rateLimit'];
+  maxJsonDepth?: number;
+  quotaOpenJobs?: number;
+}
 
 export interface ApiResponse {
   status: number;
@@ -66,20 +73,26 @@ export class TestServer {
 
   /**
    * `key` replaces the default HS256 secret, to test other verification keys; `dispatch`
-   * starts a dispatcher with these options over the defaults (tests of handlers).
+   * starts a dispatcher with these options over the defaults (tests of handlers); `limits`
+   * turns on rate limits, the open-jobs quota or another JSON depth.
    */
   static async start(
     backend: TestBackend,
     key?: VerificationKey,
     dispatch?: Partial<DispatcherOptions>,
+    limits: TestLimits = {},
   ): Promise<TestServer> {
     const database = await backend.open();
     // Tokens minted here (admin, token()) verify only when the server checks this secret.
     const secret = key?.kind === 'secret' ? key.secret : crypto.randomBytes(32);
-    const { ctx, setListeningUrl } = await createAppContext(database.db, undefined);
+    const { ctx, setListeningUrl } = await createAppContext(database.db, undefined, {
+      quotaOpenJobs: limits.quotaOpenJobs,
+    });
     const app = await buildApp(ctx, {
       verifier: createTokenVerifier(key ?? { kind: 'secret', secret }, TEST_JWT),
       bodyLimitBytes: 64 * 1024,
+      rateLimit: limits.rateLimit,
+      maxJsonDepth: limits.maxJsonDepth,
     });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const address = app.server.address();
@@ -165,12 +178,13 @@ export function describeOnEachBackend(
   suite: (server: () => TestServer) => void,
   key?: () => Promise<VerificationKey>,
   dispatch?: Partial<DispatcherOptions>,
+  limits?: TestLimits,
 ) {
   for (const backend of testBackends()) {
     describe(`${title} [${backend.name}]`, () => {
       let server: TestServer | undefined;
       before(async () => {
-        server = await TestServer.start(backend, key && (await key()), dispatch);
+        server = await TestServer.start(backend, key && (await key()), dispatch, limits);
       });
       after(async () => {
         await server?.close();

@@ -36,4 +36,22 @@ describe('error handler', () => {
     assert.ok(body.request_id);
     assert.match(body.message, new RegExp(body.request_id));
   });
+
+  it('answers a database that cannot be reached with a 503 to retry, not a 500', async () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), {
+      code: 'ECONNREFUSED',
+    });
+    const shuttingDown = Object.assign(new Error('terminating connection'), { code: '57P01' });
+    const cut = new Error('Connection terminated unexpectedly');
+    for (const error of [refused, shuttingDown, cut]) {
+      const app = await appThatThrows(error);
+      const response = await app.inject({ url: '/boom' });
+      assert.equal(response.statusCode, 503, error.message);
+      assert.equal(response.headers['retry-after'], '1');
+      assert.deepEqual(response.json(), {
+        success: false,
+        message: 'database unavailable; retry shortly',
+      });
+    }
+  });
 });

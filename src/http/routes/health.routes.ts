@@ -25,12 +25,15 @@ export function healthRoutes(app: TypedApp, ctx: AppContext) {
       schema: {
         tags: ['operations'],
         operationId: 'readyz',
-        summary: 'Readiness: the database answers',
+        summary: 'Readiness: the database answers and the process is not shutting down',
         security: [],
         response: { 200: Status, 503: Status },
       },
     },
     async (_request, reply) => {
+      // First thing a shutdown does, so a load balancer sends new work elsewhere while this
+      // process finishes what it holds.
+      if (ctx.wakeups.draining) return reply.status(503).send({ status: 'shutting down' });
       try {
         await ctx.db.query('select 1');
         return { status: 'ready' };

@@ -8,7 +8,7 @@ import {
   type JobPath,
   type RunJobBody as RunJobRequest,
 } from '../../usecases/run-job.usecase.js';
-import { badRequest } from '../errors.js';
+import { badRequest, tooManyRequests } from '../errors.js';
 import { answerIdempotently, IdempotencyHeaders } from '../idempotency.js';
 import { pageRequest } from '../paging.js';
 import { errorResponses, Page, PageQuery } from '../schemas/common.schemas.js';
@@ -36,31 +36,66 @@ async function subscribeOnlyForInference(request: FastifyRequest) {
   }
 }
 
+// The open-jobs quota's counts are refreshed every second, so that is when to ask again.
+const QUOTA_RETRY_AFTER_S = 1;
+
+/**
+ * Runs `work`, which starts jobs for `clientId` and resolves to how many it started (once they
+ * are committed), under the open-jobs quota: at the quota it is a 429 with Retry-After. Checked
+ * after the permission check and before anything is read, so a client at its quota costs the
+ * database nothing; an idempotent replay is refused too while the client is at its quota.
+ */
+async function withinOpenJobQuota<Sent>(
+  ctx: AppContext,
+  reply: FastifyReply,
+  clientId: string,
+  work: () => Promise<{ sent: Sent; started: number }>,
+): Promise<Sent> {
+  const admission = await ctx.openJobs.admit(clientId);
+  if (admission === undefined) {
+    ctx.metrics.rateLimited.inc({ reason: 'open_jobs' });
+    reply.header('retry-after', String(QUOTA_RETRY_AFTER_S));
+    throw tooManyRequests(
+      `client "${clientId}" has reached its quota of ${ctx.openJobs.limit} open jobs ` +
+        '(queued, dispatched or running); retry once some have finished',
+    );
+  }
+  let started = 0;
+  try {
+    const done = await work();
+    started = done.started;
+    return done.sent;
+  } finally {
+    admission.settle(started);
+  }
+}
+
 export function jobRoutes(app: TypedApp, ctx: AppContext) {
   // Both run-job routes (service and domain scope) answer the same way.
-  const answerRunJob = async (
+  const answerRunJob = (
     request: FastifyRequest,
     reply: FastifyReply,
     path: JobPath,
     body: RunJobRequest,
-  ) => {
-    let wake: string | undefined;
-    const sent = await answerIdempotently(ctx, request, reply, path.clientId, async (q) => {
-      const answer = await runJob(
-        q,
-        { targets: ctx.jobTargets, batcher: ctx.jobInserts },
-        request.caller,
-        path,
-        body,
-      );
-      ctx.metrics.jobsCreated.inc({ job_type: body.job_type ?? 'inference' });
-      wake = answer.wake;
-      return answer;
+  ) =>
+    withinOpenJobQuota(ctx, reply, path.clientId, async () => {
+      let wake: string | undefined;
+      const sent = await answerIdempotently(ctx, request, reply, path.clientId, async (q) => {
+        const answer = await runJob(
+          q,
+          { targets: ctx.jobTargets, batcher: ctx.jobInserts },
+          request.caller,
+          path,
+          body,
+        );
+        ctx.metrics.jobsCreated.inc({ job_type: body.job_type ?? 'inference' });
+        wake = answer.wake;
+        return answer;
+      });
+      // Committed by now (a replay started nothing and announces nothing).
+      if (wake !== undefined) ctx.wakeups.announce([wake]);
+      return { sent, started: wake === undefined ? 0 : 1 };
     });
-    // Committed by now (a replay started nothing and announces nothing).
-    if (wake !== undefined) ctx.wakeups.announce([wake]);
-    return sent;
-  };
 
   app.post(
     '/clients/:client_id/domains/:domain_id/service/:service_id/assignments/:key/jobs',
@@ -78,7 +113,7 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
         params: ServiceJobParams,
         headers: IdempotencyHeaders,
         body: RunJobBody,
-        response: { 202: JobStarted, ...errorResponses(400, 401, 403, 404, 409, 422) },
+        response: { 202: JobStarted, ...errorResponses(400, 401, 403, 404, 409, 422, 429) },
       },
     },
     (request, reply) => {
@@ -102,7 +137,7 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
         params: DomainJobParams,
         headers: IdempotencyHeaders,
         body: RunJobBody,
-        response: { 202: JobStarted, ...errorResponses(400, 401, 403, 404, 409, 422) },
+        response: { 202: JobStarted, ...errorResponses(400, 401, 403, 404, 409, 422, 429) },
       },
     },
     (request, reply) => {
@@ -126,21 +161,27 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
           'stored resolved_features. Stored features are not changed.',
         params: DomainParams,
         headers: IdempotencyHeaders,
-        response: { 202: ServicesInitStarted, ...errorResponses(400, 401, 403, 404, 409, 422) },
+        response: {
+          202: ServicesInitStarted,
+          ...errorResponses(400, 401, 403, 404, 409, 422, 429),
+        },
       },
     },
-    async (request, reply) => {
+    (request, reply) => {
       const { client_id, domain_id } = request.params;
-      let wake: string | undefined;
-      const sent = await answerIdempotently(ctx, request, reply, client_id, async (q) => {
-        const answer = await initServices(q, request.caller, client_id, domain_id);
-        const started = answer.body.dispatched_services.length;
-        ctx.metrics.jobsCreated.inc({ job_type: 'inference' }, started);
-        if (started > 0) wake = answer.wake;
-        return answer;
+      return withinOpenJobQuota(ctx, reply, client_id, async () => {
+        let wake: string | undefined;
+        let started = 0;
+        const sent = await answerIdempotently(ctx, request, reply, client_id, async (q) => {
+          const answer = await initServices(q, request.caller, client_id, domain_id);
+          started = answer.body.dispatched_services.length;
+          ctx.metrics.jobsCreated.inc({ job_type: 'inference' }, started);
+          if (started > 0) wake = answer.wake;
+          return answer;
+        });
+        if (wake !== undefined) ctx.wakeups.announce([wake]);
+        return { sent, started };
       });
-      if (wake !== undefined) ctx.wakeups.announce([wake]);
-      return sent;
     },
   );
 

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { AppContext } from '../../usecases/context.js';
 import { claimJobs, heartbeat } from '../../usecases/worker-jobs.usecase.js';
+import { AppError } from '../errors.js';
 import { errorResponses, Identifier, JsonObject, Nullable } from '../schemas/common.schemas.js';
 import { CompletionParams, JobId } from '../schemas/jobs.schemas.js';
 import { VersionParams } from '../schemas/registry.schemas.js';
@@ -90,7 +91,14 @@ export function workerRoutes(app: TypedApp, ctx: AppContext) {
         },
       },
     },
-    (request) => {
+    (request, reply) => {
+      if (ctx.wakeups.draining) {
+        // This process is shutting down and takes no new leases: the worker should claim
+        // from another one, or from this one restarted. A 503 makes it back off rather than
+        // poll again at once, as an empty answer would.
+        reply.header('retry-after', '1');
+        throw new AppError(503, 'this PIE process is shutting down; claim again shortly');
+      }
       const closed = new AbortController();
       request.raw.once('close', () => closed.abort());
       const { model_id, version } = request.params;

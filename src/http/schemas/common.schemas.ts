@@ -50,15 +50,36 @@ const ERROR_DESCRIPTIONS = {
   404: 'Requested resource was not found.',
   409: 'Conflict with the current state of the resource.',
   422: 'Semantically invalid request — e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions.',
+  429: 'Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait.',
 } as const;
 
 export type ErrorStatus = keyof typeof ERROR_DESCRIPTIONS;
+
+// A 429 also documents Retry-After (@fastify/swagger publishes a response schema's `headers`
+// as the OpenAPI response headers).
+const TooManyRequests = {
+  ...ErrorResponse,
+  description: ERROR_DESCRIPTIONS[429],
+  headers: {
+    'retry-after': Type.Integer({ minimum: 1, description: 'Seconds to wait before retrying.' }),
+  },
+  examples: [
+    {
+      success: false,
+      message:
+        'too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s',
+    },
+  ],
+};
 
 /** Response schemas for the error statuses a route can answer. */
 export function errorResponses(...statuses: ErrorStatus[]) {
   const responses: Record<number, TSchema> = {};
   for (const status of statuses) {
-    responses[status] = { ...ErrorResponse, description: ERROR_DESCRIPTIONS[status] };
+    responses[status] =
+      status === 429
+        ? { ...TooManyRequests }
+        : { ...ErrorResponse, description: ERROR_DESCRIPTIONS[status] };
   }
   return responses;
 }
