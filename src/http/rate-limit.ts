@@ -16,7 +16,7 @@ export interface RateLimitOptions {
  * A refused request gets its 429 after a pause of about this long (from half to one and a half
  * times it, at random, so that connections refused together do not all come back together).
  * A client that asks again as soon as it is refused (a closed loop: a retry loop, a pool of
- * workers) is thus refused about once a second per connection, instead of as fast as this
+ * workers) is thus refused about once every 2 s per connection, instead of as fast as this
  * process can answer: on one event loop, answering a flood of 429s would take the time other
  * clients' requests need. Waiting costs a timer, not CPU; a client that honours Retry-After
  * pays the pause once per refusal, on top of a wait it was making anyway.
