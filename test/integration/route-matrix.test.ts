@@ -1,18 +1,17 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { SCOPES, type Scope } from '../../src/auth/caller.js';
-import { describeOnEachBackend, errorMessage, type TestServer } from '../helpers/test-server.js';
+import { SCOPES } from '../../src/auth/caller.js';
+import {
+  apiOperations as operations,
+  type ApiOperation as Operation,
+} from '../helpers/api-operations.js';
+import { describeOnEachBackend, errorMessage } from '../helpers/test-server.js';
 
 /**
  * Walks every /v2 operation of the published document, so a route added later is checked
  * without anyone remembering to: no token and garbage tokens are 401, a token without the
  * route's scope or for another client or model is 403, and unknown resources are 404.
  */
-interface Operation {
-  method: string;
-  path: string;
-  scope: Scope;
-}
 
 const PARAMS: Record<string, string> = {
   client_id: 'matrix-client',
@@ -27,21 +26,6 @@ const PARAMS: Record<string, string> = {
 
 const fill = (path: string, overrides: Record<string, string> = {}) =>
   path.replace(/\{(\w+)\}/g, (_, name: string) => overrides[name] ?? PARAMS[name] ?? 'x');
-
-async function operations(server: TestServer): Promise<Operation[]> {
-  const doc = (await server.get('/openapi.json', { token: null })).body as {
-    paths: Record<string, Record<string, { security?: { bearerAuth?: Scope[] }[] }>>;
-  };
-  return Object.entries(doc.paths)
-    .filter(([path]) => path.startsWith('/v2/'))
-    .flatMap(([path, methods]) =>
-      Object.entries(methods).map(([method, operation]) => {
-        const scope = operation.security?.[0]?.bearerAuth?.[0];
-        assert.ok(scope, `${method} ${path} documents its scope`);
-        return { method: method.toUpperCase(), path, scope };
-      }),
-    );
-}
 
 // A body that passes validation for each route, so permission is what decides.
 function validBody(operation: Operation): unknown {
