@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import type { Database, Queryable, QueryResult } from './database.js';
+import { PgliteStatements } from './pglite-statements.js';
 
 // PGlite's default shared_buffers (128 MB) is most of its memory. PIE's working set is the
 // queued jobs and a few small tables; 16 MB keeps `pie serve` well under 300 MB of RSS.
@@ -39,14 +40,22 @@ async function initdbInChild(dataDir: string): Promise<void> {
 
 class PgliteDatabase implements Database {
   readonly backend = 'pglite' as const;
+  private readonly statements: PgliteStatements;
 
   constructor(
     private readonly pglite: PGlite,
     private readonly onClose: (() => void) | undefined,
-  ) {}
+  ) {
+    this.statements = new PgliteStatements(pglite);
+  }
 
-  async query<Row>(text: string, values?: readonly unknown[]): Promise<QueryResult<Row>> {
-    const result = await this.pglite.query<Row>(text, values as unknown[] | undefined);
+  // The same locks PGlite's own query() takes: its transaction lock, so the statement cannot
+  // land inside another caller's open transaction, then its query lock.
+  async query<Row>(text: string, values: readonly unknown[] = []): Promise<QueryResult<Row>> {
+    const result = await this.pglite._runExclusiveTransaction(() =>
+      this.pglite._runExclusiveQuery(() => this.statements.run<Row>(text, values)),
+    );
+    await this.pglite.syncToFs();
     return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
   }
 
@@ -58,8 +67,12 @@ class PgliteDatabase implements Database {
   transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {
     return this.pglite.transaction((tx) =>
       work({
-        query: async <Row>(text: string, values?: readonly unknown[]) => {
-          const result = await tx.query<Row>(text, values as unknown[] | undefined);
+        // Inside the transaction, which holds the transaction lock: the query lock only.
+        query: async <Row>(text: string, values: readonly unknown[] = []) => {
+          if (tx.closed) throw new Error('the transaction is closed');
+          const result = await this.pglite._runExclusiveQuery(() =>
+            this.statements.run<Row>(text, values),
+          );
           return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
         },
         exec: async (script: string) => {
