@@ -31,6 +31,12 @@ export async function openPostgresDatabase(connectionString: string): Promise<Da
   return new PostgresDatabase(pool, connectionString);
 }
 
+/** Whether a checked-out client broke, and the listener that would have heard it. */
+interface BrokenState {
+  error?: Error;
+  listener: (cause: Error) => void;
+}
+
 class PostgresDatabase implements Database {
   readonly backend = 'postgres' as const;
 
@@ -50,15 +56,7 @@ class PostgresDatabase implements Database {
   }
 
   async transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    // A checked-out client has no listener of the pool's: a connection that breaks mid
-    // transaction would emit an 'error' nobody handles, which ends the process. Keep it, and
-    // hand it back on release so the pool discards the client.
-    let broken: Error | undefined;
-    const onError = (error: Error) => {
-      broken = error;
-    };
-    client.on('error', onError);
+    const { client, broken } = await this.checkOut();
     try {
       await client.query('begin');
       const result = await work({
@@ -71,12 +69,39 @@ class PostgresDatabase implements Database {
       await client.query('commit');
       return result;
     } catch (error) {
-      if (broken === undefined) await client.query('rollback').catch(() => undefined);
+      if (broken.error === undefined) await client.query('rollback').catch(() => undefined);
       throw error;
     } finally {
-      client.off('error', onError);
-      client.release(broken);
+      client.off('error', broken.listener);
+      // A broken client handed back with its error is discarded by the pool.
+      client.release(broken.error);
     }
+  }
+
+  /**
+   * A client of our own, listening for 'error' from the moment the pool hands it over. A
+   * checked-out client has no listener of the pool's, and an error it emits with none ends the
+   * process. That moment matters: a server shutting down sends a FATAL right behind the answer
+   * that freed the connection, often in the same read, so the pool hands the connection to the
+   * next waiter and the FATAL follows before an awaiting caller would run again. Hence the
+   * callback form of connect(), in which the listener goes on synchronously.
+   */
+  private checkOut(): Promise<{ client: pg.PoolClient; broken: BrokenState }> {
+    return new Promise((resolve, reject) => {
+      this.pool.connect((error, client) => {
+        if (error !== undefined || client === undefined) {
+          reject(error ?? new Error('no client from the pool'));
+          return;
+        }
+        const broken: BrokenState = {
+          listener: (cause: Error) => {
+            broken.error = cause;
+          },
+        };
+        client.on('error', broken.listener);
+        resolve({ client, broken });
+      });
+    });
   }
 
   async listen(
