@@ -34,10 +34,13 @@ for (const backend of testBackends()) {
       const setting = await pieEnvironment(backend.name, { PIE_PORT: port, PIE_LEASE_S: '5' });
       const token = await adminToken();
       let pie: PieProcess | undefined;
+      // Stopped in `finally` too: a failed assertion must not leave its loops running forever.
+      let running: JobLoad | undefined;
       try {
         pie = await startPie(setting.env);
         const tenant = await setUpPushTenant(pie.url, token, receiver.url);
         const load = new JobLoad(pie.url, token, tenant.jobsRoute, 6);
+        running = load;
         await waitFor('jobs before the kill', () => load.acked.length >= 150, 30_000);
 
         pie.child.kill('SIGKILL');
@@ -105,6 +108,7 @@ for (const backend of testBackends()) {
         console.log(`PIE output (end):\n${pie?.output().slice(-4000) ?? ''}`);
         throw error;
       } finally {
+        await running?.stop();
         pie?.child.kill('SIGTERM');
         await pie?.exited;
         await receiver.close();

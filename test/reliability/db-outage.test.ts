@@ -31,12 +31,15 @@ describe('database outage [throwaway postgres]', () => {
     await receiver.start();
     const setting = await pieEnvironment({ databaseUrl: postgres.url }, { PIE_LEASE_S: '10' });
     let pie: PieProcess | undefined;
+    // Stopped in `finally` too: a failed assertion must not leave its loops running forever.
+    let running: JobLoad | undefined;
     try {
       pie = await startPie(setting.env);
       const token = await adminToken();
       const tenant = await setUpPushTenant(pie.url, token, receiver.url);
 
       const load = new JobLoad(pie.url, token, tenant.jobsRoute, 6);
+      running = load;
       await waitFor('jobs before the outage', () => load.acked.length >= 100, 20_000);
       const ackedBefore = load.acked.length;
       await postgres.stop('fast');
@@ -106,6 +109,7 @@ describe('database outage [throwaway postgres]', () => {
       );
       throw error;
     } finally {
+      await running?.stop();
       pie?.child.kill('SIGTERM');
       await pie?.exited;
       await receiver.close();
