@@ -48,17 +48,8 @@ export class CompletingReceiver {
   private async complete(envelope: Envelope): Promise<void> {
     for (let tries = 0; tries < 120 && !this.closed; tries++) {
       try {
-        const response = await fetch(envelope.callback.url, {
-          method: 'POST',
-          headers: {
-            authorization: `Bearer ${envelope.callback.token}`,
-            'content-type': 'application/json',
-          },
-          body: JSON.stringify({ status: 'success', output: { attempt: envelope.attempt } }),
-        });
-        await response.arrayBuffer();
         // 200: done; 409: a newer attempt or a finished job already settled it.
-        if (response.status < 500) return;
+        if ((await postSuccess(envelope)) < 500) return;
       } catch {
         // PIE is down; try again shortly.
       }
@@ -72,4 +63,21 @@ export class CompletingReceiver {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/**
+ * Completes the job of `envelope` through its callback with an output naming the attempt: one
+ * try, PIE's status back. Throws when PIE cannot be reached.
+ */
+export async function postSuccess(envelope: Envelope): Promise<number> {
+  const response = await fetch(envelope.callback.url, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${envelope.callback.token}`,
+      'content-type': 'application/json',
+    },
+    body: JSON.stringify({ status: 'success', output: { attempt: envelope.attempt } }),
+  });
+  await response.arrayBuffer();
+  return response.status;
 }

@@ -2,8 +2,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Envelope } from '../../src/dispatch/types.js';
 import { verifyWebhook } from '../../src/dispatch/handlers/webhook-signature.js';
+import { postSuccess, RECEIVER_SECRET } from './completing-receiver.js';
 
-export const LEDGER_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+/** The webhook secret the ledger's model versions are given (the completing receiver's). */
+export const LEDGER_SECRET = RECEIVER_SECRET;
 
 export interface Receipt {
   job_id: string;
@@ -97,22 +99,10 @@ export class LedgerReceiver {
     const deadline = Date.now() + 90_000;
     while (!this.closed && Date.now() < deadline) {
       try {
-        const response = await fetch(envelope.callback.url, {
-          method: 'POST',
-          headers: {
-            authorization: `Bearer ${envelope.callback.token}`,
-            'content-type': 'application/json',
-          },
-          body: JSON.stringify({ status: 'success', output: { attempt: envelope.attempt } }),
-        });
-        await response.arrayBuffer();
+        const status = await postSuccess(envelope);
         // 200: done; 409: a newer attempt or a finished job settled it. 5xx: try again.
-        if (response.status < 500) {
-          this.completions.push({
-            job_id: envelope.job_id,
-            attempt: envelope.attempt,
-            status: response.status,
-          });
+        if (status < 500) {
+          this.completions.push({ job_id: envelope.job_id, attempt: envelope.attempt, status });
           return;
         }
       } catch {

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -43,7 +43,15 @@ export interface LoadClientResult {
 
 const SCRIPT = fileURLToPath(new URL('./load-client-process.ts', import.meta.url));
 
-export function runLoadClient(options: LoadClientOptions): Promise<LoadClientResult> {
+/** A running load client: its process, and what it has printed so far. */
+export interface LoadClientProcess {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+}
+
+/** Starts the load client; `runLoadClient` waits for its result, a flood pauses and kills it. */
+export function spawnLoadClient(options: LoadClientOptions): LoadClientProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', SCRIPT, JSON.stringify(options)], {
     env: { PATH: process.env['PATH'], HOME: process.env['HOME'] },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -52,17 +60,22 @@ export function runLoadClient(options: LoadClientOptions): Promise<LoadClientRes
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return { child, stdout: () => stdout, stderr: () => stderr };
+}
+
+export function runLoadClient(options: LoadClientOptions): Promise<LoadClientResult> {
+  const { child, stdout, stderr } = spawnLoadClient(options);
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code) => {
       if (code !== 0) {
-        reject(new Error(`the load client exited with ${code}:\n${stderr}`));
+        reject(new Error(`the load client exited with ${code}:\n${stderr()}`));
         return;
       }
       try {
-        resolve(JSON.parse(stdout) as LoadClientResult);
+        resolve(JSON.parse(stdout()) as LoadClientResult);
       } catch (error) {
-        reject(new Error(`the load client printed no result (${String(error)}):\n${stderr}`));
+        reject(new Error(`the load client printed no result (${String(error)}):\n${stderr()}`));
       }
     });
   });

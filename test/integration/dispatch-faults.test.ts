@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { issueToken } from '../../src/auth/token-issuer.js';
 import { testBackends, type TestBackend } from '../helpers/backends.js';
 import { CompletingReceiver, RECEIVER_SECRET } from '../helpers/completing-receiver.js';
+import { api } from '../helpers/fault-harness.js';
 import { pieEnv, startPie, type PieProcess } from '../helpers/pie-process.js';
+import { freePort } from '../helpers/throwaway-postgres.js';
 import { TEST_JWT } from '../helpers/test-server.js';
 
 /**
@@ -18,24 +19,6 @@ import { TEST_JWT } from '../helpers/test-server.js';
  */
 
 const SECRET = crypto.randomBytes(32).toString('base64url');
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-async function api(url: string, token: string, method: string, route: string, body?: unknown) {
-  const response = await fetch(url + route, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text === '' ? undefined : JSON.parse(text) };
-}
 
 /** A tenant with `services` services whose default version pushes to `receiverUrl`. */
 async function setUp(url: string, token: string, receiverUrl: string, services: number) {
