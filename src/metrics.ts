@@ -51,6 +51,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly vacuumDuration = new client.Histogram({
+    name: 'pie_vacuum_seconds',
+    help: "How long each of PIE's own vacuums took (where no autovacuum runs: always on PGlite).",
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'pie_' });
   }

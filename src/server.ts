@@ -6,6 +6,7 @@ import type { Config } from './config/config.js';
 import type { Database } from './db/database.js';
 import { migrate } from './db/migrate.js';
 import { openDatabase } from './db/open-database.js';
+import { CHURNING_TABLES, needsOwnVacuum, startVacuuming } from './db/vacuum.js';
 import { Dispatcher } from './dispatch/dispatcher.js';
 import { buildApp } from './http/app.js';
 import type { TypedApp } from './http/typed-app.js';
@@ -54,6 +55,17 @@ export async function startServer(config: Config): Promise<RunningServer> {
         )
       : undefined;
     dispatcher?.start();
+    // PostgreSQL's autovacuum, where it runs, does this better; PGlite has none (db/vacuum.ts).
+    const vacuum =
+      config.vacuumS > 0 && (await needsOwnVacuum(db))
+        ? startVacuuming(db, config.vacuumS * 1000, app.log, ctx.metrics)
+        : undefined;
+    if (vacuum !== undefined && db.backend === 'postgres') {
+      app.log.warn(
+        `autovacuum is off on this PostgreSQL server: PIE vacuums ` +
+          `${CHURNING_TABLES.join(' and ')} itself every ${config.vacuumS} s`,
+      );
+    }
     return {
       app,
       db,
@@ -71,6 +83,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
         await dispatcher?.stop(config.shutdownGraceS * 1000);
         await app.close();
         await ctx.wakeups.close();
+        await vacuum?.stop();
         await db.close();
       },
     };

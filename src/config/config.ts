@@ -19,6 +19,8 @@ export interface Config {
   dispatch: DispatchConfig;
   /** How long SIGTERM waits for deliveries in flight before releasing their jobs. */
   shutdownGraceS: number;
+  /** Seconds between PIE's own vacuums where no autovacuum runs (see db/vacuum.ts); 0 = never. */
+  vacuumS: number;
 }
 
 /** What one client may ask of this process (SPEC section 7's 429), and how deep a body may nest. */
@@ -115,6 +117,7 @@ export function loadConfig(env: Env = process.env): Config {
       allowHosts: list(env, 'PIE_HTTP_ALLOW_HOSTS'),
     },
     shutdownGraceS: integer(env, 'PIE_SHUTDOWN_GRACE_S', 25, 0, 3600),
+    vacuumS: integer(env, 'PIE_VACUUM_S', 10, 0, 86_400),
   };
 }
 

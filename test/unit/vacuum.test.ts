@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { loadConfig } from '../../src/config/config.js';
+import type { Queryable } from '../../src/db/database.js';
+import { CHURNING_TABLES, needsOwnVacuum, startVacuuming } from '../../src/db/vacuum.js';
+import { Metrics } from '../../src/metrics.js';
+import { testBackends } from '../helpers/backends.js';
+
+/** A logger that keeps what it was told. */
+function recordingLog() {
+  const lines: { level: string; message: string }[] = [];
+  const at =
+    (level: string) =>
+    (...args: unknown[]) =>
+      lines.push({ level, message: String(args.find((a) => typeof a === 'string')) });
+  return { lines, log: { debug: at('debug'), warn: at('warn'), error: at('error') } };
+}
+
+async function vacuumCount(metrics: Metrics): Promise<number> {
+  const metric = await metrics.vacuumDuration.get();
+  return metric.values.find((v) => v.metricName === 'pie_vacuum_seconds_count')!.value;
+}
+
+/** A database whose exec takes `ms` and records what it ran and how many ran at once. */
+function slowDatabase(ms: number, fail: (call: number) => boolean = () => false) {
+  const state = { scripts: [] as string[], running: 0, mostAtOnce: 0 };
+  const db: Queryable = {
+    query: () => Promise.reject(new Error('not used')),
+    async exec(script) {
+      state.scripts.push(script);
+      state.running += 1;
+      state.mostAtOnce = Math.max(state.mostAtOnce, state.running);
+      try {
+        await sleep(ms);
+        if (fail(state.scripts.length)) throw new Error('disk full');
+      } finally {
+        state.running -= 1;
+      }
+    },
+  };
+  return { db, state };
+}
+
+describe('vacuuming', () => {
+  for (const backend of testBackends()) {
+    it(`vacuums the tables that churn, on schedule [${backend.name}]`, async () => {
+      const { db, dispose } = await backend.open();
+      const metrics = new Metrics();
+      const { log, lines } = recordingLog();
+      try {
+        const autovacuum = async () =>
+          (await db.query<{ autovacuum: string }>('show autovacuum')).rows[0]!.autovacuum;
+        assert.equal(
+          await needsOwnVacuum(db),
+          backend.name === 'pglite' || (await autovacuum()) === 'off',
+          'PGlite always; PostgreSQL when its autovacuum is off',
+        );
+        const lastVacuums = async () =>
+          (
+            await db.query<{ relname: string; last_vacuum: Date | null }>(
+              `select relname, last_vacuum from pg_stat_user_tables
+               where relname = any($1::text[]) order by relname`,
+              [CHURNING_TABLES],
+            )
+          ).rows;
+        assert.deepEqual(
+          (await lastVacuums()).map((row) => row.last_vacuum),
+          [null, null],
+          'not vacuumed before',
+        );
+        const vacuum = startVacuuming(db, 20, log, metrics);
+        const due = Date.now() + 5000;
+        while ((await vacuumCount(metrics)) < 2 && Date.now() < due) await sleep(10);
+        await vacuum.stop();
+
+        assert.ok((await vacuumCount(metrics)) >= 2, 'ran again after the first');
+        const rows = await lastVacuums();
+        assert.deepEqual(
+          rows.map((row) => row.relname),
+          [...CHURNING_TABLES].sort(),
+        );
+        for (const row of rows) assert.ok(row.last_vacuum instanceof Date, `${row.relname}`);
+        assert.deepEqual(
+          lines.filter((line) => line.level !== 'debug'),
+          [],
+          'no warnings or errors',
+        );
+      } finally {
+        await dispose();
+      }
+    });
+  }
+
+  it('runs one vacuum at a time however short the interval, and stop() waits for it', async () => {
+    const { db, state } = slowDatabase(30);
+    const vacuum = startVacuuming(db, 1, recordingLog().log, new Metrics());
+    await sleep(200);
+    await vacuum.stop();
+    const ran = state.scripts.length;
+    assert.ok(ran >= 2, `ran ${ran} times`);
+    assert.equal(state.mostAtOnce, 1);
+    assert.equal(state.running, 0, 'stop() resolved with a vacuum still running');
+    await sleep(50);
+    assert.equal(state.scripts.length, ran, 'nothing ran after stop()');
+  });
+
+  it('logs a failed vacuum and tries again on the next turn', async () => {
+    const { db, state } = slowDatabase(1, (call) => call === 1);
+    const metrics = new Metrics();
+    const { log, lines } = recordingLog();
+    const vacuum = startVacuuming(db, 5, log, metrics);
+    const due = Date.now() + 5000;
+    while (state.scripts.length < 3 && Date.now() < due) await sleep(5);
+    await vacuum.stop();
+    assert.deepEqual(
+      lines.filter((line) => line.level === 'error').map((line) => line.message),
+      ['vacuum failed; retrying on the next turn'],
+    );
+    assert.equal(await vacuumCount(metrics), state.scripts.length - 1, 'successes are timed');
+  });
+
+  it('runs every 10 s by default; PIE_VACUUM_S sets it, 0 turns it off', () => {
+    assert.equal(loadConfig({}).vacuumS, 10);
+    assert.equal(loadConfig({ PIE_VACUUM_S: '5' }).vacuumS, 5);
+    assert.equal(loadConfig({ PIE_VACUUM_S: '0' }).vacuumS, 0);
+    assert.throws(() => loadConfig({ PIE_VACUUM_S: '-1' }), /PIE_VACUUM_S/);
+  });
+});
