@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { testBackends } from '../helpers/backends.js';
+import { testBackends } from '../../helpers/backends.js';
 import {
   adminToken,
   api,
@@ -8,10 +8,10 @@ import {
   setUpPushTenant,
   waitFor,
   waitUntilSettled,
-} from '../helpers/fault-harness.js';
-import { LedgerReceiver } from '../helpers/ledger-receiver.js';
-import { startPie, type PieProcess } from '../helpers/pie-process.js';
-import { freePort } from '../helpers/throwaway-postgres.js';
+} from '../../helpers/fault-harness.js';
+import { LedgerReceiver } from '../../helpers/ledger-receiver.js';
+import { startPie, type PieProcess } from '../../helpers/pie-process.js';
+import { freePort } from '../../helpers/throwaway-postgres.js';
 
 /**
  * Graceful shutdown (issue 6): SIGTERM to `pie serve` while two deliveries are in flight, one

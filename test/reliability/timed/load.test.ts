@@ -5,14 +5,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { describe, it } from 'node:test';
-import { issueToken } from '../../src/auth/token-issuer.js';
-import type { Database } from '../../src/db/database.js';
-import { openPgliteDatabase } from '../../src/db/pglite-database.js';
-import { testBackends, type TestBackend, type TestDatabase } from '../helpers/backends.js';
-import { describeStatuses, runLoadClient } from '../helpers/load-client.js';
-import { pieEnv, startPie, type PieProcess } from '../helpers/pie-process.js';
-import { SLOW_HANDLER_SECRET, SlowCompletingHandler } from '../helpers/slow-completing-handler.js';
-import { TEST_JWT } from '../helpers/test-server.js';
+import { issueToken } from '../../../src/auth/token-issuer.js';
+import type { Database } from '../../../src/db/database.js';
+import { openPgliteDatabase } from '../../../src/db/pglite-database.js';
+import { testBackends, type TestBackend, type TestDatabase } from '../../helpers/backends.js';
+import { describeStatuses, runLoadClient } from '../../helpers/load-client.js';
+import { pieEnv, startPie, type PieProcess } from '../../helpers/pie-process.js';
+import {
+  SLOW_HANDLER_SECRET,
+  SlowCompletingHandler,
+} from '../../helpers/slow-completing-handler.js';
+import { TEST_JWT } from '../../helpers/test-server.js';
 
 /**
  * Issue 6, "Load": 60 s at 50 connections of job creations (the run-job route) against a real
