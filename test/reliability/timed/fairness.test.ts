@@ -54,7 +54,7 @@ const WINDOWS = 8;
 /** B is measured this long in each window: 8 x 1.25 s at 50 a second, 504 run-jobs a side. */
 const MEASURE_MS = 1250;
 /** After a pause or resume, before measuring: A's last requests end, or its flood is back. */
-const SETTLE_MS = 300;
+const SETTLE_MS = 500;
 /**
  * The p99 may also move by this much, however small it is. It is the 6th slowest of 504
  * run-jobs, and two sides of the same load differ on it by as much as a fifth (B alone against
@@ -259,6 +259,15 @@ for (const backend of testBackends()) {
           await sleep(100);
         }
 
+        // One pair of windows unmeasured: the first round was the worst of three in four of
+        // six runs (two of them over the allowed p99: 121 % and 481 %), its paths still cold.
+        const warmUpWindows = new Samples();
+        for (const step of [flood.pause, flood.resume]) {
+          step();
+          await sleep(SETTLE_MS);
+          await steady(b, routeB, tokenB, MEASURE_MS, warmUpWindows);
+        }
+
         const rounds: { alone: Samples; flooded: Samples }[] = [];
         const cpu = { alone: 0, flooded: 0 };
         const measure = async (into: Samples, side: 'alone' | 'flooded') => {
@@ -282,7 +291,7 @@ for (const backend of testBackends()) {
         const floodS = (performance.now() - floodStarted) / 1000;
         const { created, refused } = await counters(pie.url);
         const measured = rounds.reduce((n, r) => n + r.alone.count + r.flooded.count, 0);
-        const acceptedA = created - warmUp.count - measured;
+        const acceptedA = created - warmUp.count - warmUpWindows.count - measured;
 
         // Each round's flooded p99 as a share of what it may be; the median round is judged.
         const allowed = (alone: Samples) => Math.max(alone.at(99) * 1.2, alone.at(99) + FLOOR_MS);
