@@ -23,6 +23,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const db = await openDatabase(config);
   try {
     await migrate(db);
+    // Asked before listening, so that a failure here stops nothing already started.
+    // PostgreSQL's autovacuum, where it runs, does this better; PGlite has none (db/vacuum.ts).
+    const ownVacuum = config.vacuumS > 0 && (await needsOwnVacuum(db));
     const { ctx, setListeningUrl } = await createAppContext(db, config.publicUrl, {
       quotaOpenJobs: config.limits.quotaOpenJobs,
     });
@@ -55,11 +58,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
         )
       : undefined;
     dispatcher?.start();
-    // PostgreSQL's autovacuum, where it runs, does this better; PGlite has none (db/vacuum.ts).
-    const vacuum =
-      config.vacuumS > 0 && (await needsOwnVacuum(db))
-        ? startVacuuming(db, config.vacuumS * 1000, app.log, ctx.metrics)
-        : undefined;
+    const vacuum = ownVacuum
+      ? startVacuuming(db, config.vacuumS * 1000, app.log, ctx.metrics)
+      : undefined;
     if (vacuum !== undefined && db.backend === 'postgres') {
       app.log.warn(
         `autovacuum is off on this PostgreSQL server: PIE vacuums ` +
