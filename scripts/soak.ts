@@ -16,6 +16,7 @@ import {
   startPie,
   withClient,
 } from '../bench/setup.js';
+import { scrapeMetrics } from '../test/helpers/scrape-metrics.js';
 import {
   SLOW_HANDLER_SECRET,
   SlowCompletingHandler,
@@ -457,18 +458,15 @@ function verdict(
 
 /** What `pie serve` reports of its own vacuums; undefined where none ran (autovacuum on). */
 async function ownVacuums(url: string) {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const series = (name: string) =>
-    text
-      .split('\n')
-      .filter((line) => line.startsWith(`pie_vacuum_seconds_${name}`))
-      .map((line) => ({ line, value: Number(line.slice(line.lastIndexOf(' ') + 1)) }));
-  const count = series('count')[0]?.value ?? 0;
+  const metrics = await scrapeMetrics(url);
+  const count = metrics.get('pie_vacuum_seconds_count') ?? 0;
   if (count === 0) return undefined;
-  const sum = series('sum')[0]!.value;
+  const sum = metrics.get('pie_vacuum_seconds_sum')!;
   // The smallest bucket holding every vacuum bounds the slowest.
-  const bound = series('bucket').find((bucket) => bucket.value === count);
-  const le = /le="([^"]+)"/.exec(bound?.line ?? '')?.[1] ?? '+Inf';
+  const bound = [...metrics].find(
+    ([series, value]) => series.startsWith('pie_vacuum_seconds_bucket{') && value === count,
+  );
+  const le = /le="([^"]+)"/.exec(bound?.[0] ?? '')?.[1] ?? '+Inf';
   return {
     count,
     mean_ms: (sum / count) * 1000,

@@ -15,6 +15,7 @@ import {
   type LoadClientOptions,
 } from '../../helpers/load-client.js';
 import { pieEnv, startPie, type PieProcess } from '../../helpers/pie-process.js';
+import { scrapeMetrics } from '../../helpers/scrape-metrics.js';
 import { TEST_JWT } from '../../helpers/test-server.js';
 
 /**
@@ -208,14 +209,10 @@ function cpuSeconds(pid: number | undefined): number {
 
 /** Jobs created and requests refused for their rate, from the server's /metrics. */
 async function counters(url: string): Promise<{ created: number; refused: number }> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const value = (series: string) => {
-    const line = text.split('\n').find((each) => each.startsWith(`${series} `));
-    return line === undefined ? 0 : Number(line.slice(series.length + 1));
-  };
+  const metrics = await scrapeMetrics(url);
   return {
-    created: value('pie_jobs_created_total{job_type="inference"}'),
-    refused: value('pie_rate_limited_total{reason="rate_limit"}'),
+    created: metrics.get('pie_jobs_created_total{job_type="inference"}') ?? 0,
+    refused: metrics.get('pie_rate_limited_total{reason="rate_limit"}') ?? 0,
   };
 }
 
