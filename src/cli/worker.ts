@@ -6,7 +6,7 @@ import { loadOrCreateJwtSecret, usesSharedSecret } from '../auth/jwt-secret.js';
 import { issueToken } from '../auth/token-issuer.js';
 import { ConfigError, type Config } from '../config/config.js';
 import { deliverCommand } from '../dispatch/handlers/command.handler.js';
-import type { DeliveryOutcome, Envelope, JobError } from '../dispatch/types.js';
+import type { DeliveryOutcome, Envelope, JobError } from '../domain/delivery.js';
 
 /**
  * `pie worker`: the reference pull worker (SPEC section 5). It claims jobs of one model

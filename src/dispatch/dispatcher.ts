@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Caller } from '../auth/caller.js';
 import type { HandlerType } from '../domain/handlers.js';
 import { isDatabaseUnavailable } from '../db/connection-errors.js';
-import { AppError } from '../http/errors.js';
+import { AppError } from '../domain/errors.js';
 import * as dispatch from '../repositories/dispatch.repository.js';
 import type { ClaimedJob } from '../repositories/dispatch.repository.js';
 import { completeJob } from '../usecases/complete-job.usecase.js';
@@ -13,7 +13,7 @@ import { createAddressGuard, type AddressGuard } from './handlers/address-guard.
 import { createConcurrencyLimit, deliverCommand } from './handlers/command.handler.js';
 import { deliverHttp } from './handlers/http.handler.js';
 import { readTrueFoundryRun, triggerTrueFoundryRun } from './handlers/truefoundry.handler.js';
-import type { DeliveryOutcome, Envelope } from './types.js';
+import type { DeliveryOutcome, Envelope } from '../domain/delivery.js';
 
 export interface DispatcherOptions {
   /** Who holds the leases this process takes (`locked_by`). */

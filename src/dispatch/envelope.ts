@@ -1,6 +1,6 @@
 import type { CallbackTokens } from '../auth/callback-tokens.js';
 import type { ClaimedJob } from '../repositories/dispatch.repository.js';
-import type { Envelope } from './types.js';
+import type { Envelope } from '../domain/delivery.js';
 
 /** The envelope of a claimed attempt, with a callback token for that attempt only. */
 export async function buildEnvelope(

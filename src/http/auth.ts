@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { grants, hasScope, type Caller, type Scope } from '../auth/caller.js';
 import { isCallbackToken, type CallbackTokens } from '../auth/callback-tokens.js';
 import { TokenError, type TokenVerifier } from '../auth/token-verifier.js';
-import { forbidden, unauthorized } from './errors.js';
+import { forbidden, unauthorized } from '../domain/errors.js';
 
 declare module 'fastify' {
   interface FastifyRequest {

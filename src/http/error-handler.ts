@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { isDatabaseUnavailable } from '../db/connection-errors.js';
 import { sqlState } from '../db/database.js';
-import { AppError } from './errors.js';
+import { AppError } from '../domain/errors.js';
 
 /**
  * Maps every error to `{success: false, message}`: PIE's own errors keep their status,

@@ -9,7 +9,7 @@ import {
   type IdempotencyScope,
 } from '../repositories/idempotency.repository.js';
 import type { AppContext } from '../usecases/context.js';
-import { conflict, unprocessable } from './errors.js';
+import { conflict, unprocessable } from '../domain/errors.js';
 
 export const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(

@@ -1,5 +1,5 @@
 import secureJson from 'secure-json-parse';
-import { badRequest } from './errors.js';
+import { badRequest } from '../domain/errors.js';
 
 /** Default for PIE_MAX_JSON_DEPTH: far beyond any body PIE's routes describe. */
 export const DEFAULT_MAX_JSON_DEPTH = 32;

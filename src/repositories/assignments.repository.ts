@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/database.js';
 import type { FeatureDefinition, FeatureValues } from '../domain/features.js';
-import type { PageRequest } from '../http/paging.js';
+import type { PageRequest } from '../domain/paging.js';
 import { iso, isoOrNull, json } from './rows.js';
 
 export type AssignmentStatus = 'active' | 'archived';

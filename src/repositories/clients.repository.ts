@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/database.js';
 import type { Grant } from '../auth/caller.js';
-import type { PageRequest } from '../http/paging.js';
+import type { PageRequest } from '../domain/paging.js';
 import { iso } from './rows.js';
 
 export interface Client {

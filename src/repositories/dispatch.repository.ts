@@ -1,6 +1,6 @@
 import type { Grant } from '../auth/caller.js';
 import type { Queryable } from '../db/database.js';
-import type { JobError } from '../dispatch/types.js';
+import type { JobError } from '../domain/delivery.js';
 import type { Handler, HandlerType } from '../domain/handlers.js';
 import { iso, json } from './rows.js';
 import type { Job } from './jobs.repository.js';

@@ -2,7 +2,7 @@ import type { Queryable } from '../db/database.js';
 import type { FeatureValues } from '../domain/features.js';
 import type { HandlerType } from '../domain/handlers.js';
 import type { JobStatus } from '../domain/job-status.js';
-import type { PageRequest } from '../http/paging.js';
+import type { PageRequest } from '../domain/paging.js';
 import { targetIsCurrent } from './job-targets.repository.js';
 import { iso, isoOrNull, json } from './rows.js';
 

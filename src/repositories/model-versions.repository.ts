@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/database.js';
 import type { FeatureDefinition } from '../domain/features.js';
 import type { Handler } from '../domain/handlers.js';
-import type { PageRequest } from '../http/paging.js';
+import type { PageRequest } from '../domain/paging.js';
 import { iso, json } from './rows.js';
 
 export interface ModelVersion {

@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/database.js';
-import type { PageRequest } from '../http/paging.js';
+import type { PageRequest } from '../domain/paging.js';
 import { iso, json } from './rows.js';
 
 export type SubscriptionStatus = 'active' | 'paused';

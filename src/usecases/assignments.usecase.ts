@@ -3,8 +3,8 @@ import { grants, type Caller } from '../auth/caller.js';
 import type { Queryable } from '../db/database.js';
 import { describeProblems, resolveFeatures } from '../domain/features.js';
 import { mergeProvidedFeatures } from '../domain/provided-features.js';
-import { badRequest, forbidden, notFound, unprocessable } from '../http/errors.js';
-import { type PageRequest, toPage } from '../http/paging.js';
+import { badRequest, forbidden, notFound, unprocessable } from '../domain/errors.js';
+import { type PageRequest, toPage } from '../domain/paging.js';
 import * as assignments from '../repositories/assignments.repository.js';
 import type {
   Assignment,

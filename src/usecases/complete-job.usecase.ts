@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { grants, type Caller } from '../auth/caller.js';
 import { cascadeRefusal } from '../domain/lineage.js';
-import { AppError, conflict, forbidden, notFound } from '../http/errors.js';
+import { AppError, conflict, forbidden, notFound } from '../domain/errors.js';
 import type { Answer } from '../http/idempotency.js';
 import {
   lockJobForCompletion,

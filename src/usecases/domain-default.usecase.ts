@@ -8,7 +8,7 @@ import {
   type Problem,
 } from '../domain/features.js';
 import { mergeProvidedFeatures } from '../domain/provided-features.js';
-import { badRequest, unprocessable } from '../http/errors.js';
+import { badRequest, unprocessable } from '../domain/errors.js';
 import * as assignments from '../repositories/assignments.repository.js';
 
 /** One entry of `service_updates`: a patch to that service's provided_features. */

@@ -1,5 +1,5 @@
-import { notFound } from '../http/errors.js';
-import { type PageRequest, toPage } from '../http/paging.js';
+import { notFound } from '../domain/errors.js';
+import { type PageRequest, toPage } from '../domain/paging.js';
 import * as clients from '../repositories/clients.repository.js';
 import * as domains from '../repositories/domains.repository.js';
 import type { AppContext } from './context.js';

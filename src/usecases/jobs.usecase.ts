@@ -1,5 +1,5 @@
-import { badRequest, conflict, notFound } from '../http/errors.js';
-import { type PageRequest, toPage } from '../http/paging.js';
+import { badRequest, conflict, notFound } from '../domain/errors.js';
+import { type PageRequest, toPage } from '../domain/paging.js';
 import * as jobs from '../repositories/jobs.repository.js';
 import type { AppContext } from './context.js';
 import { requireDomain } from './tenant-lookup.js';

@@ -1,6 +1,6 @@
 import { describeProblems, resolveFeatures, type FeatureValues } from '../domain/features.js';
-import { notFound, unprocessable } from '../http/errors.js';
-import { type PageRequest, toPage } from '../http/paging.js';
+import { notFound, unprocessable } from '../domain/errors.js';
+import { type PageRequest, toPage } from '../domain/paging.js';
 import { findDomainDefaultContract } from '../repositories/assignments.repository.js';
 import { lockDomain } from '../repositories/domains.repository.js';
 import * as services from '../repositories/services.repository.js';

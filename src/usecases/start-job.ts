@@ -1,7 +1,7 @@
 import { grants, type Grant } from '../auth/caller.js';
 import type { Queryable } from '../db/database.js';
 import { describeProblems, resolveFeatures } from '../domain/features.js';
-import { forbidden, notFound, unprocessable } from '../http/errors.js';
+import { forbidden, notFound, unprocessable } from '../domain/errors.js';
 import { wakeKey } from '../dispatch/job-wakeups.js';
 import { loadJobTarget, type JobTarget } from '../repositories/job-targets.repository.js';
 import { insertJob, type JobTrigger, type NewJob } from '../repositories/jobs.repository.js';

@@ -1,7 +1,7 @@
 import { grants, type Caller } from '../auth/caller.js';
 import type { Queryable } from '../db/database.js';
-import { badRequest, forbidden, notFound, unprocessable } from '../http/errors.js';
-import { type PageRequest, type PageResult, toPage } from '../http/paging.js';
+import { badRequest, forbidden, notFound, unprocessable } from '../domain/errors.js';
+import { type PageRequest, type PageResult, toPage } from '../domain/paging.js';
 import * as subscriptions from '../repositories/subscriptions.repository.js';
 import type { Subscription, SubscriptionStatus } from '../repositories/subscriptions.repository.js';
 import type { AppContext } from './context.js';

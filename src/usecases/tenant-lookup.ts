@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/database.js';
-import { notFound } from '../http/errors.js';
+import { notFound } from '../domain/errors.js';
 import type { Domain } from '../repositories/domains.repository.js';
 import { probeTenantPath } from '../repositories/domains.repository.js';
 import { findService, type Service } from '../repositories/services.repository.js';

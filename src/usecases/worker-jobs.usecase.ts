@@ -1,9 +1,9 @@
 import { grants, type Caller } from '../auth/caller.js';
 import { buildEnvelope } from '../dispatch/envelope.js';
 import { versionKey } from '../dispatch/job-wakeups.js';
-import type { Envelope } from '../dispatch/types.js';
+import type { Envelope } from '../domain/delivery.js';
 import { isFinal } from '../domain/job-status.js';
-import { badRequest, conflict, forbidden, notFound } from '../http/errors.js';
+import { badRequest, conflict, forbidden, notFound } from '../domain/errors.js';
 import * as dispatch from '../repositories/dispatch.repository.js';
 import { findVersion } from '../repositories/model-versions.repository.js';
 import { findJobClient, lockJobForCompletion } from '../repositories/jobs.repository.js';

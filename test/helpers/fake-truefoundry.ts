@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Envelope } from '../../src/dispatch/types.js';
+import type { Envelope } from '../../src/domain/delivery.js';
 
 /**
  * A local TrueFoundry control plane for tests, on 127.0.0.1, speaking the shapes of seed 004:

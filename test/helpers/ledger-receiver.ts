@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Envelope } from '../../src/dispatch/types.js';
+import type { Envelope } from '../../src/domain/delivery.js';
 import { verifyWebhook } from '../../src/dispatch/handlers/webhook-signature.js';
 import { postSuccess, RECEIVER_SECRET } from './completing-receiver.js';
 

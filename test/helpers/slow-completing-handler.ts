@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { verifyWebhook } from '../../src/dispatch/handlers/webhook-signature.js';
-import type { Envelope } from '../../src/dispatch/types.js';
+import type { Envelope } from '../../src/domain/delivery.js';
 
 export const SLOW_HANDLER_SECRET = 'whsec_c2xvdy1jb21wbGV0aW5nLWhhbmRsZXItc2VjcmV0';
 

@@ -9,7 +9,7 @@ import {
   createConcurrencyLimit,
   deliverCommand,
 } from '../../src/dispatch/handlers/command.handler.js';
-import type { DeliveryOutcome, Envelope } from '../../src/dispatch/types.js';
+import type { DeliveryOutcome, Envelope } from '../../src/domain/delivery.js';
 
 const DEMO_MODEL = fileURLToPath(
   new URL('../../examples/handlers/demo-model.mjs', import.meta.url),

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, it } from 'node:test';
-import type { Envelope } from '../../src/dispatch/types.js';
+import type { Envelope } from '../../src/domain/delivery.js';
 import { verifyWebhook } from '../../src/dispatch/handlers/webhook-signature.js';
 import { FakeTrueFoundry } from '../helpers/fake-truefoundry.js';
 import { createTenant, type Tenant } from '../helpers/fixtures.js';

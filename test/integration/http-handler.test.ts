@@ -10,7 +10,7 @@ import {
 } from '../../src/dispatch/handlers/address-guard.js';
 import { deliverHttp, parseRetryAfter } from '../../src/dispatch/handlers/http.handler.js';
 import { verifyWebhook } from '../../src/dispatch/handlers/webhook-signature.js';
-import type { DeliveryContext, Envelope } from '../../src/dispatch/types.js';
+import type { DeliveryContext, Envelope } from '../../src/domain/delivery.js';
 
 const secret = 'whsec_' + Buffer.from('a signing secret of 32 bytes....').toString('base64');
 

@@ -8,7 +8,7 @@ import {
   triggerTrueFoundryRun,
   type TrueFoundryHandler,
 } from '../../src/dispatch/handlers/truefoundry.handler.js';
-import type { DeliveryContext, DeliveryOutcome, Envelope } from '../../src/dispatch/types.js';
+import type { DeliveryContext, DeliveryOutcome, Envelope } from '../../src/domain/delivery.js';
 import { FakeTrueFoundry } from '../helpers/fake-truefoundry.js';
 
 const TOKEN_ENV = 'PIE_TEST_TFY_TOKEN';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import Fastify from 'fastify';
 import { handleError } from '../../src/http/error-handler.js';
-import { unprocessable } from '../../src/http/errors.js';
+import { unprocessable } from '../../src/domain/errors.js';
 
 async function appThatThrows(error: Error) {
   const app = Fastify({ logger: false });

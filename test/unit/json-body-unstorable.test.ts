@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { AppError } from '../../src/http/errors.js';
+import { AppError } from '../../src/domain/errors.js';
 import { parseJsonBody } from '../../src/http/json-body.js';
 
 // Found by the fuzzer: PostgreSQL refuses these in jsonb (a 500 before) or silently changes

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { AppError } from '../../src/http/errors.js';
+import { AppError } from '../../src/domain/errors.js';
 import { nestsDeeperThan, parseJsonBody } from '../../src/http/json-body.js';
 
 const nested = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);

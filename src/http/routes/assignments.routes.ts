@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { AssignmentPlace } from '../../repositories/assignments.repository.js';
 import * as usecase from '../../usecases/assignments.usecase.js';
 import type { AppContext } from '../../usecases/context.js';
-import { pageRequest } from '../paging.js';
+import { pageRequest } from '../../domain/paging.js';
 import {
   Assignment,
   DomainAssignmentKeyParams,

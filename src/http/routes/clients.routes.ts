@@ -1,6 +1,6 @@
 import * as usecase from '../../usecases/clients.usecase.js';
 import type { AppContext } from '../../usecases/context.js';
-import { pageRequest } from '../paging.js';
+import { pageRequest } from '../../domain/paging.js';
 import { errorResponses, Page, PageQuery } from '../schemas/common.schemas.js';
 import { Client, ClientParams, PutClientBody } from '../schemas/tenants.schemas.js';
 import type { TypedApp } from '../typed-app.js';

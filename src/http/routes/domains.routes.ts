@@ -1,6 +1,6 @@
 import type { AppContext } from '../../usecases/context.js';
 import * as usecase from '../../usecases/domains.usecase.js';
-import { pageRequest } from '../paging.js';
+import { pageRequest } from '../../domain/paging.js';
 import { errorResponses, Page, PageQuery } from '../schemas/common.schemas.js';
 import { ClientParams, Domain, DomainParams, PutDomainBody } from '../schemas/tenants.schemas.js';
 import type { TypedApp } from '../typed-app.js';

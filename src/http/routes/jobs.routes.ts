@@ -8,9 +8,9 @@ import {
   type JobPath,
   type RunJobBody as RunJobRequest,
 } from '../../usecases/run-job.usecase.js';
-import { badRequest, tooManyRequests } from '../errors.js';
+import { badRequest, tooManyRequests } from '../../domain/errors.js';
 import { answerIdempotently, IdempotencyHeaders } from '../idempotency.js';
-import { pageRequest } from '../paging.js';
+import { pageRequest } from '../../domain/paging.js';
 import { errorResponses, Page, PageQuery } from '../schemas/common.schemas.js';
 import { DomainParams } from '../schemas/tenants.schemas.js';
 import {

@@ -2,7 +2,7 @@ import { publicHandler } from '../../domain/handlers.js';
 import type { ModelVersion } from '../../repositories/model-versions.repository.js';
 import type { AppContext } from '../../usecases/context.js';
 import * as usecase from '../../usecases/models.usecase.js';
-import { pageRequest } from '../paging.js';
+import { pageRequest } from '../../domain/paging.js';
 import { errorResponses, Page, PageQuery } from '../schemas/common.schemas.js';
 import {
   Model,

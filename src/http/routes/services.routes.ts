@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { AppContext } from '../../usecases/context.js';
 import * as usecase from '../../usecases/services.usecase.js';
-import { pageRequest } from '../paging.js';
+import { pageRequest } from '../../domain/paging.js';
 import { errorResponses, Page, PageQuery } from '../schemas/common.schemas.js';
 import {
   DomainParams,

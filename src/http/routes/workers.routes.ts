@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { AppContext } from '../../usecases/context.js';
 import { claimJobs, heartbeat } from '../../usecases/worker-jobs.usecase.js';
-import { AppError } from '../errors.js';
+import { AppError } from '../../domain/errors.js';
 import { errorResponses, Identifier, JsonObject, Nullable } from '../schemas/common.schemas.js';
 import { CompletionParams, JobId } from '../schemas/jobs.schemas.js';
 import { VersionParams } from '../schemas/registry.schemas.js';

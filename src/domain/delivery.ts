@@ -1,10 +1,10 @@
 /**
- * What the dispatcher hands a model handler, and what a handler adapter reports back.
- * Adapters (src/dispatch/handlers/*) know one handler kind each; the dispatcher owns the job
- * state: it claims, calls the adapter, and records the outcome (SPEC section 5).
+ * What a model handler receives (the envelope), and what handing a job to it can come to (a
+ * delivery outcome). Handler adapters (src/dispatch/handlers/) know one handler kind each and
+ * report an outcome; the use cases record it against the job's attempt.
  */
 
-/** The job as a handler receives it (SPEC section 5). */
+/** The job as a handler receives it, whatever the handler kind. */
 export interface Envelope {
   job_id: string;
   job_type: string;
