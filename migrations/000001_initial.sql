@@ -1,5 +1,6 @@
--- PIE's resources (SPEC section 1). Every tenant-owned table leads its primary key with
--- client_id, so a tenant's rows sit together in every index and no query can reach another
+-- PIE's resources: clients (tenants) with their domains and services, models with their
+-- versions, assignments, jobs and subscriptions. Every tenant-owned table leads its primary key
+-- with client_id, so a tenant's rows sit together in every index and no query can reach another
 -- tenant's row without naming its client.
 
 create table clients (

@@ -47,7 +47,8 @@ alter table jobs add column completion jsonb;
 
 create index jobs_by_service on jobs (client_id, domain_id, service_id, created_at desc);
 
--- Idempotency-Key records (SPEC section 4): the first answer to a key, kept 24 hours.
+-- Idempotency-Key records, for the routes that start jobs (both run-job routes and services
+-- init): the first answer to a key, kept 24 hours.
 -- status_code is null while the first request is still in flight.
 create table idempotency_keys (
   client_id text not null,

@@ -1,4 +1,6 @@
--- Dispatch (SPEC section 5): the job row committed by the request is the outbox.
+-- Dispatch, how a job reaches its model handler (delivered by PIE to an http, command or
+-- truefoundry handler, or claimed by a pull worker): the job row committed by the request is
+-- the outbox.
 
 -- How the job reaches its handler, copied from the version at creation (and kept in step when
 -- the version's handler changes), so push dispatchers and pull workers each claim from their
