@@ -2,6 +2,85 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/**
+ * Layers point inward: each folder of src/ may import from itself and the folders listed
+ * here, nothing else. Outer layers (cli, http, dispatch, services) call use cases; use cases
+ * call the job lifecycle, repositories and limits; those call db/. docs/ARCHITECTURE.md draws it.
+ */
+const MAY_IMPORT = {
+  domain: [],
+  config: ['domain'],
+  db: ['config', 'domain'],
+  auth: ['config', 'db', 'domain', 'repositories'],
+  repositories: ['auth', 'db', 'domain'],
+  lifecycle: ['auth', 'db', 'domain', 'repositories'],
+  limits: ['db', 'domain', 'repositories'],
+  observability: ['domain', 'lifecycle'],
+  usecases: [
+    'auth',
+    'config',
+    'db',
+    'domain',
+    'lifecycle',
+    'limits',
+    'observability',
+    'repositories',
+  ],
+  services: [
+    'auth',
+    'config',
+    'db',
+    'domain',
+    'lifecycle',
+    'limits',
+    'observability',
+    'repositories',
+    'usecases',
+  ],
+  dispatch: [
+    'auth',
+    'config',
+    'db',
+    'domain',
+    'lifecycle',
+    'limits',
+    'observability',
+    'repositories',
+    'services',
+    'usecases',
+  ],
+  http: ['auth', 'config', 'db', 'domain', 'limits', 'observability', 'usecases'],
+};
+const FOLDERS = [...Object.keys(MAY_IMPORT), 'cli'];
+
+function layerRules() {
+  return Object.entries(MAY_IMPORT).map(([folder, allowed]) => ({
+    files: [`src/${folder}/**/*.ts`],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [
+                ...FOLDERS.filter((other) => other !== folder && !allowed.includes(other)).map(
+                  (other) => `**/${other}/**`,
+                ),
+                // The composition root sits above every folder.
+                '**/server.js',
+                ...(folder === 'domain' ? ['../*'] : []),
+              ],
+              message:
+                `src/${folder}/ may import only from ${allowed.length === 0 ? 'itself' : allowed.join(', ')}: ` +
+                'layers point inward (docs/ARCHITECTURE.md).',
+            },
+          ],
+        },
+      ],
+    },
+  }));
+}
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', '.pie/', 'coverage/', 'bench/results/'] },
   js.configs.recommended,
@@ -42,6 +121,7 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'off',
     },
   },
+  ...layerRules(),
   {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,

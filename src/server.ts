@@ -1,15 +1,17 @@
 import os from 'node:os';
-import { createAppContext } from './app-context.js';
 import { createTokenVerifier } from './auth/token-verifier.js';
 import { verificationKey } from './auth/verification-key.js';
 import type { Config } from './config/config.js';
 import type { Database } from './db/database.js';
 import { migrate } from './db/migrate.js';
 import { openDatabase } from './db/open-database.js';
-import { CHURNING_TABLES, needsOwnVacuum, startVacuuming } from './db/vacuum.js';
-import { Dispatcher } from './dispatch/dispatcher.js';
+import { CHURNING_TABLES, needsOwnVacuum } from './db/vacuum.js';
+import { createDispatchServices } from './dispatch/dispatch-services.js';
 import { buildApp } from './http/app.js';
 import type { TypedApp } from './http/typed-app.js';
+import { ServiceList, type BackgroundService } from './services/background-service.js';
+import { VacuumService } from './services/vacuum.service.js';
+import { createAppContext } from './usecases/context.js';
 
 export interface RunningServer {
   app: TypedApp;
@@ -18,16 +20,18 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Opens the database, applies pending migrations, starts listening and dispatching. */
+/** Opens the database, applies pending migrations, starts listening and the background services. */
 export async function startServer(config: Config): Promise<RunningServer> {
   const db = await openDatabase(config);
   try {
     await migrate(db);
     // Asked before listening, so that a failure here stops nothing already started.
-    // PostgreSQL's autovacuum, where it runs, does this better; PGlite has none (db/vacuum.ts).
+    // PostgreSQL's autovacuum, where it runs, does this better; PGlite has none.
     const ownVacuum = config.vacuumS > 0 && (await needsOwnVacuum(db));
     const { ctx, setListeningUrl } = await createAppContext(db, config.publicUrl, {
       quotaOpenJobs: config.limits.quotaOpenJobs,
+      // Events are published while serving, once `app` exists.
+      onListenerError: (error) => app.log.error({ err: error }, 'a job event listener failed'),
     });
     const verifier = createTokenVerifier(verificationKey(config), config.jwt);
     const app = await buildApp(ctx, {
@@ -44,8 +48,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
     const url = `http://${host}:${port}`;
     setListeningUrl(url);
 
-    const dispatcher = config.dispatch.enabled
-      ? new Dispatcher(
+    const dispatch = config.dispatch.enabled
+      ? createDispatchServices(
           ctx,
           {
             ...config.dispatch,
@@ -57,16 +61,18 @@ export async function startServer(config: Config): Promise<RunningServer> {
           app.log,
         )
       : undefined;
-    dispatcher?.start();
-    const vacuum = ownVacuum
-      ? startVacuuming(db, config.vacuumS * 1000, app.log, ctx.metrics)
-      : undefined;
-    if (vacuum !== undefined && db.backend === 'postgres') {
-      app.log.warn(
-        `autovacuum is off on this PostgreSQL server: PIE vacuums ` +
-          `${CHURNING_TABLES.join(' and ')} itself every ${config.vacuumS} s`,
-      );
+    const services: BackgroundService[] = [...(dispatch?.services ?? [])];
+    if (ownVacuum) {
+      services.push(new VacuumService(db, config.vacuumS * 1000, app.log, ctx.metrics));
+      if (db.backend === 'postgres') {
+        app.log.warn(
+          `autovacuum is off on this PostgreSQL server: PIE vacuums ` +
+            `${CHURNING_TABLES.join(' and ')} itself every ${config.vacuumS} s`,
+        );
+      }
     }
+    const background = new ServiceList(services, dispatch === undefined ? [] : [dispatch.close]);
+    background.start();
     return {
       app,
       db,
@@ -81,10 +87,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
       async close() {
         app.log.info('shutting down: readiness is now false');
         ctx.wakeups.drain();
-        await dispatcher?.stop(config.shutdownGraceS * 1000);
+        await background.stop(config.shutdownGraceS * 1000);
         await app.close();
         await ctx.wakeups.close();
-        await vacuum?.stop();
         await db.close();
       },
     };

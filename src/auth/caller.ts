@@ -1,4 +1,4 @@
-/** Scopes of SPEC section 6. `admin` allows everything. */
+/** What a token may do: each route needs one scope; `admin` allows everything. */
 export const SCOPES = [
   'admin',
   'read',

@@ -23,7 +23,7 @@ export interface Config {
   vacuumS: number;
 }
 
-/** What one client may ask of this process (SPEC section 7's 429), and how deep a body may nest. */
+/** What one client may ask of this process (beyond it, a 429 with Retry-After), and how deep a body may nest. */
 export interface LimitsConfig {
   /** Requests per second per client, a token bucket per process; 0 turns the limit off. */
   rateLimitRps: number;

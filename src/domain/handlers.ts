@@ -1,4 +1,7 @@
-/** How a job reaches its model handler (SPEC section 5). */
+/**
+ * How a job reaches its model handler: pulled by a worker, or pushed over http, to a local
+ * command, or to TrueFoundry.
+ */
 export type Handler =
   | { type: 'worker' }
   | { type: 'http'; url: string; secret: string }

@@ -1,4 +1,7 @@
-/** How many subscription hops a cascade may take (SPEC section 4). */
+/**
+ * How many subscription hops a cascade may take. A job started by a subscription carries the
+ * chain of subscriptions that led to it (its lineage).
+ */
 export const MAX_CASCADE_DEPTH = 8;
 
 /**

@@ -1,7 +1,7 @@
 import type { FeatureValues } from './features.js';
 
 /**
- * Applies a `static_features` patch to a service's provided features (SPEC section 3): each key
+ * Applies a `static_features` patch to a service's provided features: each key
  * of the patch replaces the provided value whole, and a `null` value removes the key. The
  * merge is shallow on purpose: a feature is one value, so an `object` feature is replaced, not
  * merged. Neither argument is changed.

@@ -9,7 +9,7 @@ declare module 'fastify' {
     caller: Caller;
   }
   interface FastifyContextConfig {
-    /** The scope a route needs (SPEC section 6); every /v2 route declares one. */
+    /** The scope a route needs ; every /v2 route declares one. */
     scope?: Scope;
     /** The route also accepts the callback token of the job named in its path. */
     callback?: boolean;
@@ -17,7 +17,7 @@ declare module 'fastify' {
 }
 
 /**
- * Adds SPEC section 6's checks to every route of `app`, in SPEC order: the token is verified
+ * Adds the token checks to every route of `app`, in this order: the token is verified
  * on request (401) before the body is validated (400); scope and claims are checked after
  * validation (403) and before the handler looks anything up (404).
  */

@@ -11,6 +11,7 @@ import { AppError } from '../domain/errors.js';
  */
 export function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   if (error instanceof AppError) {
+    if (error.retryAfterS !== undefined) reply.header('retry-after', String(error.retryAfterS));
     return reply
       .status(error.status)
       .send({ success: false, message: error.message, ...error.details });

@@ -1,15 +1,7 @@
 import crypto from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import type { Queryable } from '../db/database.js';
-import {
-  claimIdempotencyKey,
-  releaseIdempotencyKey,
-  saveIdempotentResponse,
-  type IdempotencyScope,
-} from '../repositories/idempotency.repository.js';
-import type { AppContext } from '../usecases/context.js';
-import { conflict, unprocessable } from '../domain/errors.js';
+import type { IdempotencyKey, IdempotentAnswer } from '../usecases/idempotency.js';
 
 export const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(
@@ -24,54 +16,17 @@ export const IdempotencyHeaders = Type.Object({
   ),
 });
 
-export interface Answer<T, Status extends number = number> {
-  statusCode: Status;
-  body: T;
+/** The request's Idempotency-Key with a hash of what it asks, or undefined without one. */
+export function idempotencyKeyOf(request: FastifyRequest): IdempotencyKey | undefined {
+  const key = request.headers['idempotency-key'];
+  if (typeof key !== 'string') return undefined;
+  return { key, requestHash: requestHash(request) };
 }
 
-/**
- * Runs `work` under the request's Idempotency-Key (SPEC section 4). The key is claimed in its
- * own statement, so a concurrent retry sees it in flight (409); the work and its stored answer
- * then commit in one transaction, so an answer is on record exactly when its jobs exist. A
- * request that fails frees its key. Without the header, `work` simply runs.
- */
-export async function answerIdempotently<T>(
-  ctx: AppContext,
-  request: FastifyRequest,
-  reply: FastifyReply,
-  clientId: string,
-  work: (q: Queryable) => Promise<Answer<T>>,
-) {
-  const key = request.headers['idempotency-key'];
-  if (typeof key !== 'string') {
-    const answer = await work(ctx.db);
-    return reply.status(answer.statusCode).send(answer.body);
-  }
-  const scope: IdempotencyScope = { clientId, caller: request.caller.subject, key };
-  const claim = await claimIdempotencyKey(ctx.db, scope, requestHash(request));
-  switch (claim.kind) {
-    case 'replay':
-      return reply.header('idempotent-replayed', 'true').status(claim.statusCode).send(claim.body);
-    case 'mismatch':
-      throw unprocessable(
-        `Idempotency-Key "${key}" was already used for a different request; use a new key`,
-      );
-    case 'in-flight':
-      throw conflict(`a request with Idempotency-Key "${key}" is still in progress; retry later`);
-    case 'owned':
-      break;
-  }
-  try {
-    const answer = await ctx.db.transaction(async (tx) => {
-      const result = await work(tx);
-      await saveIdempotentResponse(tx, scope, result.statusCode, result.body);
-      return result;
-    });
-    return reply.status(answer.statusCode).send(answer.body);
-  } catch (error) {
-    await releaseIdempotencyKey(ctx.db, scope).catch(() => undefined);
-    throw error;
-  }
+/** Sends a use case's answer; a replayed one says so in `Idempotent-Replayed`. */
+export function sendAnswer<T>(reply: FastifyReply, answer: IdempotentAnswer<T>) {
+  if (answer.replayed) reply.header('idempotent-replayed', 'true');
+  return reply.status(answer.statusCode).send(answer.body);
 }
 
 function requestHash(request: FastifyRequest): string {

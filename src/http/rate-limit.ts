@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { grants } from '../auth/caller.js';
-import type { Metrics } from '../metrics.js';
-import { TokenBuckets } from './token-buckets.js';
+import type { Metrics } from '../observability/metrics.js';
+import { TokenBuckets } from '../limits/token-buckets.js';
 
 export interface RateLimitOptions {
   /** Requests per second per client; 0 turns the limit off. */

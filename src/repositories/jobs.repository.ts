@@ -39,7 +39,7 @@ export interface Job {
   finished_at: string | null;
 }
 
-interface JobRow extends Omit<
+export interface JobRow extends Omit<
   Job,
   'deadline' | 'created_at' | 'updated_at' | 'dispatched_at' | 'finished_at'
 > {
@@ -50,11 +50,11 @@ interface JobRow extends Omit<
   finished_at: Date | null;
 }
 
-const COLUMNS = `job_id, client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
+export const JOB_COLUMNS = `job_id, client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
   model_version, job_type, status, input, features, config, trigger, lineage, attempt,
   max_attempts, output, error, deadline_at, created_at, updated_at, dispatched_at, finished_at`;
 
-function toJob(row: JobRow): Job {
+export function toJob(row: JobRow): Job {
   const { deadline_at, created_at, updated_at, dispatched_at, finished_at, ...rest } = row;
   return {
     ...rest,
@@ -226,7 +226,7 @@ export async function findJob(
   jobId: string,
 ): Promise<Job | undefined> {
   const { rows } = await q.query<JobRow>(
-    `select ${COLUMNS} from jobs where client_id = $1 and domain_id = $2 and job_id = $3`,
+    `select ${JOB_COLUMNS} from jobs where client_id = $1 and domain_id = $2 and job_id = $3`,
     [clientId, domainId, jobId],
   );
   return rows[0] && toJob(rows[0]);
@@ -252,53 +252,11 @@ export async function lockJobForCompletion(
   jobId: string,
 ): Promise<(Job & { completion: CompletionRecord | null }) | undefined> {
   const { rows } = await q.query<JobRow & { completion: CompletionRecord | null }>(
-    `select ${COLUMNS}, completion from jobs where job_id = $1 for update`,
+    `select ${JOB_COLUMNS}, completion from jobs where job_id = $1 for update`,
     [jobId],
   );
   const row = rows[0];
   return row && { ...toJob(row), completion: row.completion };
-}
-
-/** Records a handler's completion: the final status, its output or error, and the answer. */
-export async function recordCompletion(
-  q: Queryable,
-  job: { client_id: string; job_id: string },
-  completion: CompletionRecord,
-): Promise<void> {
-  const { status, output, error } = completion.request;
-  await q.query(
-    `update jobs
-     set status = $3, output = $4::jsonb, error = $5::jsonb, completion = $6::jsonb,
-         finished_at = now(), updated_at = now(), locked_by = null, lease_expires_at = null
-     where client_id = $1 and job_id = $2`,
-    [
-      job.client_id,
-      job.job_id,
-      status,
-      output === null ? null : json(output),
-      error === null ? null : json(error),
-      json(completion),
-    ],
-  );
-}
-
-/** Cancels a job that is not final; undefined when there was no such open job. */
-export async function cancelOpenJob(
-  q: Queryable,
-  clientId: string,
-  domainId: string,
-  jobId: string,
-): Promise<Job | undefined> {
-  const { rows } = await q.query<JobRow>(
-    `update jobs
-     set status = 'cancelled', finished_at = now(), updated_at = now(),
-         locked_by = null, lease_expires_at = null
-     where client_id = $1 and domain_id = $2 and job_id = $3
-       and status in ('queued', 'dispatched', 'running')
-     returning ${COLUMNS}`,
-    [clientId, domainId, jobId],
-  );
-  return rows[0] && toJob(rows[0]);
 }
 
 export interface JobFilter {
@@ -317,7 +275,7 @@ export async function listJobs(
   page: PageRequest,
 ): Promise<Job[]> {
   const { rows } = await q.query<JobRow>(
-    `select ${COLUMNS} from jobs
+    `select ${JOB_COLUMNS} from jobs
      where client_id = $1 and domain_id = $2
        and ($3::text is null or status = $3)
        and ($4::text is null or service_id = $4)

@@ -1,26 +1,26 @@
 import { isDeepStrictEqual } from 'node:util';
-import { grants, type Caller } from '../auth/caller.js';
-import { cascadeRefusal } from '../domain/lineage.js';
+import { grants, type Caller, type Grant } from '../auth/caller.js';
+import type { Queryable } from '../db/database.js';
 import { AppError, conflict, forbidden, notFound } from '../domain/errors.js';
-import type { Answer } from '../http/idempotency.js';
+import { cascadeRefusal } from '../domain/lineage.js';
+import type { FinalStatus } from '../domain/job-status.js';
+import type { EmitJobEvent } from '../lifecycle/job-events.js';
+import { complete } from '../lifecycle/finish.js';
 import {
   lockJobForCompletion,
-  recordCompletion,
   type CompletionRecord,
   type Job,
 } from '../repositories/jobs.repository.js';
 import { findMatchingSubscriptions } from '../repositories/subscriptions.repository.js';
-import type { Queryable } from '../db/database.js';
-import type { Metrics } from '../metrics.js';
 import type { AppContext } from './context.js';
+import type { Answer } from './idempotency.js';
 import { startJob } from './start-job.js';
 
-export interface CompleteJobBody {
+/** What a handler reports of a job it ran. */
+export interface JobOutcome {
   status: 'success' | 'failure';
   output?: unknown;
   error?: unknown;
-  /** The attempt the handler worked on; a stale one is refused. */
-  attempt?: number;
 }
 
 export type TriggeredEvent =
@@ -34,96 +34,160 @@ export interface CompletionAnswer {
   triggered_events: TriggeredEvent[];
 }
 
+export interface FinishRequest {
+  jobId: string;
+  modelId: string;
+  modelVersion: string;
+  /** The attempts the reporter names (its body's, its callback token's); each must be current. */
+  attempts: readonly (number | undefined)[];
+  /** The clients the reporter may act on (the dispatcher acts for all of them). */
+  clients: Grant;
+  outcome: JobOutcome;
+}
+
+/** How a report of a job's outcome ended: recorded, replayed, or refused and why. */
+export type FinishResult =
+  | { kind: 'completed'; answer: Answer<CompletionAnswer, 200 | 207> }
+  | { kind: 'replayed'; answer: Answer<CompletionAnswer, 200 | 207> }
+  | { kind: 'not-found' }
+  | { kind: 'forbidden'; clientId: string }
+  /** The job was completed before with a different outcome. */
+  | { kind: 'completed-differently'; status: 'success' | 'failure' }
+  /** The job became final another way (cancelled, failed by dispatch, timed out). */
+  | { kind: 'already-final'; status: FinalStatus }
+  | { kind: 'stale-attempt'; attempt: number; current: number };
+
 /**
- * A model handler reports a job's outcome (seed 002). In one transaction, with the job row
- * locked: a repeat of the first completion replays its answer, a different one is a 409;
- * otherwise the outcome is stored and, for successful inference, every matching subscription
- * starts one job. The lock is what makes concurrent duplicates fire each subscription once:
- * the second waits, then finds the first's completion and replays it.
+ * Records a job's outcome, whoever reports it: the completion route for a model handler, or
+ * the dispatcher for a command it ran. In one transaction, with the job row locked: a repeat
+ * of the first completion replays its answer; otherwise the outcome is stored and, for
+ * successful inference, every matching subscription starts one job. The lock is what makes
+ * concurrent duplicates fire each subscription once: the second waits, then finds the first's
+ * completion and replays it. A refusal writes nothing and says why.
+ */
+export function finishJob(ctx: AppContext, request: FinishRequest): Promise<FinishResult> {
+  return ctx.events.afterCommit((emit) =>
+    ctx.db.transaction((tx) => finishLocked(ctx, tx, emit, request)),
+  );
+}
+
+async function finishLocked(
+  ctx: AppContext,
+  tx: Queryable,
+  emit: EmitJobEvent,
+  request: FinishRequest,
+): Promise<FinishResult> {
+  const job = await lockJobForCompletion(tx, request.jobId);
+  if (
+    job === undefined ||
+    job.model_id !== request.modelId ||
+    job.model_version !== request.modelVersion
+  ) {
+    return { kind: 'not-found' };
+  }
+  if (!grants(request.clients, job.client_id))
+    return { kind: 'forbidden', clientId: job.client_id };
+  const { outcome } = request;
+  const completion: CompletionRecord['request'] = {
+    status: outcome.status,
+    output: outcome.output ?? null,
+    error: outcome.status === 'failure' ? (outcome.error ?? null) : null,
+  };
+  if (job.completion !== null) {
+    const first = job.completion;
+    if (!isDeepStrictEqual(first.request, completion)) {
+      return { kind: 'completed-differently', status: first.request.status };
+    }
+    const answer = {
+      statusCode: first.response.status_code as 200 | 207,
+      body: first.response.body as CompletionAnswer,
+    };
+    return { kind: 'replayed', answer };
+  }
+  if (job.status === 'success' || job.status === 'failure' || job.status === 'cancelled') {
+    return { kind: 'already-final', status: job.status };
+  }
+  for (const attempt of request.attempts) {
+    if (attempt !== undefined && attempt !== job.attempt) {
+      return { kind: 'stale-attempt', attempt, current: job.attempt };
+    }
+  }
+
+  const triggered =
+    outcome.status === 'success' && job.job_type === 'inference'
+      ? await fireSubscriptions(tx, emit, job, completion.output)
+      : [];
+  const body: CompletionAnswer = {
+    job_id: job.job_id,
+    model_id: job.model_id,
+    model_version: job.model_version,
+    status: outcome.status,
+    triggered_events: triggered,
+  };
+  const statusCode: 200 | 207 = triggered.some((event) => 'error' in event) ? 207 : 200;
+  await complete(tx, emit, job, {
+    request: completion,
+    response: { status_code: statusCode, body },
+  });
+  return { kind: 'completed', answer: { statusCode, body } };
+}
+
+export interface CompleteJobInput {
+  modelId: string;
+  modelVersion: string;
+  jobId: string;
+  /** The attempt the handler worked on; a stale one is refused. */
+  body: JobOutcome & { attempt?: number };
+}
+
+/**
+ * A model handler reports a job's outcome through the completion route: the same completion
+ * again returns the first answer; a different completion of a finished job, or one with a
+ * stale attempt, is a 409.
  */
 export async function completeJob(
   ctx: AppContext,
   caller: Caller,
-  path: { modelId: string; modelVersion: string; jobId: string },
-  body: CompleteJobBody,
+  input: CompleteJobInput,
 ): Promise<Answer<CompletionAnswer, 200 | 207>> {
-  const wakes: string[] = [];
-  const answer = await ctx.db.transaction(
-    async (tx): Promise<Answer<CompletionAnswer, 200 | 207>> => {
-      const job = await lockJobForCompletion(tx, path.jobId);
-      if (
-        job === undefined ||
-        job.model_id !== path.modelId ||
-        job.model_version !== path.modelVersion
-      ) {
-        throw notFound(
-          `job "${path.jobId}" not found for model "${path.modelId}" version "${path.modelVersion}"`,
-        );
-      }
-      if (!grants(caller.clients, job.client_id)) {
-        throw forbidden(`this token may not act on client "${job.client_id}"`);
-      }
-      const request: CompletionRecord['request'] = {
-        status: body.status,
-        output: body.output ?? null,
-        error: body.status === 'failure' ? (body.error ?? null) : null,
-      };
-      if (job.completion !== null) {
-        if (isDeepStrictEqual(job.completion.request, request)) {
-          return {
-            statusCode: job.completion.response.status_code as 200 | 207,
-            body: job.completion.response.body as CompletionAnswer,
-          };
-        }
-        throw conflict(
-          `job "${job.job_id}" was already completed with status "${job.completion.request.status}"; ` +
-            'a different completion is refused',
-        );
-      }
-      if (job.status === 'success' || job.status === 'failure' || job.status === 'cancelled') {
-        throw conflict(`job "${job.job_id}" is already final with status "${job.status}"`);
-      }
-      // A callback token names its attempt; a body may too. Either must be the current one.
-      for (const attempt of [body.attempt, caller.job?.attempt]) {
-        if (attempt !== undefined && attempt !== job.attempt) {
-          throw conflict(
-            `attempt ${attempt} of job "${job.job_id}" is stale; the current attempt is ${job.attempt}`,
-          );
-        }
-      }
-
-      const triggered =
-        body.status === 'success' && job.job_type === 'inference'
-          ? await fireSubscriptions(tx, ctx.metrics, job, request.output, wakes)
-          : [];
-      const answer: CompletionAnswer = {
-        job_id: job.job_id,
-        model_id: job.model_id,
-        model_version: job.model_version,
-        status: body.status,
-        triggered_events: triggered,
-      };
-      const statusCode: 200 | 207 = triggered.some((event) => 'error' in event) ? 207 : 200;
-      await recordCompletion(tx, job, {
-        request,
-        response: { status_code: statusCode, body: answer },
-      });
-      ctx.metrics.jobsFinished.inc({ job_type: job.job_type, status: body.status });
-      return { statusCode, body: answer };
-    },
-  );
-  // The jobs the subscriptions started are committed now.
-  ctx.wakeups.announce(wakes);
-  return answer;
+  const { jobId, modelId, modelVersion, body } = input;
+  const result = await finishJob(ctx, {
+    jobId,
+    modelId,
+    modelVersion,
+    // A callback token names its attempt; a body may too. Either must be the current one.
+    attempts: [body.attempt, caller.job?.attempt],
+    clients: caller.clients,
+    outcome: body,
+  });
+  switch (result.kind) {
+    case 'completed':
+    case 'replayed':
+      return result.answer;
+    case 'not-found':
+      throw notFound(`job "${jobId}" not found for model "${modelId}" version "${modelVersion}"`);
+    case 'forbidden':
+      throw forbidden(`this token may not act on client "${result.clientId}"`);
+    case 'completed-differently':
+      throw conflict(
+        `job "${jobId}" was already completed with status "${result.status}"; ` +
+          'a different completion is refused',
+      );
+    case 'already-final':
+      throw conflict(`job "${jobId}" is already final with status "${result.status}"`);
+    case 'stale-attempt':
+      throw conflict(
+        `attempt ${result.attempt} of job "${jobId}" is stale; the current attempt is ${result.current}`,
+      );
+  }
 }
 
 /** Starts one job per matching subscription; a subscription that cannot start reports why. */
 async function fireSubscriptions(
   q: Queryable,
-  metrics: Metrics,
+  emit: EmitJobEvent,
   job: Job,
   output: unknown,
-  wakes: string[],
 ): Promise<TriggeredEvent[]> {
   const subscriptions = await findMatchingSubscriptions(q, job);
   const events: TriggeredEvent[] = [];
@@ -135,12 +199,13 @@ async function fireSubscriptions(
       continue;
     }
     try {
+      const jobType = subscription.action.job_type;
       const started = await startJob(q, {
         clientId: job.client_id,
         domainId: job.domain_id,
         serviceId: subscription.action.service_id,
         key: subscription.action.assignment_key,
-        jobType: subscription.action.job_type,
+        jobType,
         input: subscription.input,
         subscribe: false,
         trigger: { subscription_id: id, job_id: job.job_id, output },
@@ -148,8 +213,7 @@ async function fireSubscriptions(
         models: '*',
       });
       events.push({ subscription_id: id, job_id: started.job_id });
-      wakes.push(started.wake);
-      metrics.jobsCreated.inc({ job_type: subscription.action.job_type });
+      emit({ type: 'queued', jobType, count: 1, wake: started.wake });
     } catch (error) {
       // Only PIE's own refusals (inactive domain, archived assignment, contract mismatch...)
       // are per-subscription outcomes; a database fault aborts the whole completion.

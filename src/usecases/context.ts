@@ -1,23 +1,73 @@
-import type { CallbackTokens } from '../auth/callback-tokens.js';
+import { loadCallbackTokens, type CallbackTokens } from '../auth/callback-tokens.js';
 import type { Database } from '../db/database.js';
-import type { JobWakeups } from '../dispatch/job-wakeups.js';
-import type { Metrics } from '../metrics.js';
-import type { JobInsertBatcher } from './job-insert-batcher.js';
-import type { JobTargetCache } from './job-target-cache.js';
-import type { OpenJobQuota } from './open-job-quota.js';
+import { GroupCommit } from '../db/group-commit.js';
+import { OpenJobQuota } from '../limits/open-job-quota.js';
+import { JobEventBus } from '../lifecycle/job-events.js';
+import { JobWakeups } from '../lifecycle/job-wakeups.js';
+import { countJobEvents } from '../observability/job-metrics.js';
+import { Metrics } from '../observability/metrics.js';
+import {
+  insertJobsIfTargetsCurrent,
+  type GuardedJob,
+} from '../repositories/job-batch-insert.repository.js';
+import { JobTargetCache } from './job-target-cache.js';
 
 /** What every use case may reach: the shared resources of one PIE process. */
 export interface AppContext {
   db: Database;
   callbacks: CallbackTokens;
+  /** Job events, published after commit; metrics and wake-ups follow them. */
+  events: JobEventBus;
   wakeups: JobWakeups;
   metrics: Metrics;
   /** Job targets read recently, so running a job is one statement (see startJob). */
   jobTargets: JobTargetCache;
   /** Open jobs per client, for the quota on routes that start jobs (PIE_QUOTA_OPEN_JOBS). */
   openJobs: OpenJobQuota;
-  /** Group commit of run-job inserts, on the embedded database only (see JobInsertBatcher). */
-  jobInserts: JobInsertBatcher | undefined;
+  /** Group commit of run-job inserts, on the embedded database only (see GroupCommit). */
+  jobInserts: GroupCommit<GuardedJob, string | undefined> | undefined;
   /** The base URL model handlers call back on (PIE_PUBLIC_URL, else the listening address). */
   publicUrl: () => string;
+}
+
+export interface ContextOptions {
+  /** Open jobs a client may have before starting more is a 429; 0 or absent: no quota. */
+  quotaOpenJobs?: number;
+  /** Told when a job event listener throws (the other listeners still run). */
+  onListenerError?: (error: unknown) => void;
+}
+
+/**
+ * The shared resources of one process. `publicUrl` may be unknown until the server listens;
+ * `setListeningUrl` fills it in when PIE_PUBLIC_URL did not.
+ */
+export async function createAppContext(
+  db: Database,
+  publicUrl: string | undefined,
+  options: ContextOptions = {},
+): Promise<{ ctx: AppContext; setListeningUrl: (url: string) => void }> {
+  let listeningUrl = 'http://127.0.0.1';
+  const events = new JobEventBus(options.onListenerError);
+  const metrics = new Metrics();
+  const wakeups = await JobWakeups.listen(db);
+  countJobEvents(events, metrics);
+  wakeups.follow(events);
+  const ctx: AppContext = {
+    db,
+    callbacks: await loadCallbackTokens(db),
+    events,
+    wakeups,
+    metrics,
+    jobTargets: new JobTargetCache(),
+    openJobs: new OpenJobQuota(db, options.quotaOpenJobs ?? 0),
+    jobInserts:
+      db.backend === 'pglite' ? new GroupCommit(db, insertJobsIfTargetsCurrent) : undefined,
+    publicUrl: () => publicUrl ?? listeningUrl,
+  };
+  return {
+    ctx,
+    setListeningUrl: (url) => {
+      listeningUrl = url;
+    },
+  };
 }

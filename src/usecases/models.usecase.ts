@@ -7,7 +7,7 @@ import { type PageRequest, toPage } from '../domain/paging.js';
 import * as models from '../repositories/models.repository.js';
 import * as versions from '../repositories/model-versions.repository.js';
 import type { AppContext } from './context.js';
-import { wakeKey } from '../dispatch/job-wakeups.js';
+import { wakeKey } from '../lifecycle/job-wakeups.js';
 
 export const DEFAULT_JOB_TYPES = ['inference'];
 export const DEFAULT_TIMEOUT_S = 3600;

@@ -2,10 +2,11 @@ import { grants, type Grant } from '../auth/caller.js';
 import type { Queryable } from '../db/database.js';
 import { describeProblems, resolveFeatures } from '../domain/features.js';
 import { forbidden, notFound, unprocessable } from '../domain/errors.js';
-import { wakeKey } from '../dispatch/job-wakeups.js';
+import { wakeKey } from '../lifecycle/job-wakeups.js';
 import { loadJobTarget, type JobTarget } from '../repositories/job-targets.repository.js';
 import { insertJob, type JobTrigger, type NewJob } from '../repositories/jobs.repository.js';
-import type { JobInsertBatcher } from './job-insert-batcher.js';
+import type { GroupCommit } from '../db/group-commit.js';
+import type { GuardedJob } from '../repositories/job-batch-insert.repository.js';
 import { JobTargetCache } from './job-target-cache.js';
 
 export interface StartJobRequest {
@@ -26,7 +27,7 @@ export interface StartJobRequest {
 /** What makes starting a job one statement: remembered targets and, embedded, group commit. */
 export interface HotPath {
   targets?: JobTargetCache;
-  batcher?: JobInsertBatcher | undefined;
+  batcher?: GroupCommit<GuardedJob, string | undefined> | undefined;
 }
 
 export interface StartedJob {
@@ -37,7 +38,7 @@ export interface StartedJob {
 }
 
 /**
- * Starts a job through an assignment: the checks in SPEC order (404, then 422) on everything
+ * Starts a job through an assignment: the checks in their order (404s, then 422s) on everything
  * they need, read in one statement, then one insert. With a cache of targets, a target read
  * before is planned on at once and the insert checks that it still holds: one statement in all.
  * Used by the run-job routes and by subscriptions.
@@ -68,7 +69,7 @@ async function tryRemembered(
   q: Queryable,
   request: StartJobRequest,
   target: JobTarget,
-  batcher: JobInsertBatcher | undefined,
+  batcher: GroupCommit<GuardedJob, string | undefined> | undefined,
 ): Promise<StartedJob | undefined> {
   let job: NewJob;
   try {
@@ -79,7 +80,7 @@ async function tryRemembered(
   const stamp = { serviceStamp: target.service_stamp, versionStamp: target.version_stamp! };
   // Outside a transaction, on a database with a batcher, the insert joins the next batch.
   if (batcher !== undefined && q === batcher.db && !job.subscribe) {
-    const jobId = await batcher.insert({ job, expect: stamp });
+    const jobId = await batcher.write({ job, expect: stamp });
     return jobId === undefined ? undefined : started(job, { job_id: jobId, subscription_id: null });
   }
   const inserted = await insertJob(q, job, stamp);
@@ -115,7 +116,7 @@ type AssignmentFields =
 export type RunnableTarget = JobTarget & { [K in AssignmentFields]: NonNullable<JobTarget[K]> };
 
 /**
- * SPEC section 4's checks, in its order, on what was read: the tenant path exists (404), the
+ * The checks on running a job, in the order they are made, on what was read: the tenant path exists (404), the
  * domain is active, the service has not departed, an assignment is active for the key (422),
  * the caller may use its model (403), and its version supports the job type (422).
  */

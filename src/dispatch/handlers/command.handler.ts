@@ -1,5 +1,10 @@
 import { spawn } from 'node:child_process';
-import type { DeliveryContext, DeliveryOutcome, Envelope, JobError } from '../../domain/delivery.js';
+import type {
+  DeliveryContext,
+  DeliveryOutcome,
+  Envelope,
+  JobError,
+} from '../../domain/delivery.js';
 
 /**
  * The `{"type": "command"}` handler (SPEC section 5): one local process per job, envelope JSON

@@ -1,5 +1,10 @@
 import { request, type Dispatcher } from 'undici';
-import type { DeliveryContext, DeliveryOutcome, Envelope, JobError } from '../../domain/delivery.js';
+import type {
+  DeliveryContext,
+  DeliveryOutcome,
+  Envelope,
+  JobError,
+} from '../../domain/delivery.js';
 import { AddressNotAllowedError, type AddressGuard } from './address-guard.js';
 import { signWebhook } from './webhook-signature.js';
 

@@ -1,5 +1,10 @@
 import type { Handler } from '../../domain/handlers.js';
-import type { DeliveryContext, DeliveryOutcome, Envelope, JobError } from '../../domain/delivery.js';
+import type {
+  DeliveryContext,
+  DeliveryOutcome,
+  Envelope,
+  JobError,
+} from '../../domain/delivery.js';
 
 /**
  * The `{"type": "truefoundry"}` handler (SPEC section 5): PIE triggers a run of a TrueFoundry

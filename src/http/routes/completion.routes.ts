@@ -35,12 +35,12 @@ export function completionRoutes(app: TypedApp, ctx: AppContext) {
     },
     async (request, reply) => {
       const { model_id, version, job_id } = request.params;
-      const answer = await completeJob(
-        ctx,
-        request.caller,
-        { modelId: model_id, modelVersion: version, jobId: job_id },
-        request.body,
-      );
+      const answer = await completeJob(ctx, request.caller, {
+        modelId: model_id,
+        modelVersion: version,
+        jobId: job_id,
+        body: request.body,
+      });
       return reply.status(answer.statusCode).send(answer.body);
     },
   );

@@ -1,16 +1,12 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
+import { badRequest } from '../../domain/errors.js';
+import { pageRequest } from '../../domain/paging.js';
 import type { AppContext } from '../../usecases/context.js';
 import { initServices } from '../../usecases/init-services.usecase.js';
 import * as usecase from '../../usecases/jobs.usecase.js';
-import {
-  runJob,
-  type JobPath,
-  type RunJobBody as RunJobRequest,
-} from '../../usecases/run-job.usecase.js';
-import { badRequest, tooManyRequests } from '../../domain/errors.js';
-import { answerIdempotently, IdempotencyHeaders } from '../idempotency.js';
-import { pageRequest } from '../../domain/paging.js';
+import { runJob } from '../../usecases/run-job.usecase.js';
+import { idempotencyKeyOf, IdempotencyHeaders, sendAnswer } from '../idempotency.js';
 import { errorResponses, Page, PageQuery } from '../schemas/common.schemas.js';
 import { DomainParams } from '../schemas/tenants.schemas.js';
 import {
@@ -27,8 +23,8 @@ import type { TypedApp } from '../typed-app.js';
 
 const tags = ['jobs'];
 
-// A body rule JSON Schema cannot say clearly; checked before validation so it stays a 400
-// that comes before the permission check, as SPEC orders them.
+// A body rule JSON Schema cannot say clearly; checked before validation so that it is a 400
+// that comes before the permission check, as every request's checks are ordered.
 async function subscribeOnlyForInference(request: FastifyRequest) {
   const body = request.body as { subscribe?: unknown; job_type?: unknown } | undefined;
   if (body?.subscribe === true && body.job_type !== undefined && body.job_type !== 'inference') {
@@ -36,67 +32,7 @@ async function subscribeOnlyForInference(request: FastifyRequest) {
   }
 }
 
-// The open-jobs quota's counts are refreshed every second, so that is when to ask again.
-const QUOTA_RETRY_AFTER_S = 1;
-
-/**
- * Runs `work`, which starts jobs for `clientId` and resolves to how many it started (once they
- * are committed), under the open-jobs quota: at the quota it is a 429 with Retry-After. Checked
- * after the permission check and before anything is read, so a client at its quota costs the
- * database nothing; an idempotent replay is refused too while the client is at its quota.
- */
-async function withinOpenJobQuota<Sent>(
-  ctx: AppContext,
-  reply: FastifyReply,
-  clientId: string,
-  work: () => Promise<{ sent: Sent; started: number }>,
-): Promise<Sent> {
-  const admission = await ctx.openJobs.admit(clientId);
-  if (admission === undefined) {
-    ctx.metrics.rateLimited.inc({ reason: 'open_jobs' });
-    reply.header('retry-after', String(QUOTA_RETRY_AFTER_S));
-    throw tooManyRequests(
-      `client "${clientId}" has reached its quota of ${ctx.openJobs.limit} open jobs ` +
-        '(queued, dispatched or running); retry once some have finished',
-    );
-  }
-  let started = 0;
-  try {
-    const done = await work();
-    started = done.started;
-    return done.sent;
-  } finally {
-    admission.settle(started);
-  }
-}
-
 export function jobRoutes(app: TypedApp, ctx: AppContext) {
-  // Both run-job routes (service and domain scope) answer the same way.
-  const answerRunJob = (
-    request: FastifyRequest,
-    reply: FastifyReply,
-    path: JobPath,
-    body: RunJobRequest,
-  ) =>
-    withinOpenJobQuota(ctx, reply, path.clientId, async () => {
-      let wake: string | undefined;
-      const sent = await answerIdempotently(ctx, request, reply, path.clientId, async (q) => {
-        const answer = await runJob(
-          q,
-          { targets: ctx.jobTargets, batcher: ctx.jobInserts },
-          request.caller,
-          path,
-          body,
-        );
-        ctx.metrics.jobsCreated.inc({ job_type: body.job_type ?? 'inference' });
-        wake = answer.wake;
-        return answer;
-      });
-      // Committed by now (a replay started nothing and announces nothing).
-      if (wake !== undefined) ctx.wakeups.announce([wake]);
-      return { sent, started: wake === undefined ? 0 : 1 };
-    });
-
   app.post(
     '/clients/:client_id/domains/:domain_id/service/:service_id/assignments/:key/jobs',
     {
@@ -116,10 +52,14 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
         response: { 202: JobStarted, ...errorResponses(400, 401, 403, 404, 409, 422, 429) },
       },
     },
-    (request, reply) => {
+    async (request, reply) => {
       const { client_id, domain_id, service_id, key } = request.params;
-      const path = { clientId: client_id, domainId: domain_id, serviceId: service_id, key };
-      return answerRunJob(request, reply, path, request.body);
+      const answer = await runJob(ctx, request.caller, {
+        path: { clientId: client_id, domainId: domain_id, serviceId: service_id, key },
+        body: request.body,
+        idempotency: idempotencyKeyOf(request),
+      });
+      return sendAnswer(reply, answer);
     },
   );
 
@@ -140,10 +80,14 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
         response: { 202: JobStarted, ...errorResponses(400, 401, 403, 404, 409, 422, 429) },
       },
     },
-    (request, reply) => {
+    async (request, reply) => {
       const { client_id, domain_id, key } = request.params;
-      const path = { clientId: client_id, domainId: domain_id, serviceId: null, key };
-      return answerRunJob(request, reply, path, request.body);
+      const answer = await runJob(ctx, request.caller, {
+        path: { clientId: client_id, domainId: domain_id, serviceId: null, key },
+        body: request.body,
+        idempotency: idempotencyKeyOf(request),
+      });
+      return sendAnswer(reply, answer);
     },
   );
 
@@ -167,21 +111,14 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
         },
       },
     },
-    (request, reply) => {
+    async (request, reply) => {
       const { client_id, domain_id } = request.params;
-      return withinOpenJobQuota(ctx, reply, client_id, async () => {
-        let wake: string | undefined;
-        let started = 0;
-        const sent = await answerIdempotently(ctx, request, reply, client_id, async (q) => {
-          const answer = await initServices(q, request.caller, client_id, domain_id);
-          started = answer.body.dispatched_services.length;
-          ctx.metrics.jobsCreated.inc({ job_type: 'inference' }, started);
-          if (started > 0) wake = answer.wake;
-          return answer;
-        });
-        if (wake !== undefined) ctx.wakeups.announce([wake]);
-        return { sent, started };
+      const answer = await initServices(ctx, request.caller, {
+        clientId: client_id,
+        domainId: domain_id,
+        idempotency: idempotencyKeyOf(request),
       });
+      return sendAnswer(reply, answer);
     },
   );
 
@@ -201,13 +138,12 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
     (request) => {
       const { client_id, domain_id } = request.params;
       const { status, service_id, job_type, assignment_key } = request.query;
-      return usecase.listJobs(
-        ctx,
-        client_id,
-        domain_id,
-        { status, serviceId: service_id, jobType: job_type, assignmentKey: assignment_key },
-        pageRequest(request.query, 2),
-      );
+      return usecase.listJobs(ctx, request.caller, {
+        clientId: client_id,
+        domainId: domain_id,
+        filter: { status, serviceId: service_id, jobType: job_type, assignmentKey: assignment_key },
+        page: pageRequest(request.query, 2),
+      });
     },
   );
 
@@ -225,7 +161,11 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
     },
     (request) => {
       const { client_id, domain_id, job_id } = request.params;
-      return usecase.getJob(ctx, client_id, domain_id, job_id);
+      return usecase.getJob(ctx, request.caller, {
+        clientId: client_id,
+        domainId: domain_id,
+        jobId: job_id,
+      });
     },
   );
 
@@ -243,7 +183,11 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
     },
     (request) => {
       const { client_id, domain_id, job_id } = request.params;
-      return usecase.cancelJob(ctx, client_id, domain_id, job_id);
+      return usecase.cancelJob(ctx, request.caller, {
+        clientId: client_id,
+        domainId: domain_id,
+        jobId: job_id,
+      });
     },
   );
 }

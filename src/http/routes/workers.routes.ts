@@ -1,7 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { AppContext } from '../../usecases/context.js';
 import { claimJobs, heartbeat } from '../../usecases/worker-jobs.usecase.js';
-import { AppError } from '../../domain/errors.js';
 import { errorResponses, Identifier, JsonObject, Nullable } from '../schemas/common.schemas.js';
 import { CompletionParams, JobId } from '../schemas/jobs.schemas.js';
 import { VersionParams } from '../schemas/registry.schemas.js';
@@ -91,18 +90,16 @@ export function workerRoutes(app: TypedApp, ctx: AppContext) {
         },
       },
     },
-    (request, reply) => {
-      if (ctx.wakeups.draining) {
-        // This process is shutting down and takes no new leases: the worker should claim
-        // from another one, or from this one restarted. A 503 makes it back off rather than
-        // poll again at once, as an empty answer would.
-        reply.header('retry-after', '1');
-        throw new AppError(503, 'this PIE process is shutting down; claim again shortly');
-      }
+    (request) => {
       const closed = new AbortController();
       request.raw.once('close', () => closed.abort());
       const { model_id, version } = request.params;
-      return claimJobs(ctx, request.caller, model_id, version, request.body, closed.signal);
+      return claimJobs(ctx, request.caller, {
+        modelId: model_id,
+        modelVersion: version,
+        body: request.body,
+        signal: closed.signal,
+      });
     },
   );
 
@@ -124,12 +121,12 @@ export function workerRoutes(app: TypedApp, ctx: AppContext) {
     },
     (request) => {
       const { model_id, version, job_id } = request.params;
-      return heartbeat(
-        ctx,
-        request.caller,
-        { modelId: model_id, modelVersion: version, jobId: job_id },
-        request.body,
-      );
+      return heartbeat(ctx, request.caller, {
+        modelId: model_id,
+        modelVersion: version,
+        jobId: job_id,
+        body: request.body,
+      });
     },
   );
 }

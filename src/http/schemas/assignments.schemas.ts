@@ -79,7 +79,7 @@ const assignmentFields = {
   ),
 };
 
-// The published example (seed 001).
+// The published example of an assignment body (seed 001, in test/fixtures/seeds/).
 const EXAMPLE = {
   model_id: 'example-model',
   model_version: '2.0.0',

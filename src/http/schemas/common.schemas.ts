@@ -1,6 +1,6 @@
 import { Type, type TSchema } from '@sinclair/typebox';
 
-/** Identifiers in paths: 1 to 128 characters of A-Za-z0-9._- (SPEC section 1). */
+/** Identifiers in paths: 1 to 128 characters of A-Za-z0-9._-. */
 export const IDENTIFIER_PATTERN = '^[A-Za-z0-9._-]{1,128}$';
 
 export const Identifier = (description: string, example: string) =>

@@ -1,10 +1,11 @@
 import { EventEmitter } from 'node:events';
 import type { Database } from '../db/database.js';
+import type { JobEventBus } from './job-events.js';
 
 /**
- * Wakes the dispatcher and workers waiting in a long-poll when jobs become claimable. A use
- * case that queued jobs `announce`s them once committed, by key: the model version of pull
- * jobs, `*` for push jobs. Waiters in this process wake at once; other processes sharing a
+ * Wakes the dispatcher and workers waiting in a long-poll when jobs become claimable. It
+ * follows the job events (`follow`): jobs queued, or retried and due at once, are announced
+ * once committed, by key: the model version of pull jobs, `*` for push jobs. Waiters in this process wake at once; other processes sharing a
  * PostgreSQL server hear it through one coalesced NOTIFY per tick on `pie_jobs`. (NOTIFY
  * inside the inserting transaction would serialise every commit: see migration 000005.)
  *
@@ -31,6 +32,18 @@ export class JobWakeups {
     const wakeups = new JobWakeups(db);
     wakeups.unlisten = await db.listen('pie_jobs', (payload) => wakeups.notify(payload));
     return wakeups;
+  }
+
+  /** Announces the jobs that job events say became claimable. */
+  follow(bus: JobEventBus): () => void {
+    return bus.subscribe((events) => {
+      const keys: string[] = [];
+      for (const event of events) {
+        if (event.type === 'queued') keys.push(event.wake);
+        else if (event.type === 'retried' && event.dueNow) keys.push(...event.wake);
+      }
+      this.announce([...new Set(keys)]);
+    });
   }
 
   /** Tells waiters here and in other processes that jobs under these keys were committed. */

@@ -1,5 +1,5 @@
 import type { CallbackTokens } from '../auth/callback-tokens.js';
-import type { ClaimedJob } from '../repositories/dispatch.repository.js';
+import type { ClaimedJob } from '../lifecycle/claim.js';
 import type { Envelope } from '../domain/delivery.js';
 
 /** The envelope of a claimed attempt, with a callback token for that attempt only. */

@@ -1,0 +1,226 @@
+import type { FastifyBaseLogger } from 'fastify';
+import { isDatabaseUnavailable } from '../db/connection-errors.js';
+import type { DeliveryOutcome } from '../domain/delivery.js';
+import type { ClaimedJob } from '../lifecycle/claim.js';
+import { PUSH_KEY } from '../lifecycle/job-wakeups.js';
+import type { BackgroundService } from '../services/background-service.js';
+import { Periodic } from '../services/background-service.js';
+import { OUTAGE_BACKOFF_MAX_MS, type OutageBackoff } from '../services/outage-backoff.js';
+import type { AppContext } from '../usecases/context.js';
+import {
+  claimJobsToPush,
+  keepLease,
+  noteDispatched,
+  recordDelivery,
+  releaseJobsHeldBy,
+} from '../usecases/deliver-jobs.usecase.js';
+import { buildEnvelope } from '../usecases/envelope.js';
+import type { HandlerRegistry } from './handlers/handler-adapter.js';
+
+export interface ClaimPumpOptions {
+  /** Who holds the leases this process takes (`locked_by`). */
+  holder: string;
+  /** Deliveries in flight at once. */
+  concurrency: number;
+  leaseS: number;
+  /** The safety-net poll, for wake-ups missed or retries come due. */
+  pollMs: number;
+}
+
+/**
+ * Hands queued jobs to push handlers (http, command, truefoundry), at least once: a job is
+ * claimed under a lease, delivered through its handler's adapter, and what the delivery came
+ * to is recorded against that attempt. Wakes when jobs are queued, and polls slowly as a
+ * safety net. Pull (worker) jobs wait for workers to claim them instead.
+ */
+export class ClaimPump implements BackgroundService {
+  readonly name = 'claim pump';
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly aborts = new Set<AbortController>();
+  private readonly poll: Periodic;
+  private stopWaking: (() => void) | undefined;
+  /** The claim loop under way, if any, so that stop() can wait for it. */
+  private pumping: Promise<void> | undefined;
+  private pumpAgain = false;
+  private stopped = false;
+
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly handlers: HandlerRegistry,
+    private readonly options: ClaimPumpOptions,
+    private readonly backoff: OutageBackoff,
+    private readonly log: FastifyBaseLogger,
+  ) {
+    this.poll = new Periodic(options.pollMs, async () => this.pump());
+  }
+
+  start(): void {
+    this.stopWaking = this.ctx.wakeups.onWake((keys) => {
+      // Any wake-up means the database answered someone just now: end an outage backoff.
+      this.backoff.resume();
+      if (keys === undefined || keys.includes(PUSH_KEY)) this.pump();
+    });
+    this.poll.start();
+    this.pump();
+  }
+
+  /**
+   * Stops claiming, gives deliveries in flight up to `graceMs` to finish, aborts the rest, and
+   * releases every job this process still holds (back to the queue, its attempt given back),
+   * so another process, or this one restarted, delivers it at once rather than after its lease.
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.stopped = true;
+    this.stopWaking?.();
+    await this.poll.stop();
+    // A claim under way may still start deliveries: let it, so they count as in flight.
+    await this.pumping;
+    if (this.inFlight.size > 0 && graceMs > 0) {
+      this.log.info(
+        `shutting down: waiting up to ${graceMs / 1000} s for ${this.inFlight.size} deliveries`,
+      );
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.inFlight]),
+        new Promise((resolve) => (timer = setTimeout(resolve, graceMs))),
+      ]);
+      clearTimeout(timer);
+    }
+    for (const abort of this.aborts) abort.abort({ code: 'shutdown' });
+    await Promise.allSettled([...this.inFlight]);
+    await this.releaseHeld();
+  }
+
+  private async releaseHeld(): Promise<void> {
+    try {
+      const released = await releaseJobsHeldBy(this.ctx, this.options.holder);
+      if (released > 0) this.log.info(`shutting down: released ${released} jobs back to the queue`);
+    } catch (error) {
+      // Their leases expire instead, and the reaper puts them back.
+      this.log.warn({ err: error }, 'shutting down: could not release held jobs');
+    }
+  }
+
+  /** Claims as many jobs as there are free slots, until none are left to claim. */
+  private pump(): void {
+    if (this.stopped || this.backoff.paused) return;
+    if (this.pumping !== undefined) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = this.claimWhileFree().finally(() => (this.pumping = undefined));
+  }
+
+  private async claimWhileFree(): Promise<void> {
+    try {
+      do {
+        this.pumpAgain = false;
+        const free = this.options.concurrency - this.inFlight.size;
+        if (free <= 0) break;
+        const jobs = await claimJobsToPush(this.ctx, {
+          holder: this.options.holder,
+          leaseS: this.options.leaseS,
+          limit: free,
+          kinds: this.handlers.pushTypes,
+        });
+        this.backoff.succeeded();
+        for (const job of jobs) this.deliverTracked(job);
+        if (jobs.length === free) this.pumpAgain = true;
+      } while (this.pumpAgain && !this.stopped);
+    } catch (error) {
+      this.backoff.failed(error, 'claiming jobs');
+    }
+  }
+
+  private deliverTracked(job: ClaimedJob): void {
+    const delivery = this.deliver(job);
+    this.inFlight.add(delivery);
+    void delivery.finally(() => {
+      this.inFlight.delete(delivery);
+      this.pump();
+    });
+  }
+
+  private async deliver(job: ClaimedJob): Promise<void> {
+    const abort = new AbortController();
+    this.aborts.add(abort);
+    const untilDeadline = Math.max(0, Date.parse(job.deadline) - Date.now());
+    const deadline = setTimeout(() => abort.abort({ code: 'timeout' }), untilDeadline);
+    // A command runs as long as it runs; keep its lease alive meanwhile.
+    const renew = setInterval(
+      () => void keepLease(this.ctx, job, this.options.leaseS).catch(() => undefined),
+      (this.options.leaseS * 1000) / 3,
+    );
+    try {
+      const envelope = await buildEnvelope(job, this.ctx.publicUrl(), this.ctx.callbacks);
+      // A command has its job once started; an http or TrueFoundry handler once it accepts.
+      if (job.handler.type === 'command') noteDispatched(this.ctx, job);
+      const outcome = await this.handlers.deliver(envelope, job.handler, {
+        signal: abort.signal,
+      });
+      if (outcome.kind === 'retry' && isShutdown(abort.signal)) {
+        // Stopped by the shutdown, not failed by the handler: stop() releases the job.
+        this.ctx.metrics.attempts.inc({ handler: job.handler.type, outcome: 'released' });
+        return;
+      }
+      this.ctx.metrics.attempts.inc({ handler: job.handler.type, outcome: outcome.kind });
+      if (job.handler.type !== 'command' && outcome.kind === 'handed-over') {
+        noteDispatched(this.ctx, job);
+      }
+      await this.recordThroughOutage(job, outcome, abort.signal);
+    } catch (error) {
+      this.log.error({ err: error, job_id: job.job_id }, 'dispatch failed; the lease will expire');
+    } finally {
+      clearTimeout(deadline);
+      clearInterval(renew);
+      this.aborts.delete(abort);
+    }
+  }
+
+  /**
+   * Records the outcome, retrying while the database is unreachable: the handler has done its
+   * part, and losing that would mean delivering the job again once its lease ran out. Gives
+   * up when the lease would have (another process may have taken the job by then, and the
+   * fenced write would change nothing) or at the end of a shutdown's grace.
+   */
+  private async recordThroughOutage(
+    job: ClaimedJob,
+    outcome: DeliveryOutcome,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const giveUpAt = Date.now() + this.options.leaseS * 1000;
+    for (let delayMs = 250; ; delayMs = Math.min(delayMs * 2, OUTAGE_BACKOFF_MAX_MS)) {
+      try {
+        await recordDelivery(this.ctx, job, outcome);
+        return;
+      } catch (error) {
+        if (!isDatabaseUnavailable(error) || Date.now() + delayMs > giveUpAt) throw error;
+        if (isShutdown(signal)) throw error;
+        await sleepUnlessAborted(delayMs, signal);
+      }
+    }
+  }
+}
+
+function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done);
+  });
+}
+
+function isShutdown(signal: AbortSignal): boolean {
+  const reason: unknown = signal.reason;
+  return (
+    signal.aborted &&
+    typeof reason === 'object' &&
+    reason !== null &&
+    'code' in reason &&
+    reason.code === 'shutdown'
+  );
+}
