@@ -35,7 +35,10 @@ export interface UpsertAssignmentBody {
   service_updates?: ServiceUpdate[];
 }
 
-/** What makes a revision different (SPEC section 3). Metadata is not part of it. */
+/**
+ * What makes a revision different: its model, version, status and config (compared as JSON
+ * values). Metadata is not part of it: a change of metadata alone keeps the current revision.
+ */
 export type RevisionFields = Pick<Assignment, 'model_id' | 'model_version' | 'status' | 'config'>;
 
 /** Where an assignment key lives: its tenant path (serviceId null at domain scope) and key. */
@@ -97,8 +100,9 @@ export async function upsertAssignment(
     if (governing && requested.status === 'active') {
       await governServices(tx, place.clientId, place.domainId, version, updates);
     } else if (updates.length > 0) {
-      // Seed 001 sends service_updates with a service-scope upsert. Patched services stay
-      // governed by the domain's default contract (none once it is retired), whichever
+      // service_updates patch services on every upsert, not only on the active domain
+      // default: a service-scope upsert, another key, or retiring the default. Patched services
+      // stay governed by the domain's default contract (none once it is retired), whichever
       // revision this upsert writes.
       const contract = governing
         ? null

@@ -23,7 +23,7 @@ export interface SubscriptionPath {
 }
 
 /**
- * Creates a subscription after checking, in SPEC order, the token's `models` claim (403), the
+ * Creates a subscription after checking, in this order, the token's `models` claim (403), the
  * tenant path (404), and that the source model, version and services exist (422). The action's
  * assignment is not checked: it may be created, archived or replaced later, and a firing that
  * cannot start its job reports why.

@@ -18,7 +18,7 @@ import type { TypedApp } from '../typed-app.js';
 const tags = ['assignments'];
 
 // The same five routes serve both scopes; service scope is spelled `service/{service_id}`,
-// singular, exactly as the published seed.
+// singular (the service resource itself stays under the plural `services`).
 const SCOPES = [
   {
     name: 'Domain',
