@@ -35,8 +35,14 @@ export interface UpsertAssignmentBody {
   service_updates?: ServiceUpdate[];
 }
 
-/** What makes a revision different (SPEC section 3). Metadata is not part of it. */
+/**
+ * What makes a revision different: its model, version, status and config (compared as JSON
+ * values). Metadata is not part of it: a change of metadata alone keeps the current revision.
+ */
 export type RevisionFields = Pick<Assignment, 'model_id' | 'model_version' | 'status' | 'config'>;
+
+/** Where an assignment key lives: its tenant path (serviceId null at domain scope) and key. */
+export type AssignmentKeyPath = AssignmentPlace & { key: string };
 
 export type RevisionDecision<T> =
   { kind: 'keep'; revision: T } | { kind: 'replace'; archive: T | undefined; created: boolean };
@@ -72,10 +78,9 @@ export function decideRevision<T extends RevisionFields>(
 export async function upsertAssignment(
   ctx: AppContext,
   caller: Caller,
-  place: AssignmentPlace,
-  key: string,
-  body: UpsertAssignmentBody,
+  input: AssignmentKeyPath & { body: UpsertAssignmentBody },
 ): Promise<{ assignment: Assignment; created: boolean }> {
+  const { key, body, ...place } = input;
   const requested: RevisionFields = {
     model_id: body.model_id,
     model_version: body.model_version,
@@ -95,8 +100,9 @@ export async function upsertAssignment(
     if (governing && requested.status === 'active') {
       await governServices(tx, place.clientId, place.domainId, version, updates);
     } else if (updates.length > 0) {
-      // Seed 001 sends service_updates with a service-scope upsert. Patched services stay
-      // governed by the domain's default contract (none once it is retired), whichever
+      // service_updates patch services on every upsert, not only on the active domain
+      // default: a service-scope upsert, another key, or retiring the default. Patched services
+      // stay governed by the domain's default contract (none once it is retired), whichever
       // revision this upsert writes.
       const contract = governing
         ? null
@@ -115,19 +121,17 @@ export async function upsertAssignment(
   });
 }
 
-export async function getAssignment(ctx: AppContext, place: AssignmentPlace, key: string) {
-  const revision = await assignments.findCurrentRevision(ctx.db, place, key);
-  if (revision !== undefined) return revision;
-  await requirePlace(ctx.db, place);
-  throw notFound(`assignment "${key}" not found ${describePlace(place)}`);
+export function getAssignment(ctx: AppContext, _caller: Caller, input: AssignmentKeyPath) {
+  const { key, ...place } = input;
+  return requireCurrentRevision(ctx.db, place, key);
 }
 
 export async function listAssignments(
   ctx: AppContext,
-  place: AssignmentPlace,
-  filter: { status?: AssignmentStatus },
-  page: PageRequest,
+  _caller: Caller,
+  input: AssignmentPlace & { filter: { status?: AssignmentStatus }; page: PageRequest },
 ) {
+  const { filter, page, ...place } = input;
   await requirePlace(ctx.db, place);
   const rows = await assignments.listCurrentRevisions(ctx.db, place, filter, page);
   return toPage(rows, page.limit, (row) => [row.key]);
@@ -137,10 +141,10 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export async function listRevisions(
   ctx: AppContext,
-  place: AssignmentPlace,
-  key: string,
-  page: PageRequest,
+  _caller: Caller,
+  input: AssignmentKeyPath & { page: PageRequest },
 ) {
+  const { key, page, ...place } = input;
   // The cursor is a revision id; anything else would reach PostgreSQL's uuid parser.
   const after = page.after?.[0];
   if (after !== undefined && !UUID.test(after)) {
@@ -149,10 +153,22 @@ export async function listRevisions(
   const rows = await assignments.listRevisions(ctx.db, place, key, page);
   if (rows.length === 0) {
     // No revisions at all is a 404; past the last page of a known key, an empty page.
-    if (after === undefined) await getAssignment(ctx, place, key);
+    if (after === undefined) await requireCurrentRevision(ctx.db, place, key);
     else await requirePlace(ctx.db, place);
   }
   return toPage(rows, page.limit, (row) => [row.assignment_id]);
+}
+
+/** The key's current revision, or a 404 naming the first thing missing on the way to it. */
+async function requireCurrentRevision(
+  q: Queryable,
+  place: AssignmentPlace,
+  key: string,
+): Promise<Assignment> {
+  const revision = await assignments.findCurrentRevision(q, place, key);
+  if (revision !== undefined) return revision;
+  await requirePlace(q, place);
+  throw notFound(`assignment "${key}" not found ${describePlace(place)}`);
 }
 
 /**

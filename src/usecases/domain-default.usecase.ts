@@ -48,11 +48,12 @@ export function checkServiceUpdates(updates: readonly ServiceUpdate[]): void {
 }
 
 /**
- * The domain default's hold on its services (SPEC section 3), inside the upsert's transaction
- * with the domain locked: applies `updates` to the non-departed services, resolves every one
- * against the contract and writes what changed in one statement. When any service fails it
- * throws a 422 listing them all, having written nothing. With no contract (the domain has no
- * active default) the patches are applied and resolved_features stay null.
+ * The domain default's hold on its services: the active default's contract governs every
+ * non-departed service of its domain. Inside the upsert's transaction, with the domain locked,
+ * applies `updates` to the non-departed services, resolves every one against the contract and
+ * writes what changed in one statement. When any service fails it throws a 422 listing them all,
+ * having written nothing. With no contract (the domain has no active default) the patches are
+ * applied and resolved_features stay null.
  */
 export async function governServices(
   tx: Queryable,

@@ -1,3 +1,5 @@
+import type { Caller } from '../auth/caller.js';
+import type { Queryable } from '../db/database.js';
 import { notFound } from '../domain/errors.js';
 import { type PageRequest, toPage } from '../domain/paging.js';
 import * as clients from '../repositories/clients.repository.js';
@@ -7,26 +9,37 @@ import { requireDomain } from './tenant-lookup.js';
 
 export function putDomain(
   ctx: AppContext,
-  clientId: string,
-  domainId: string,
-  body: { status?: domains.DomainStatus },
+  _caller: Caller,
+  input: { clientId: string; domainId: string; body: { status?: domains.DomainStatus } },
 ) {
+  const { clientId, domainId, body } = input;
   return ctx.db.transaction(async (tx) => {
-    if ((await clients.findClient(tx, clientId)) === undefined) {
-      throw notFound(`client "${clientId}" not found`);
-    }
+    await requireClient(tx, clientId);
     return domains.upsertDomain(tx, clientId, domainId, body.status);
   });
 }
 
-export function getDomain(ctx: AppContext, clientId: string, domainId: string) {
-  return requireDomain(ctx.db, clientId, domainId);
+export function getDomain(
+  ctx: AppContext,
+  _caller: Caller,
+  input: { clientId: string; domainId: string },
+) {
+  return requireDomain(ctx.db, input.clientId, input.domainId);
 }
 
-export async function listDomains(ctx: AppContext, clientId: string, page: PageRequest) {
-  if ((await clients.findClient(ctx.db, clientId)) === undefined) {
-    throw notFound(`client "${clientId}" not found`);
-  }
+export async function listDomains(
+  ctx: AppContext,
+  _caller: Caller,
+  input: { clientId: string; page: PageRequest },
+) {
+  const { clientId, page } = input;
+  await requireClient(ctx.db, clientId);
   const rows = await domains.listDomains(ctx.db, clientId, page);
   return toPage(rows, page.limit, (row) => [row.domain_id]);
+}
+
+async function requireClient(q: Queryable, clientId: string): Promise<void> {
+  if ((await clients.findClient(q, clientId)) === undefined) {
+    throw notFound(`client "${clientId}" not found`);
+  }
 }

@@ -1,7 +1,13 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Caller } from '../auth/caller.js';
+import type { Queryable } from '../db/database.js';
 import { describeProblems, validateFeatureDefinitions } from '../domain/features.js';
-import { DEFAULT_HANDLER, handlerProblems, type Handler } from '../domain/handlers.js';
+import {
+  DEFAULT_HANDLER,
+  handlerProblems,
+  publicHandler,
+  type Handler,
+} from '../domain/handlers.js';
 import { badRequest, conflict, forbidden, notFound, unprocessable } from '../domain/errors.js';
 import { type PageRequest, toPage } from '../domain/paging.js';
 import * as models from '../repositories/models.repository.js';
@@ -13,19 +19,31 @@ export const DEFAULT_JOB_TYPES = ['inference'];
 export const DEFAULT_TIMEOUT_S = 3600;
 export const DEFAULT_MAX_ATTEMPTS = 5;
 
-export function putModel(ctx: AppContext, modelId: string, body: { description?: string }) {
-  return models.upsertModel(ctx.db, modelId, body.description);
+export function putModel(
+  ctx: AppContext,
+  _caller: Caller,
+  input: { modelId: string; body: { description?: string } },
+) {
+  return models.upsertModel(ctx.db, input.modelId, input.body.description);
 }
 
-export async function getModel(ctx: AppContext, modelId: string) {
-  const model = await models.findModel(ctx.db, modelId);
-  if (model === undefined) throw notFound(`model "${modelId}" not found`);
-  return model;
+export function getModel(ctx: AppContext, _caller: Caller, input: { modelId: string }) {
+  return requireModel(ctx.db, input.modelId);
 }
 
-export async function listModels(ctx: AppContext, caller: Caller, page: PageRequest) {
+export async function listModels(ctx: AppContext, caller: Caller, input: { page: PageRequest }) {
+  const { page } = input;
   const rows = await models.listModels(ctx.db, caller.models, page);
   return toPage(rows, page.limit, (row) => [row.model_id]);
+}
+
+/** A version as callers see it: an http handler's signing secret never leaves PIE. */
+export type VersionView = Omit<versions.ModelVersion, 'handler'> & {
+  handler: ReturnType<typeof publicHandler>;
+};
+
+function versionView(version: versions.ModelVersion): VersionView {
+  return { ...version, handler: publicHandler(version.handler) };
 }
 
 export interface PutVersionBody {
@@ -44,10 +62,9 @@ export interface PutVersionBody {
 export async function putModelVersion(
   ctx: AppContext,
   caller: Caller,
-  modelId: string,
-  modelVersion: string,
-  body: PutVersionBody,
-): Promise<{ version: versions.ModelVersion; created: boolean }> {
+  input: { modelId: string; modelVersion: string; body: PutVersionBody },
+): Promise<{ version: VersionView; created: boolean }> {
+  const { modelId, modelVersion, body } = input;
   const contract = validateFeatureDefinitions(body.features);
   if (!contract.ok) {
     throw unprocessable(`invalid feature definitions: ${describeProblems(contract.problems)}`, {
@@ -105,20 +122,37 @@ export async function putModelVersion(
       wakeKey({ model_id: modelId, model_version: modelVersion, handler_type: body.handler.type }),
     ]);
   }
-  return result;
+  return { version: versionView(result.version), created: result.created };
 }
 
-export async function getModelVersion(ctx: AppContext, modelId: string, modelVersion: string) {
+export async function getModelVersion(
+  ctx: AppContext,
+  _caller: Caller,
+  input: { modelId: string; modelVersion: string },
+): Promise<VersionView> {
+  const { modelId, modelVersion } = input;
   const version = await versions.findVersion(ctx.db, modelId, modelVersion);
-  if (version !== undefined) return version;
-  await getModel(ctx, modelId);
+  if (version !== undefined) return versionView(version);
+  await requireModel(ctx.db, modelId);
   throw notFound(`version "${modelVersion}" of model "${modelId}" not found`);
 }
 
-export async function listModelVersions(ctx: AppContext, modelId: string, page: PageRequest) {
-  await getModel(ctx, modelId);
+export async function listModelVersions(
+  ctx: AppContext,
+  _caller: Caller,
+  input: { modelId: string; page: PageRequest },
+) {
+  const { modelId, page } = input;
+  await requireModel(ctx.db, modelId);
   const rows = await versions.listVersions(ctx.db, modelId, page);
-  return toPage(rows, page.limit, (row) => [row.model_version]);
+  const result = toPage(rows, page.limit, (row) => [row.model_version]);
+  return { ...result, items: result.items.map(versionView) };
+}
+
+async function requireModel(q: Queryable, modelId: string): Promise<models.Model> {
+  const model = await models.findModel(q, modelId);
+  if (model === undefined) throw notFound(`model "${modelId}" not found`);
+  return model;
 }
 
 function sameSet(a: readonly string[], b: readonly string[]): boolean {

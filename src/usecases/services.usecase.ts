@@ -1,3 +1,4 @@
+import type { Caller } from '../auth/caller.js';
 import { describeProblems, resolveFeatures, type FeatureValues } from '../domain/features.js';
 import { notFound, unprocessable } from '../domain/errors.js';
 import { type PageRequest, toPage } from '../domain/paging.js';
@@ -20,11 +21,10 @@ export interface PutServiceBody {
  */
 export function putService(
   ctx: AppContext,
-  clientId: string,
-  domainId: string,
-  serviceId: string,
-  body: PutServiceBody,
+  _caller: Caller,
+  input: { clientId: string; domainId: string; serviceId: string; body: PutServiceBody },
 ) {
+  const { clientId, domainId, serviceId, body } = input;
   return ctx.db.transaction(async (tx) => {
     // Shared with other service PUTs, exclusive of a default assignment upsert, so the contract
     // read below stays the one that governs the domain until this transaction commits.
@@ -62,16 +62,20 @@ export function putService(
   });
 }
 
-export function getService(ctx: AppContext, clientId: string, domainId: string, serviceId: string) {
-  return requireService(ctx.db, clientId, domainId, serviceId);
+export function getService(
+  ctx: AppContext,
+  _caller: Caller,
+  input: { clientId: string; domainId: string; serviceId: string },
+) {
+  return requireService(ctx.db, input.clientId, input.domainId, input.serviceId);
 }
 
 export async function departService(
   ctx: AppContext,
-  clientId: string,
-  domainId: string,
-  serviceId: string,
+  _caller: Caller,
+  input: { clientId: string; domainId: string; serviceId: string },
 ) {
+  const { clientId, domainId, serviceId } = input;
   const service = await services.departService(ctx.db, clientId, domainId, serviceId);
   if (service !== undefined) return service;
   await requireDomain(ctx.db, clientId, domainId);
@@ -80,11 +84,15 @@ export async function departService(
 
 export async function listServices(
   ctx: AppContext,
-  clientId: string,
-  domainId: string,
-  filter: { status?: services.ServiceStatus },
-  page: PageRequest,
+  _caller: Caller,
+  input: {
+    clientId: string;
+    domainId: string;
+    filter: { status?: services.ServiceStatus };
+    page: PageRequest;
+  },
 ) {
+  const { clientId, domainId, filter, page } = input;
   await requireDomain(ctx.db, clientId, domainId);
   const rows = await services.listServices(ctx.db, clientId, domainId, filter, page);
   return toPage(rows, page.limit, (row) => [row.service_id]);

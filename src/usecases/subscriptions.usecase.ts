@@ -15,8 +15,15 @@ export interface CreateSubscriptionBody {
   status?: SubscriptionStatus;
 }
 
+/** Where a subscription lives. */
+export interface SubscriptionPath {
+  clientId: string;
+  domainId: string;
+  subscriptionId: string;
+}
+
 /**
- * Creates a subscription after checking, in SPEC order, the token's `models` claim (403), the
+ * Creates a subscription after checking, in this order, the token's `models` claim (403), the
  * tenant path (404), and that the source model, version and services exist (422). The action's
  * assignment is not checked: it may be created, archived or replaced later, and a firing that
  * cannot start its job reports why.
@@ -24,10 +31,9 @@ export interface CreateSubscriptionBody {
 export async function createSubscription(
   ctx: AppContext,
   caller: Caller,
-  clientId: string,
-  domainId: string,
-  body: CreateSubscriptionBody,
+  input: { clientId: string; domainId: string; body: CreateSubscriptionBody },
 ): Promise<Subscription> {
+  const { clientId, domainId, body } = input;
   const { source, action } = body;
   requireModelGrant(caller, source.model_id);
   await requireDomain(ctx.db, clientId, domainId);
@@ -76,10 +82,10 @@ export async function createSubscription(
 
 export async function getSubscription(
   ctx: AppContext,
-  clientId: string,
-  domainId: string,
-  subscriptionId: string,
+  _caller: Caller,
+  input: SubscriptionPath,
 ): Promise<Subscription> {
+  const { clientId, domainId, subscriptionId } = input;
   const subscription = await subscriptions.findSubscription(
     ctx.db,
     clientId,
@@ -92,11 +98,15 @@ export async function getSubscription(
 
 export async function listSubscriptions(
   ctx: AppContext,
-  clientId: string,
-  domainId: string,
-  filter: { status?: SubscriptionStatus | undefined; modelId?: string | undefined },
-  page: PageRequest,
+  _caller: Caller,
+  input: {
+    clientId: string;
+    domainId: string;
+    filter: { status?: SubscriptionStatus | undefined; modelId?: string | undefined };
+    page: PageRequest;
+  },
 ): Promise<PageResult<Subscription>> {
+  const { clientId, domainId, filter, page } = input;
   requireSortKey(page.after);
   await requireDomain(ctx.db, clientId, domainId);
   const rows = await subscriptions.listSubscriptions(ctx.db, clientId, domainId, filter, page);
@@ -110,11 +120,9 @@ export async function listSubscriptions(
 export function setSubscriptionStatus(
   ctx: AppContext,
   caller: Caller,
-  clientId: string,
-  domainId: string,
-  subscriptionId: string,
-  status: SubscriptionStatus,
+  input: SubscriptionPath & { status: SubscriptionStatus },
 ): Promise<Subscription> {
+  const { clientId, domainId, subscriptionId, status } = input;
   return ctx.db.transaction(async (tx) => {
     await requireWritableSubscription(tx, caller, clientId, domainId, subscriptionId);
     const updated = await subscriptions.setSubscriptionStatus(
@@ -131,10 +139,9 @@ export function setSubscriptionStatus(
 export function deleteSubscription(
   ctx: AppContext,
   caller: Caller,
-  clientId: string,
-  domainId: string,
-  subscriptionId: string,
+  input: SubscriptionPath,
 ): Promise<void> {
+  const { clientId, domainId, subscriptionId } = input;
   return ctx.db.transaction(async (tx) => {
     await requireWritableSubscription(tx, caller, clientId, domainId, subscriptionId);
     await subscriptions.deleteSubscription(tx, clientId, domainId, subscriptionId);

@@ -18,7 +18,7 @@ import type { TypedApp } from '../typed-app.js';
 const tags = ['assignments'];
 
 // The same five routes serve both scopes; service scope is spelled `service/{service_id}`,
-// singular, exactly as the published seed.
+// singular (the service resource itself stays under the plural `services`).
 const SCOPES = [
   {
     name: 'Domain',
@@ -80,13 +80,11 @@ export function assignmentRoutes(app: TypedApp, ctx: AppContext) {
         },
       },
       async (request, reply) => {
-        const { assignment, created } = await usecase.upsertAssignment(
-          ctx,
-          request.caller,
-          placeOf(request.params),
-          request.params.key,
-          request.body,
-        );
+        const { assignment, created } = await usecase.upsertAssignment(ctx, request.caller, {
+          ...placeOf(request.params),
+          key: request.params.key,
+          body: request.body,
+        });
         return reply.status(created ? 201 : 200).send(assignment);
       },
     );
@@ -107,13 +105,11 @@ export function assignmentRoutes(app: TypedApp, ctx: AppContext) {
       },
       async (request, reply) => {
         const { key, ...body } = request.body;
-        const { assignment, created } = await usecase.upsertAssignment(
-          ctx,
-          request.caller,
-          placeOf(request.params),
+        const { assignment, created } = await usecase.upsertAssignment(ctx, request.caller, {
+          ...placeOf(request.params),
           key,
           body,
-        );
+        });
         return reply.status(created ? 201 : 200).send(assignment);
       },
     );
@@ -132,12 +128,11 @@ export function assignmentRoutes(app: TypedApp, ctx: AppContext) {
         },
       },
       (request) =>
-        usecase.listAssignments(
-          ctx,
-          placeOf(request.params),
-          { status: request.query.status },
-          pageRequest(request.query, 1),
-        ),
+        usecase.listAssignments(ctx, request.caller, {
+          ...placeOf(request.params),
+          filter: { status: request.query.status },
+          page: pageRequest(request.query, 1),
+        }),
     );
 
     app.get(
@@ -153,7 +148,11 @@ export function assignmentRoutes(app: TypedApp, ctx: AppContext) {
           response: { 200: Assignment, ...errorResponses(400, 401, 403, 404) },
         },
       },
-      (request) => usecase.getAssignment(ctx, placeOf(request.params), request.params.key),
+      (request) =>
+        usecase.getAssignment(ctx, request.caller, {
+          ...placeOf(request.params),
+          key: request.params.key,
+        }),
     );
 
     app.get(
@@ -170,12 +169,11 @@ export function assignmentRoutes(app: TypedApp, ctx: AppContext) {
         },
       },
       (request) =>
-        usecase.listRevisions(
-          ctx,
-          placeOf(request.params),
-          request.params.key,
-          pageRequest(request.query, 1),
-        ),
+        usecase.listRevisions(ctx, request.caller, {
+          ...placeOf(request.params),
+          key: request.params.key,
+          page: pageRequest(request.query, 1),
+        }),
     );
   }
 }

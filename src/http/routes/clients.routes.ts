@@ -26,11 +26,10 @@ export function clientRoutes(app: TypedApp, ctx: AppContext) {
       },
     },
     async (request, reply) => {
-      const { client, created } = await usecase.putClient(
-        ctx,
-        request.params.client_id,
-        request.body,
-      );
+      const { client, created } = await usecase.putClient(ctx, request.caller, {
+        clientId: request.params.client_id,
+        body: request.body,
+      });
       return reply.status(created ? 201 : 200).send(client);
     },
   );
@@ -47,7 +46,7 @@ export function clientRoutes(app: TypedApp, ctx: AppContext) {
         response: { 200: Page(Client), ...errorResponses(400, 401, 403) },
       },
     },
-    (request) => usecase.listClients(ctx, request.caller, pageRequest(request.query, 1)),
+    (request) => usecase.listClients(ctx, request.caller, { page: pageRequest(request.query, 1) }),
   );
 
   app.get(
@@ -62,6 +61,6 @@ export function clientRoutes(app: TypedApp, ctx: AppContext) {
         response: { 200: Client, ...errorResponses(400, 401, 403, 404) },
       },
     },
-    (request) => usecase.getClient(ctx, request.params.client_id),
+    (request) => usecase.getClient(ctx, request.caller, { clientId: request.params.client_id }),
   );
 }

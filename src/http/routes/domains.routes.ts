@@ -28,7 +28,11 @@ export function domainRoutes(app: TypedApp, ctx: AppContext) {
     },
     async (request, reply) => {
       const { client_id, domain_id } = request.params;
-      const { domain, created } = await usecase.putDomain(ctx, client_id, domain_id, request.body);
+      const { domain, created } = await usecase.putDomain(ctx, request.caller, {
+        clientId: client_id,
+        domainId: domain_id,
+        body: request.body,
+      });
       return reply.status(created ? 201 : 200).send(domain);
     },
   );
@@ -46,7 +50,11 @@ export function domainRoutes(app: TypedApp, ctx: AppContext) {
         response: { 200: Page(Domain), ...errorResponses(400, 401, 403, 404) },
       },
     },
-    (request) => usecase.listDomains(ctx, request.params.client_id, pageRequest(request.query, 1)),
+    (request) =>
+      usecase.listDomains(ctx, request.caller, {
+        clientId: request.params.client_id,
+        page: pageRequest(request.query, 1),
+      }),
   );
 
   app.get(
@@ -61,6 +69,10 @@ export function domainRoutes(app: TypedApp, ctx: AppContext) {
         response: { 200: Domain, ...errorResponses(400, 401, 403, 404) },
       },
     },
-    (request) => usecase.getDomain(ctx, request.params.client_id, request.params.domain_id),
+    (request) =>
+      usecase.getDomain(ctx, request.caller, {
+        clientId: request.params.client_id,
+        domainId: request.params.domain_id,
+      }),
   );
 }

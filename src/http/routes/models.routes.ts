@@ -1,5 +1,3 @@
-import { publicHandler } from '../../domain/handlers.js';
-import type { ModelVersion } from '../../repositories/model-versions.repository.js';
 import type { AppContext } from '../../usecases/context.js';
 import * as usecase from '../../usecases/models.usecase.js';
 import { pageRequest } from '../../domain/paging.js';
@@ -15,11 +13,6 @@ import {
 import type { TypedApp } from '../typed-app.js';
 
 const tags = ['registry'];
-
-const versionView = (version: ModelVersion) => ({
-  ...version,
-  handler: publicHandler(version.handler),
-});
 
 export function modelRoutes(app: TypedApp, ctx: AppContext) {
   app.put(
@@ -40,7 +33,10 @@ export function modelRoutes(app: TypedApp, ctx: AppContext) {
       },
     },
     async (request, reply) => {
-      const { model, created } = await usecase.putModel(ctx, request.params.model_id, request.body);
+      const { model, created } = await usecase.putModel(ctx, request.caller, {
+        modelId: request.params.model_id,
+        body: request.body,
+      });
       return reply.status(created ? 201 : 200).send(model);
     },
   );
@@ -57,7 +53,7 @@ export function modelRoutes(app: TypedApp, ctx: AppContext) {
         response: { 200: Page(Model), ...errorResponses(400, 401, 403) },
       },
     },
-    (request) => usecase.listModels(ctx, request.caller, pageRequest(request.query, 1)),
+    (request) => usecase.listModels(ctx, request.caller, { page: pageRequest(request.query, 1) }),
   );
 
   app.get(
@@ -72,7 +68,7 @@ export function modelRoutes(app: TypedApp, ctx: AppContext) {
         response: { 200: Model, ...errorResponses(400, 401, 403, 404) },
       },
     },
-    (request) => usecase.getModel(ctx, request.params.model_id),
+    (request) => usecase.getModel(ctx, request.caller, { modelId: request.params.model_id }),
   );
 
   app.put(
@@ -97,15 +93,12 @@ export function modelRoutes(app: TypedApp, ctx: AppContext) {
       },
     },
     async (request, reply) => {
-      const { model_id, version } = request.params;
-      const result = await usecase.putModelVersion(
-        ctx,
-        request.caller,
-        model_id,
-        version,
-        request.body,
-      );
-      return reply.status(result.created ? 201 : 200).send(versionView(result.version));
+      const { version, created } = await usecase.putModelVersion(ctx, request.caller, {
+        modelId: request.params.model_id,
+        modelVersion: request.params.version,
+        body: request.body,
+      });
+      return reply.status(created ? 201 : 200).send(version);
     },
   );
 
@@ -122,14 +115,11 @@ export function modelRoutes(app: TypedApp, ctx: AppContext) {
         response: { 200: Page(Version), ...errorResponses(400, 401, 403, 404) },
       },
     },
-    async (request) => {
-      const page = await usecase.listModelVersions(
-        ctx,
-        request.params.model_id,
-        pageRequest(request.query, 1),
-      );
-      return { ...page, items: page.items.map(versionView) };
-    },
+    (request) =>
+      usecase.listModelVersions(ctx, request.caller, {
+        modelId: request.params.model_id,
+        page: pageRequest(request.query, 1),
+      }),
   );
 
   app.get(
@@ -144,9 +134,10 @@ export function modelRoutes(app: TypedApp, ctx: AppContext) {
         response: { 200: Version, ...errorResponses(400, 401, 403, 404) },
       },
     },
-    async (request) => {
-      const { model_id, version } = request.params;
-      return versionView(await usecase.getModelVersion(ctx, model_id, version));
-    },
+    (request) =>
+      usecase.getModelVersion(ctx, request.caller, {
+        modelId: request.params.model_id,
+        modelVersion: request.params.version,
+      }),
   );
 }

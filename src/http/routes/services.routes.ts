@@ -14,6 +14,12 @@ import type { TypedApp } from '../typed-app.js';
 
 const tags = ['tenants'];
 
+const servicePath = (params: { client_id: string; domain_id: string; service_id: string }) => ({
+  clientId: params.client_id,
+  domainId: params.domain_id,
+  serviceId: params.service_id,
+});
+
 export function serviceRoutes(app: TypedApp, ctx: AppContext) {
   app.put(
     '/clients/:client_id/domains/:domain_id/services/:service_id',
@@ -36,14 +42,10 @@ export function serviceRoutes(app: TypedApp, ctx: AppContext) {
       },
     },
     async (request, reply) => {
-      const { client_id, domain_id, service_id } = request.params;
-      const { service, created } = await usecase.putService(
-        ctx,
-        client_id,
-        domain_id,
-        service_id,
-        request.body,
-      );
+      const { service, created } = await usecase.putService(ctx, request.caller, {
+        ...servicePath(request.params),
+        body: request.body,
+      });
       return reply.status(created ? 201 : 200).send(service);
     },
   );
@@ -61,10 +63,7 @@ export function serviceRoutes(app: TypedApp, ctx: AppContext) {
         response: { 200: Service, ...errorResponses(400, 401, 403, 404) },
       },
     },
-    (request) => {
-      const { client_id, domain_id, service_id } = request.params;
-      return usecase.departService(ctx, client_id, domain_id, service_id);
-    },
+    (request) => usecase.departService(ctx, request.caller, servicePath(request.params)),
   );
 
   app.get(
@@ -80,16 +79,13 @@ export function serviceRoutes(app: TypedApp, ctx: AppContext) {
         response: { 200: Page(Service), ...errorResponses(400, 401, 403, 404) },
       },
     },
-    (request) => {
-      const { client_id, domain_id } = request.params;
-      return usecase.listServices(
-        ctx,
-        client_id,
-        domain_id,
-        { status: request.query.status },
-        pageRequest(request.query, 1),
-      );
-    },
+    (request) =>
+      usecase.listServices(ctx, request.caller, {
+        clientId: request.params.client_id,
+        domainId: request.params.domain_id,
+        filter: { status: request.query.status },
+        page: pageRequest(request.query, 1),
+      }),
   );
 
   app.get(
@@ -104,9 +100,6 @@ export function serviceRoutes(app: TypedApp, ctx: AppContext) {
         response: { 200: Service, ...errorResponses(400, 401, 403, 404) },
       },
     },
-    (request) => {
-      const { client_id, domain_id, service_id } = request.params;
-      return usecase.getService(ctx, client_id, domain_id, service_id);
-    },
+    (request) => usecase.getService(ctx, request.caller, servicePath(request.params)),
   );
 }

@@ -14,6 +14,16 @@ import type { TypedApp } from '../typed-app.js';
 
 const tags = ['subscriptions'];
 
+const subscriptionPath = (params: {
+  client_id: string;
+  domain_id: string;
+  subscription_id: string;
+}): usecase.SubscriptionPath => ({
+  clientId: params.client_id,
+  domainId: params.domain_id,
+  subscriptionId: params.subscription_id,
+});
+
 export function subscriptionRoutes(app: TypedApp, ctx: AppContext) {
   app.post(
     '/clients/:client_id/domains/:domain_id/subscriptions',
@@ -36,14 +46,11 @@ export function subscriptionRoutes(app: TypedApp, ctx: AppContext) {
       },
     },
     async (request, reply) => {
-      const { client_id, domain_id } = request.params;
-      const subscription = await usecase.createSubscription(
-        ctx,
-        request.caller,
-        client_id,
-        domain_id,
-        request.body,
-      );
+      const subscription = await usecase.createSubscription(ctx, request.caller, {
+        clientId: request.params.client_id,
+        domainId: request.params.domain_id,
+        body: request.body,
+      });
       return reply.status(201).send(subscription);
     },
   );
@@ -62,16 +69,13 @@ export function subscriptionRoutes(app: TypedApp, ctx: AppContext) {
         response: { 200: Page(Subscription), ...errorResponses(400, 401, 403, 404) },
       },
     },
-    (request) => {
-      const { client_id, domain_id } = request.params;
-      return usecase.listSubscriptions(
-        ctx,
-        client_id,
-        domain_id,
-        { status: request.query.status, modelId: request.query.model_id },
-        pageRequest(request.query, 2),
-      );
-    },
+    (request) =>
+      usecase.listSubscriptions(ctx, request.caller, {
+        clientId: request.params.client_id,
+        domainId: request.params.domain_id,
+        filter: { status: request.query.status, modelId: request.query.model_id },
+        page: pageRequest(request.query, 2),
+      }),
   );
 
   app.get(
@@ -86,10 +90,7 @@ export function subscriptionRoutes(app: TypedApp, ctx: AppContext) {
         response: { 200: Subscription, ...errorResponses(400, 401, 403, 404) },
       },
     },
-    (request) => {
-      const { client_id, domain_id, subscription_id } = request.params;
-      return usecase.getSubscription(ctx, client_id, domain_id, subscription_id);
-    },
+    (request) => usecase.getSubscription(ctx, request.caller, subscriptionPath(request.params)),
   );
 
   app.delete(
@@ -109,8 +110,7 @@ export function subscriptionRoutes(app: TypedApp, ctx: AppContext) {
       },
     },
     async (request, reply) => {
-      const { client_id, domain_id, subscription_id } = request.params;
-      await usecase.deleteSubscription(ctx, request.caller, client_id, domain_id, subscription_id);
+      await usecase.deleteSubscription(ctx, request.caller, subscriptionPath(request.params));
       return reply.status(204).send(null);
     },
   );
@@ -143,17 +143,11 @@ export function subscriptionRoutes(app: TypedApp, ctx: AppContext) {
           response: { 200: Subscription, ...errorResponses(400, 401, 403, 404) },
         },
       },
-      (request) => {
-        const { client_id, domain_id, subscription_id } = request.params;
-        return usecase.setSubscriptionStatus(
-          ctx,
-          request.caller,
-          client_id,
-          domain_id,
-          subscription_id,
-          change.status,
-        );
-      },
+      (request) =>
+        usecase.setSubscriptionStatus(ctx, request.caller, {
+          ...subscriptionPath(request.params),
+          status: change.status,
+        }),
     );
   }
 }
