@@ -1,5 +1,4 @@
 import { Type } from '@sinclair/typebox';
-import type { AssignmentPlace } from '../../repositories/assignments.repository.js';
 import * as usecase from '../../usecases/assignments.usecase.js';
 import type { AppContext } from '../../usecases/context.js';
 import { pageRequest } from '../../domain/paging.js';
@@ -47,7 +46,7 @@ const placeOf = (params: {
   client_id: string;
   domain_id: string;
   service_id?: string;
-}): AssignmentPlace => ({
+}) => ({
   clientId: params.client_id,
   domainId: params.domain_id,
   serviceId: params.service_id ?? null,
