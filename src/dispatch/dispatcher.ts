@@ -9,10 +9,8 @@ import { completeJob } from '../usecases/complete-job.usecase.js';
 import type { AppContext } from '../usecases/context.js';
 import { buildEnvelope } from './envelope.js';
 import { PUSH_KEY, versionKey, wakeKey } from './job-wakeups.js';
-import { createAddressGuard, type AddressGuard } from './handlers/address-guard.js';
-import { createConcurrencyLimit, deliverCommand } from './handlers/command.handler.js';
-import { deliverHttp } from './handlers/http.handler.js';
-import { readTrueFoundryRun, triggerTrueFoundryRun } from './handlers/truefoundry.handler.js';
+import type { HandlerRegistry } from './handlers/handler-adapter.js';
+import { createHandlerRegistry } from './handlers/handler-registry.js';
 import type { DeliveryOutcome, Envelope } from '../domain/delivery.js';
 
 export interface DispatcherOptions {
@@ -59,8 +57,7 @@ export class Dispatcher {
   private readonly tasks = new Set<Promise<void>>();
   private readonly aborts = new Set<AbortController>();
   private readonly timers: NodeJS.Timeout[] = [];
-  private readonly guard: AddressGuard;
-  private readonly commands;
+  private readonly handlers: HandlerRegistry;
   private readonly kinds: HandlerType[];
   private stopWaking: (() => void) | undefined;
   private pumping = false;
@@ -75,11 +72,8 @@ export class Dispatcher {
     private readonly options: DispatcherOptions,
     private readonly log: FastifyBaseLogger,
   ) {
-    this.guard = createAddressGuard(options.allowHosts);
-    this.commands = createConcurrencyLimit(options.commandConcurrency);
-    this.kinds = options.commandHandlers
-      ? ['http', 'command', 'truefoundry']
-      : ['http', 'truefoundry'];
+    this.handlers = createHandlerRegistry(options);
+    this.kinds = [...this.handlers.pushTypes];
   }
 
   start(): void {
@@ -119,7 +113,7 @@ export class Dispatcher {
     for (const abort of this.aborts) abort.abort({ code: 'shutdown' });
     await Promise.allSettled([...this.inFlight]);
     await this.releaseHeld();
-    await this.guard.close();
+    await this.handlers.close();
   }
 
   private async releaseHeld(): Promise<void> {
@@ -266,35 +260,7 @@ export class Dispatcher {
     envelope: Envelope,
     signal: AbortSignal,
   ): Promise<DeliveryOutcome> {
-    const handler = job.handler;
-    switch (handler.type) {
-      case 'http':
-        return deliverHttp(
-          envelope,
-          handler,
-          { signal },
-          {
-            timeoutMs: this.options.httpTimeoutMs,
-            guard: this.guard,
-          },
-        );
-      case 'command':
-        return this.commands.run(() => deliverCommand(envelope, handler, { signal }, {}));
-      case 'truefoundry':
-        return triggerTrueFoundryRun(
-          envelope,
-          handler,
-          { signal },
-          { timeoutMs: this.options.httpTimeoutMs, dispatcher: this.guard.dispatcher },
-        );
-      case 'worker':
-        // Changed to a pull handler after it was claimed: let a worker take it.
-        return Promise.resolve({
-          kind: 'retry',
-          error: { code: 'handler_changed', message: 'the version now uses pull workers' },
-          retryAfterMs: 0,
-        });
-    }
+    return this.handlers.deliver(envelope, job.handler, { signal });
   }
 
   /**
@@ -399,21 +365,13 @@ export class Dispatcher {
     try {
       const runs = await dispatch.listWatchedRuns(this.ctx.db, 'truefoundry', 100);
       for (const job of runs) {
-        if (job.handler.type !== 'truefoundry') continue;
-        const run = await readTrueFoundryRun(job.handler, job.handler_ref, {
-          timeoutMs: this.options.httpTimeoutMs,
-          dispatcher: this.guard.dispatcher,
-        });
-        if (run.state === 'unknown') {
+        const run = await this.handlers.follow(job.handler, job.handler_ref);
+        if (run?.state === 'unknown') {
           this.log.warn({ job_id: job.job_id, error: run.error }, 'cannot read TrueFoundry run');
           continue;
         }
-        if (run.state !== 'failed') continue;
-        const failed = await dispatch.failAttempt(this.ctx.db, job.job_id, job.attempt, {
-          code: 'truefoundry_run_failed',
-          message: `TrueFoundry run ${job.handler_ref} ended ${run.status} without a completion`,
-          status: run.status,
-        });
+        if (run?.state !== 'failed') continue;
+        const failed = await dispatch.failAttempt(this.ctx.db, job.job_id, job.attempt, run.error);
         if (failed)
           this.ctx.metrics.jobsFinished.inc({ job_type: job.job_type, status: 'failure' });
       }
