@@ -6,7 +6,7 @@ import { ConfigError, loadConfig, type Config } from '../config/config.js';
 import { migrate } from '../db/migrate.js';
 import { describeDatabase, openDatabase } from '../db/open-database.js';
 import { startServer } from '../server.js';
-import { workerCommand } from './worker.js';
+import { workerCommand } from './worker/command.js';
 
 const USAGE = `Usage: pie <command> [options]   (from a checkout: npm run pie -- <command>)
 

@@ -41,8 +41,3 @@ export type DeliveryOutcome =
   | { kind: 'retry'; error: JobError; retryAfterMs?: number }
   /** A failure retrying cannot fix (a 4xx, a redirect, a refused address): fail the job. */
   | { kind: 'fail'; error: JobError };
-
-export interface DeliveryContext {
-  /** Aborted when the job's deadline passes or the process shuts down. */
-  signal: AbortSignal;
-}

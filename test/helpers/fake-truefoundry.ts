@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Envelope } from '../../src/domain/delivery.js';
 
 /**
- * A local TrueFoundry control plane for tests, on 127.0.0.1, speaking the shapes of seed 004:
+ * A local TrueFoundry control plane for tests, on 127.0.0.1, speaking its job API as PIE uses it:
  * `POST /api/svc/v1/jobs/trigger` with `{deploymentId | applicationId, input: {command?, params}}`
  * answering `{message, jobRunName, data: JobRun}`, and `GET /api/svc/v1/jobs/{jobId}/runs/
  * {jobRunName}` answering `{data: JobRun}`, where `jobId` is the job's application id. Every

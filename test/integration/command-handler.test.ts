@@ -5,11 +5,9 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import {
-  createConcurrencyLimit,
-  deliverCommand,
-} from '../../src/dispatch/handlers/command.handler.js';
+import { deliverCommand } from '../../src/dispatch/handlers/command.handler.js';
 import type { DeliveryOutcome, Envelope } from '../../src/domain/delivery.js';
+import { createConcurrencyLimit } from '../../src/limits/concurrency-limit.js';
 
 const DEMO_MODEL = fileURLToPath(
   new URL('../../examples/handlers/demo-model.mjs', import.meta.url),

@@ -8,9 +8,11 @@ import {
   type AddressGuard,
   type AddressKind,
 } from '../../src/dispatch/handlers/address-guard.js';
-import { deliverHttp, parseRetryAfter } from '../../src/dispatch/handlers/http.handler.js';
+import type { DeliveryContext } from '../../src/dispatch/handlers/handler-adapter.js';
+import { deliverHttp } from '../../src/dispatch/handlers/http.handler.js';
+import { parseRetryAfter } from '../../src/dispatch/handlers/retry-after.js';
 import { verifyWebhook } from '../../src/dispatch/handlers/webhook-signature.js';
-import type { DeliveryContext, Envelope } from '../../src/domain/delivery.js';
+import type { Envelope } from '../../src/domain/delivery.js';
 
 const secret = 'whsec_' + Buffer.from('a signing secret of 32 bytes....').toString('base64');
 

@@ -2,13 +2,12 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import {
-  MAX_RETRY_AFTER_MS,
-  readTrueFoundryRun,
-  triggerTrueFoundryRun,
-  type TrueFoundryHandler,
-} from '../../src/dispatch/handlers/truefoundry.handler.js';
-import type { DeliveryContext, DeliveryOutcome, Envelope } from '../../src/domain/delivery.js';
+import type { DeliveryContext } from '../../src/dispatch/handlers/handler-adapter.js';
+import { MAX_RETRY_AFTER_MS } from '../../src/dispatch/handlers/retry-after.js';
+import type { TrueFoundryHandler } from '../../src/dispatch/handlers/truefoundry/control-plane.js';
+import { readTrueFoundryRun } from '../../src/dispatch/handlers/truefoundry/run-status.js';
+import { triggerTrueFoundryRun } from '../../src/dispatch/handlers/truefoundry/trigger.js';
+import type { DeliveryOutcome, Envelope } from '../../src/domain/delivery.js';
 import { FakeTrueFoundry } from '../helpers/fake-truefoundry.js';
 
 const TOKEN_ENV = 'PIE_TEST_TFY_TOKEN';

@@ -3,7 +3,8 @@ import { spawn } from 'node:child_process';
 import { setTimeout as delay } from 'node:timers/promises';
 import { it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { parseWorkerArgs, runWorker } from '../../src/cli/worker.js';
+import { parseWorkerArgs } from '../../src/cli/worker/args.js';
+import { runWorker } from '../../src/cli/worker/claim-loop.js';
 import { createTenant, type Tenant } from '../helpers/fixtures.js';
 import { describeOnEachBackend, errorMessage } from '../helpers/test-server.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import os from 'node:os';
 import { describe, it } from 'node:test';
-import { parseWorkerArgs } from '../../src/cli/worker.js';
+import { parseWorkerArgs } from '../../src/cli/worker/args.js';
 import { ConfigError } from '../../src/config/config.js';
 
 const SERVER = { host: '127.0.0.1', port: 8080 };

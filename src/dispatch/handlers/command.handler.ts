@@ -1,15 +1,12 @@
 import { spawn } from 'node:child_process';
-import type {
-  DeliveryContext,
-  DeliveryOutcome,
-  Envelope,
-  JobError,
-} from '../../domain/delivery.js';
+import type { DeliveryOutcome, Envelope, JobError } from '../../domain/delivery.js';
+import type { ConcurrencyLimit } from '../../limits/concurrency-limit.js';
+import type { DeliveryContext, HandlerAdapter } from './handler-adapter.js';
 
 /**
- * The `{"type": "command"}` handler (SPEC section 5): one local process per job, envelope JSON
- * on stdin, output JSON on stdout; exit 0 is success, anything else a failure carrying the exit
- * code and the tail of stderr. Used by the dispatcher and by `pie worker`.
+ * The `{"type": "command"}` handler: one local process per job, envelope JSON on stdin, output
+ * JSON on stdout; exit 0 is success, anything else a failure carrying the exit code and the tail
+ * of stderr. Used by the dispatcher and by `pie worker`.
  */
 
 export interface CommandHandler {
@@ -29,6 +26,15 @@ const STDERR_TAIL_BYTES = 2048;
 const KILL_GRACE_MS = 2000;
 /** How long to wait, after the process exits, for output still in its pipes. */
 const PIPE_DRAIN_MS = 200;
+
+/** The command kind's adapter: runs each job's process once `limit` has a free slot. */
+export function createCommandAdapter(limit: ConcurrencyLimit): HandlerAdapter<'command'> {
+  return {
+    type: 'command',
+    deliver: (envelope, handler, ctx) =>
+      limit.run(() => deliverCommand(envelope, handler, ctx, {})),
+  };
+}
 
 export async function deliverCommand(
   envelope: Envelope,
@@ -254,47 +260,4 @@ function withoutSecrets(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const copy = { ...env };
   for (const name of SECRET_VARIABLES) delete copy[name];
   return copy;
-}
-
-export interface ConcurrencyLimit {
-  /** Runs `fn` once fewer than `max` earlier calls are still running. */
-  run<T>(fn: () => Promise<T>): Promise<T>;
-  readonly active: number;
-  readonly pending: number;
-}
-
-/** At most `max` tasks at once, the rest started in arrival order as slots free up. */
-export function createConcurrencyLimit(max: number): ConcurrencyLimit {
-  if (!Number.isInteger(max) || max < 1) {
-    throw new RangeError(`concurrency limit must be a positive integer, got ${max}`);
-  }
-  let active = 0;
-  const queue: Array<() => void> = [];
-
-  const release = () => {
-    active -= 1;
-    const next = queue.shift();
-    if (next !== undefined) {
-      active += 1;
-      next();
-    }
-  };
-
-  return {
-    get active() {
-      return active;
-    },
-    get pending() {
-      return queue.length;
-    },
-    async run<T>(fn: () => Promise<T>): Promise<T> {
-      if (active < max) active += 1;
-      else await new Promise<void>((resolve) => queue.push(resolve));
-      try {
-        return await fn();
-      } finally {
-        release();
-      }
-    },
-  };
 }

@@ -1,14 +1,16 @@
 import { request, type Dispatcher } from 'undici';
-import type {
-  DeliveryContext,
-  DeliveryOutcome,
-  Envelope,
-  JobError,
-} from '../../domain/delivery.js';
+import type { DeliveryOutcome, Envelope, JobError } from '../../domain/delivery.js';
 import { AddressNotAllowedError, type AddressGuard } from './address-guard.js';
+import type { DeliveryContext, HandlerAdapter } from './handler-adapter.js';
+import { parseRetryAfter } from './retry-after.js';
 import { signWebhook } from './webhook-signature.js';
 
-/** Push delivery (SPEC section 5): POST the envelope, signed per Standard Webhooks. */
+/**
+ * The `{"type": "http"}` handler: PIE POSTs the envelope to the handler's url, signed per
+ * Standard Webhooks with the handler's secret. A 2xx hands the job over (its completion comes
+ * through the callback); a 429 or 5xx, a timeout or a connection failure is retried (after
+ * Retry-After when given); a redirect, another 4xx or an address the guard refuses fails it.
+ */
 
 export interface HttpDeliveryOptions {
   /**
@@ -19,11 +21,17 @@ export interface HttpDeliveryOptions {
   guard: AddressGuard;
 }
 
-const MAX_RETRY_AFTER_MS = 60 * 60 * 1000;
 const MAX_BODY_CHARS = 512;
 // Enough bytes for MAX_BODY_CHARS characters of any UTF-8 text.
 const MAX_BODY_BYTES = MAX_BODY_CHARS * 4;
-const HTTP_DATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,? /;
+
+/** The http kind's adapter: delivers through the address guard, under the request timeout. */
+export function createHttpAdapter(options: HttpDeliveryOptions): HandlerAdapter<'http'> {
+  return {
+    type: 'http',
+    deliver: (envelope, handler, ctx) => deliverHttp(envelope, handler, ctx, options),
+  };
+}
 
 export async function deliverHttp(
   envelope: Envelope,
@@ -71,20 +79,6 @@ export async function deliverHttp(
     return requestFailure(error);
   }
   return responseOutcome(response);
-}
-
-/** `Retry-After` as milliseconds from now: delay seconds or an HTTP date, at most an hour. */
-export function parseRetryAfter(
-  value: string | string[] | undefined,
-  nowMs = Date.now(),
-): number | undefined {
-  const text = (Array.isArray(value) ? value[0] : value)?.trim() ?? '';
-  let ms: number;
-  if (/^\d+$/.test(text)) ms = Number(text) * 1000;
-  else if (HTTP_DATE.test(text)) ms = Date.parse(text) - nowMs;
-  else return undefined;
-  if (Number.isNaN(ms)) return undefined;
-  return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
 }
 
 async function responseOutcome({
