@@ -5,10 +5,13 @@ import { issueToken } from '../../src/auth/token-issuer.js';
 import { createTokenVerifier, type VerificationKey } from '../../src/auth/token-verifier.js';
 import type { JwtConfig } from '../../src/config/config.js';
 import type { Database } from '../../src/db/database.js';
-import { createAppContext } from '../../src/app-context.js';
-import { Dispatcher, type DispatcherOptions } from '../../src/dispatch/dispatcher.js';
+import {
+  createDispatchServices,
+  type DispatchOptions,
+} from '../../src/dispatch/dispatch-services.js';
 import { buildApp, type AppOptions } from '../../src/http/app.js';
-import type { AppContext } from '../../src/usecases/context.js';
+import { ServiceList } from '../../src/services/background-service.js';
+import { createAppContext, type AppContext } from '../../src/usecases/context.js';
 import type { TypedApp } from '../../src/http/typed-app.js';
 import { testBackends, type TestBackend, type TestDatabase } from './backends.js';
 
@@ -22,7 +25,7 @@ export const TEST_JWT: JwtConfig = {
 };
 
 /** Quick loops for tests; loopback handlers allowed past the SSRF guard. */
-export const TEST_DISPATCH: DispatcherOptions = {
+export const TEST_DISPATCH: DispatchOptions = {
   holder: 'test',
   concurrency: 32,
   commandConcurrency: 4,
@@ -68,18 +71,18 @@ export class TestServer {
     readonly ctx: AppContext,
     private readonly app: TypedApp,
     private readonly database: TestDatabase,
-    private readonly dispatcher: Dispatcher | undefined,
+    private readonly background: ServiceList,
   ) {}
 
   /**
    * `key` replaces the default HS256 secret, to test other verification keys; `dispatch`
-   * starts a dispatcher with these options over the defaults (tests of handlers); `limits`
+   * starts the dispatch services with these options over the defaults (tests of handlers); `limits`
    * turns on rate limits, the open-jobs quota or another JSON depth.
    */
   static async start(
     backend: TestBackend,
     key?: VerificationKey,
-    dispatch?: Partial<DispatcherOptions>,
+    dispatch?: Partial<DispatchOptions>,
     limits: TestLimits = {},
   ): Promise<TestServer> {
     const database = await backend.open();
@@ -98,11 +101,12 @@ export class TestServer {
     const address = app.server.address();
     if (address === null || typeof address === 'string') throw new Error('no port');
     setListeningUrl(`http://127.0.0.1:${address.port}`);
-    const dispatcher =
+    const services =
       dispatch === undefined
         ? undefined
-        : new Dispatcher(ctx, { ...TEST_DISPATCH, ...dispatch }, app.log);
-    dispatcher?.start();
+        : createDispatchServices(ctx, { ...TEST_DISPATCH, ...dispatch }, app.log);
+    const background = new ServiceList(services?.services ?? [], services ? [services.close] : []);
+    background.start();
     const adminToken = await issueToken(secret, TEST_JWT, {
       subject: 'test-admin',
       scopes: ['admin'],
@@ -117,7 +121,7 @@ export class TestServer {
       ctx,
       app,
       database,
-      dispatcher,
+      background,
     );
   }
 
@@ -162,7 +166,7 @@ export class TestServer {
 
   async close() {
     await this.app.close();
-    await this.dispatcher?.stop();
+    await this.background.stop();
     await this.ctx.wakeups.close();
     await this.database.dispose();
   }
@@ -177,7 +181,7 @@ export function describeOnEachBackend(
   title: string,
   suite: (server: () => TestServer) => void,
   key?: () => Promise<VerificationKey>,
-  dispatch?: Partial<DispatcherOptions>,
+  dispatch?: Partial<DispatchOptions>,
   limits?: TestLimits,
 ) {
   for (const backend of testBackends()) {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Queryable } from '../../src/db/database.js';
-import { OpenJobQuota } from '../../src/usecases/open-job-quota.js';
+import { OpenJobQuota } from '../../src/limits/open-job-quota.js';
 
 /** A database whose grouped count answers `open`, counting how often it was asked. */
 function fakeDatabase(open: Record<string, number>) {

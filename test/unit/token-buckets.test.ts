@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { TokenBuckets } from '../../src/http/token-buckets.js';
+import { TokenBuckets } from '../../src/limits/token-buckets.js';
 
 /** Buckets on a clock the test moves by hand. */
 function bucketsAt(rate: number, burst: number, capacity?: number) {

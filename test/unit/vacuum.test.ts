@@ -3,8 +3,9 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../../src/config/config.js';
 import type { Queryable } from '../../src/db/database.js';
-import { CHURNING_TABLES, needsOwnVacuum, startVacuuming } from '../../src/db/vacuum.js';
-import { Metrics } from '../../src/metrics.js';
+import { CHURNING_TABLES, needsOwnVacuum } from '../../src/db/vacuum.js';
+import { startVacuuming } from '../../src/services/vacuum.service.js';
+import { Metrics } from '../../src/observability/metrics.js';
 import { testBackends } from '../helpers/backends.js';
 
 /** A logger that keeps what it was told. */

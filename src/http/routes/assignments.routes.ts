@@ -42,11 +42,7 @@ const SCOPES = [
   },
 ] as const;
 
-const placeOf = (params: {
-  client_id: string;
-  domain_id: string;
-  service_id?: string;
-}) => ({
+const placeOf = (params: { client_id: string; domain_id: string; service_id?: string }) => ({
   clientId: params.client_id,
   domainId: params.domain_id,
   serviceId: params.service_id ?? null,
