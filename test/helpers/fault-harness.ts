@@ -11,6 +11,7 @@ import { testBackends, type TestBackend } from './backends.js';
 import { LEDGER_SECRET } from './ledger-receiver.js';
 import { pieEnv } from './pie-process.js';
 import { TEST_JWT } from './test-server.js';
+import { sleep } from './wait.js';
 
 /**
  * What the fault tests share: a `pie serve` environment on either backend, a push tenant whose
@@ -198,7 +199,7 @@ export class JobLoad {
         this.acked.push(String(answer.body.job_id));
       } else {
         // Not accepted: back off a little, as a client honouring Retry-After would (briefly).
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        await sleep(100);
       }
     }
   }
@@ -257,23 +258,6 @@ export async function waitUntilSettled(
     if (Date.now() > end) {
       throw new Error(`${open.length} of ${jobs.size} jobs still open after ${timeoutMs} ms`);
     }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Resolves once `condition` holds, polling; throws after `timeoutMs`. */
-export async function waitFor(
-  what: string,
-  condition: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
+    await sleep(250);
   }
 }

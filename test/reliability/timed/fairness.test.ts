@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { Pool } from 'undici';
 import { issueToken } from '../../../src/auth/token-issuer.js';
 import { testBackends, type TestBackend } from '../../helpers/backends.js';
-import { api, sleep } from '../../helpers/fault-harness.js';
+import { api } from '../../helpers/fault-harness.js';
 import {
   describeStatuses,
   spawnLoadClient,
@@ -17,6 +17,7 @@ import {
 import { pieEnv, startPie, type PieProcess } from '../../helpers/pie-process.js';
 import { scrapeMetrics } from '../../helpers/scrape-metrics.js';
 import { TEST_JWT } from '../../helpers/test-server.js';
+import { sleep } from '../../helpers/wait.js';
 
 /**
  * Issue 6, "Load": one tenant flooding while another's p99 moves by less than 20%. A real

@@ -6,12 +6,12 @@ import {
   api,
   pieEnvironment,
   setUpPushTenant,
-  waitFor,
   waitUntilSettled,
 } from '../../helpers/fault-harness.js';
 import { LedgerReceiver } from '../../helpers/ledger-receiver.js';
 import { startPie, type PieProcess } from '../../helpers/pie-process.js';
 import { freePort } from '../../helpers/throwaway-postgres.js';
+import { waitFor } from '../../helpers/wait.js';
 
 /**
  * Graceful shutdown (issue 6): SIGTERM to `pie serve` while two deliveries are in flight, one
