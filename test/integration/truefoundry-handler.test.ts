@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import {
   MAX_RETRY_AFTER_MS,
@@ -10,6 +9,7 @@ import {
 } from '../../src/dispatch/handlers/truefoundry.handler.js';
 import type { DeliveryContext, DeliveryOutcome, Envelope } from '../../src/domain/delivery.js';
 import { FakeTrueFoundry } from '../helpers/fake-truefoundry.js';
+import { closeServer, freePort, listenOnLoopback } from '../helpers/loopback.js';
 
 const TOKEN_ENV = 'PIE_TEST_TFY_TOKEN';
 
@@ -342,11 +342,7 @@ describe('the truefoundry handler', () => {
 
 /** A URL on 127.0.0.1 where nothing listens. */
 async function closedPortUrl(): Promise<string> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return `http://127.0.0.1:${port}`;
+  return `http://127.0.0.1:${await freePort()}`;
 }
 
 /** Forwards `{prefix}/...` to `target/...`, recording the paths it saw. */
@@ -365,14 +361,10 @@ async function startPrefixProxy(target: string, prefix: string) {
     );
     req.pipe(upstream);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   return {
     url: `http://127.0.0.1:${port}`,
     paths,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close: () => closeServer(server),
   };
 }

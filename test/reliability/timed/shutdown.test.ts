@@ -10,7 +10,7 @@ import {
 } from '../../helpers/fault-harness.js';
 import { LedgerReceiver } from '../../helpers/ledger-receiver.js';
 import { startPie, type PieProcess } from '../../helpers/pie-process.js';
-import { freePort } from '../../helpers/throwaway-postgres.js';
+import { freePort } from '../../helpers/loopback.js';
 import { waitFor } from '../../helpers/wait.js';
 
 /**
