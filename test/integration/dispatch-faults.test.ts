@@ -7,15 +7,17 @@ import { describe, it } from 'node:test';
 import { issueToken } from '../../src/auth/token-issuer.js';
 import { testBackends, type TestBackend } from '../helpers/backends.js';
 import { CompletingReceiver, RECEIVER_SECRET } from '../helpers/completing-receiver.js';
-import { api } from '../helpers/fault-harness.js';
+import { api, waitUntilSettled } from '../helpers/fault-harness.js';
 import { pieEnv, startPie, type PieProcess } from '../helpers/pie-process.js';
-import { freePort } from '../helpers/throwaway-postgres.js';
+import { freePort } from '../helpers/loopback.js';
 import { TEST_JWT } from '../helpers/test-server.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
- * Faults of SPEC section 5 with real `pie serve` processes: killed mid-dispatch and restarted,
- * and several processes sharing one PostgreSQL. Jobs go to an http handler that keeps a ledger
- * of every delivery and completes each job through its callback.
+ * Dispatch must lose no job and hand no attempt over twice, even with a `pie serve` process
+ * killed mid-dispatch and restarted, or several processes sharing one PostgreSQL. Real
+ * processes here; jobs go to an http handler that keeps a ledger of every delivery and
+ * completes each job through its callback.
  */
 
 const SECRET = crypto.randomBytes(32).toString('base64url');
@@ -52,15 +54,8 @@ async function setUp(url: string, token: string, receiverUrl: string, services: 
   return { domain, jobs: init.body.dispatched_services.length as number };
 }
 
-async function waitUntilAllFinal(url: string, token: string, domain: string, total: number) {
-  const end = Date.now() + 120_000;
-  for (;;) {
-    const open = await countJobs(url, token, domain, ['queued', 'dispatched', 'running']);
-    if (open === 0) break;
-    if (Date.now() > end) throw new Error(`${open} of ${total} jobs still open`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
+/** How long the jobs may take to settle once set up (or once PIE is back). */
+const SETTLE_MS = 120_000;
 
 async function countJobs(url: string, token: string, domain: string, statuses: string[]) {
   let count = 0;
@@ -124,14 +119,14 @@ for (const backend of testBackends()) {
       let pie: PieProcess | undefined = await startPie(setting.env);
       try {
         const { domain, jobs } = await setUp(pie.url, token, receiver.url, 150);
-        while (receiver.ledger.length < 20) await new Promise((r) => setTimeout(r, 10));
+        await waitFor('20 deliveries', () => receiver.ledger.length >= 20, SETTLE_MS, 10);
         pie.child.kill('SIGKILL');
         await pie.exited;
         const deliveredBeforeKill = receiver.ledger.length;
         assert.ok(deliveredBeforeKill < jobs, 'killed while work remained');
 
         pie = await startPie(setting.env);
-        await waitUntilAllFinal(pie.url, token, domain, jobs);
+        await waitUntilSettled(pie.url, token, domain, SETTLE_MS);
         assert.equal(await countJobs(pie.url, token, domain, ['success']), jobs);
         const ledger = ledgerSummary(receiver);
         assert.equal(ledger.jobs, jobs, 'every job reached the handler');
@@ -160,7 +155,7 @@ for (const backend of testBackends().filter((each) => each.name === 'postgres'))
         const started = Date.now();
         const { domain, jobs } = await setUp(processes[0]!.url, token, receiver.url, 5000);
         assert.equal(jobs, 5000);
-        await waitUntilAllFinal(processes[1]!.url, token, domain, jobs);
+        await waitUntilSettled(processes[1]!.url, token, domain, SETTLE_MS);
         const seconds = (Date.now() - started) / 1000;
         assert.equal(await countJobs(processes[2]!.url, token, domain, ['success']), jobs);
         const ledger = ledgerSummary(receiver);
