@@ -4,6 +4,7 @@ import { testBackends } from '../../helpers/backends.js';
 import {
   adminToken,
   api,
+  apiOk,
   pieEnvironment,
   setUpPushTenant,
   waitUntilSettled,
@@ -51,7 +52,7 @@ for (const backend of testBackends()) {
           ['/v2/models/pull', {}],
           ['/v2/models/pull/versions/1', { features: [] }],
         ] as const) {
-          assert.ok((await api(url, token, 'PUT', route, body)).status < 300);
+          await apiOk(url, token, 'PUT', route, body);
         }
         const claimRoute = '/v2/models/pull/versions/1/jobs/claim';
         const longPoll = api(url, token, 'POST', claimRoute, {
