@@ -50,23 +50,27 @@ export function fillPath(path: string, params: Record<string, string>): string {
 }
 
 /**
- * A body that passes validation for the operation, naming the tenant's model, so what the
- * test varies (the token) decides the answer. Claims do not wait.
+ * A body that passes validation for the operation, naming `target`'s model and version (a
+ * seeded tenant's, or made-up ones), so what the test varies (the token, the path) decides
+ * the answer. Claims do not wait.
  */
-export function validBody(operation: ApiOperation, tenant: SeededTenant): unknown {
+export function validBody(
+  operation: ApiOperation,
+  target: { modelId: string; version: string },
+): unknown {
   const { method, path } = operation;
   if (method === 'GET' || method === 'DELETE') return undefined;
   if (path.endsWith('/versions/{version}')) return { features: [] };
   if (path.endsWith('/complete')) return { status: 'success' };
-  if (path.endsWith('/claim')) return { worker_id: 'callers-worker', wait_ms: 0 };
+  if (path.endsWith('/claim')) return { worker_id: 'test-worker', wait_ms: 0 };
   if (path.endsWith('/heartbeat')) return { attempt: 1 };
   if (path.endsWith('/subscriptions')) {
     return {
-      source: { model_id: tenant.modelId },
+      source: { model_id: target.modelId },
       action: { assignment_key: 'default', job_type: 'training' },
     };
   }
-  const assignment = { model_id: tenant.modelId, model_version: tenant.version };
+  const assignment = { model_id: target.modelId, model_version: target.version };
   if (method === 'PUT' && path.endsWith('/assignments/{key}')) return assignment;
   if (method === 'POST' && path.endsWith('/assignments')) return { ...assignment, key: 'default' };
   return {};

@@ -1,7 +1,8 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Envelope } from '../../src/domain/delivery.js';
 import { verifyWebhook } from '../../src/dispatch/handlers/webhook-signature.js';
+import { closeServer, listenOnLoopback } from './loopback.js';
+import { sleep } from './wait.js';
 
 export const RECEIVER_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 
@@ -41,8 +42,7 @@ export class CompletingReceiver {
       });
     });
     this.server.keepAliveTimeout = 1000;
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hook`;
+    this.url = `http://127.0.0.1:${await listenOnLoopback(this.server)}/hook`;
   }
 
   private async complete(envelope: Envelope): Promise<void> {
@@ -53,15 +53,14 @@ export class CompletingReceiver {
       } catch {
         // PIE is down; try again shortly.
       }
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      await sleep(250);
     }
   }
 
   async close() {
     this.closed = true;
     await Promise.allSettled([...this.pending]);
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closeServer(this.server);
   }
 }
 

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Envelope } from '../../src/domain/delivery.js';
+import { closeServer, listenOnLoopback } from './loopback.js';
 
 /**
  * A local TrueFoundry control plane for tests, on 127.0.0.1, speaking its job API as PIE uses it:
@@ -63,11 +63,7 @@ export class FakeTrueFoundry {
       if (started.fake === undefined) return void res.writeHead(503).end();
       started.fake.handle(req, res);
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
-    const { port } = server.address() as AddressInfo;
+    const port = await listenOnLoopback(server);
     started.fake = new FakeTrueFoundry(server, `http://127.0.0.1:${port}`, token);
     return started.fake;
   }
@@ -116,8 +112,7 @@ export class FakeTrueFoundry {
   async close(): Promise<void> {
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closeServer(this.server);
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {

@@ -11,6 +11,7 @@ import { testBackends, type TestBackend } from './backends.js';
 import { LEDGER_SECRET } from './ledger-receiver.js';
 import { pieEnv } from './pie-process.js';
 import { TEST_JWT } from './test-server.js';
+import { sleep } from './wait.js';
 
 /**
  * What the fault tests share: a `pie serve` environment on either backend, a push tenant whose
@@ -53,6 +54,22 @@ export async function api(
     // not JSON: keep the text for the assertion message
   }
   return { status: response.status, headers: response.headers, body: parsed };
+}
+
+/** `api`, asserting that PIE answered 2xx; resolves to the body. */
+export async function apiOk(
+  url: string,
+  token: string,
+  method: string,
+  route: string,
+  body?: unknown,
+): Promise<any> {
+  const answer = await api(url, token, method, route, body);
+  assert.ok(
+    answer.status < 300,
+    `${method} ${route}: ${answer.status} ${JSON.stringify(answer.body)}`,
+  );
+  return answer.body;
 }
 
 /**
@@ -116,8 +133,7 @@ export async function setUpPushTenant(
     [`${domain}/services/s1`, {}],
     [`${domain}/assignments/default`, { model_id: 'm1', model_version: '1' }],
   ] as const) {
-    const response = await api(url, token, 'PUT', route, body);
-    assert.ok(response.status < 300, `${route}: ${JSON.stringify(response.body)}`);
+    await apiOk(url, token, 'PUT', route, body);
   }
   return { domain, jobsRoute: `${domain}/service/s1/assignments/default/jobs` };
 }
@@ -198,7 +214,7 @@ export class JobLoad {
         this.acked.push(String(answer.body.job_id));
       } else {
         // Not accepted: back off a little, as a client honouring Retry-After would (briefly).
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        await sleep(100);
       }
     }
   }
@@ -240,7 +256,27 @@ export async function jobsById(url: string, token: string, domain: string) {
   return jobs;
 }
 
-/** Waits until no job of the domain is queued, dispatched or running. */
+/** How many jobs of the domain are in one of `statuses`, read through the API. */
+export async function countJobs(url: string, token: string, domain: string, statuses: string[]) {
+  let count = 0;
+  for (const status of statuses) {
+    let cursor: string | null = null;
+    do {
+      const query: string = `?status=${status}&limit=500${cursor === null ? '' : `&cursor=${cursor}`}`;
+      const page = await api(url, token, 'GET', `${domain}/jobs${query}`);
+      assert.equal(page.status, 200, JSON.stringify(page.body));
+      count += (page.body.items as unknown[]).length;
+      cursor = page.body.next_cursor as string | null;
+    } while (cursor !== null);
+  }
+  return count;
+}
+
+/**
+ * Waits until no job of the domain is queued, dispatched or running, then answers every job
+ * by id. Only the open jobs are read while waiting, so that a large backlog is not slowed by
+ * the test listing the finished ones again and again.
+ */
 export async function waitUntilSettled(
   url: string,
   token: string,
@@ -249,31 +285,12 @@ export async function waitUntilSettled(
 ) {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const jobs = await jobsById(url, token, domain);
-    const open = [...jobs.values()].filter((job) =>
-      ['queued', 'dispatched', 'running'].includes(job.status),
-    );
-    if (open.length === 0) return jobs;
+    const open = await countJobs(url, token, domain, ['queued', 'dispatched', 'running']);
+    if (open === 0) return jobsById(url, token, domain);
     if (Date.now() > end) {
-      throw new Error(`${open.length} of ${jobs.size} jobs still open after ${timeoutMs} ms`);
+      const all = (await jobsById(url, token, domain)).size;
+      throw new Error(`${open} of ${all} jobs still open after ${timeoutMs} ms`);
     }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Resolves once `condition` holds, polling; throws after `timeoutMs`. */
-export async function waitFor(
-  what: string,
-  condition: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
+    await sleep(250);
   }
 }

@@ -1,9 +1,12 @@
-import assert from 'node:assert/strict';
+import { assertStatus, expectBody } from './assertions.js';
 import type { TestServer } from './test-server.js';
 
 let counter = 0;
 
-/** A unique id for this test run, so tests sharing a server never share data. */
+/**
+ * An id no other test of this file uses (prefix, process and a counter): the tests of a file
+ * share one server and database per backend, so each works on objects of its own.
+ */
 export function uniqueId(prefix: string): string {
   counter += 1;
   return `${prefix}-${process.pid}-${counter}`;
@@ -13,6 +16,12 @@ export const ROUTE_CONTRACT = [
   { name: 'route', type: 'string', required: true },
   { name: 'capacity', type: 'integer', default: 60 },
 ];
+
+/** One entry of a 422's `problems`: the feature at fault and what is wrong with it. */
+export interface FeatureProblem {
+  feature: string;
+  message: string;
+}
 
 export interface Tenant {
   clientId: string;
@@ -48,11 +57,11 @@ export async function createTenant(
   const modelId = uniqueId('model');
   const version = '1.0.0';
   const domainPath = `/v2/clients/${clientId}/domains/${domainId}`;
-  await expectStatus(server.put(`/v2/clients/${clientId}`, {}), 201);
-  await expectStatus(server.put(domainPath, {}), 201);
-  await expectStatus(server.put(`/v2/models/${modelId}`, {}), 201);
-  await expectStatus(
-    server.put(`/v2/models/${modelId}/versions/${version}`, {
+  assertStatus(await server.put(`/v2/clients/${clientId}`, {}), 201);
+  assertStatus(await server.put(domainPath, {}), 201);
+  assertStatus(await server.put(`/v2/models/${modelId}`, {}), 201);
+  assertStatus(
+    await server.put(`/v2/models/${modelId}/versions/${version}`, {
       features: options.features ?? ROUTE_CONTRACT,
       job_types: options.jobTypes ?? ['inference', 'training'],
       ...options.version,
@@ -61,14 +70,14 @@ export async function createTenant(
   );
   const services = Object.entries(options.services ?? { 'service-1': { route: 'r1' } });
   for (const [serviceId, provided] of services) {
-    await expectStatus(
-      server.put(`${domainPath}/services/${serviceId}`, { provided_features: provided }),
+    assertStatus(
+      await server.put(`${domainPath}/services/${serviceId}`, { provided_features: provided }),
       201,
     );
   }
   if (options.assignDefault !== false) {
-    await expectStatus(
-      server.put(`${domainPath}/assignments/default`, {
+    assertStatus(
+      await server.put(`${domainPath}/assignments/default`, {
         model_id: modelId,
         model_version: version,
       }),
@@ -78,8 +87,17 @@ export async function createTenant(
   return { clientId, domainId, modelId, version, domainPath, services: services.map(([id]) => id) };
 }
 
-async function expectStatus(pending: ReturnType<TestServer['call']>, status: number) {
-  const response = await pending;
-  assert.equal(response.status, status, JSON.stringify(response.body));
-  return response;
+/** The run-job route of a service's assignment `key`. */
+export function runJobPath(domainPath: string, serviceId = 'service-1', key = 'default'): string {
+  return `${domainPath}/service/${serviceId}/assignments/${key}/jobs`;
+}
+
+/** Runs a job on the tenant's service-1 (its default assignment); asserts 202, returns the id. */
+export async function runJob(
+  server: TestServer,
+  tenant: Tenant,
+  body: Record<string, unknown> = {},
+): Promise<string> {
+  return expectBody<{ job_id: string }>(await server.post(runJobPath(tenant.domainPath), body), 202)
+    .job_id;
 }

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as jose from 'jose';
+import { closeServer, listenOnLoopback } from './loopback.js';
 
 /** An RS256 signing key an identity provider would hold, published under `kid`. */
 export interface SigningKey {
@@ -42,7 +42,6 @@ export class JwksServer {
     const jwks = new JwksServer();
     jwks.publish(keys);
     await jwks.listen();
-    jwks.port = (jwks.server.address() as AddressInfo).port;
     return jwks;
   }
 
@@ -62,13 +61,12 @@ export class JwksServer {
 
   /** Stops listening: fetches are refused at the TCP level until `listen`. */
   async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closeServer(this.server);
   }
 
   /** Listens (again, on the same port once it has one). */
   async listen(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(this.port, '127.0.0.1', resolve));
+    this.port = await listenOnLoopback(this.server, this.port);
   }
 
   async close(): Promise<void> {

@@ -1,8 +1,9 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Envelope } from '../../src/domain/delivery.js';
 import { verifyWebhook } from '../../src/dispatch/handlers/webhook-signature.js';
 import { postSuccess, RECEIVER_SECRET } from './completing-receiver.js';
+import { closeServer, listenOnLoopback } from './loopback.js';
+import { sleep } from './wait.js';
 
 /** The webhook secret the ledger's model versions are given (the completing receiver's). */
 export const LEDGER_SECRET = RECEIVER_SECRET;
@@ -74,8 +75,7 @@ export class LedgerReceiver {
       });
     });
     this.server.keepAliveTimeout = 1000;
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hook`;
+    this.url = `http://127.0.0.1:${await listenOnLoopback(this.server)}/hook`;
   }
 
   /** Deliveries received but not answered yet. */
@@ -108,7 +108,7 @@ export class LedgerReceiver {
       } catch {
         // PIE is down or restarting; try again shortly.
       }
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await sleep(200);
     }
   }
 
@@ -130,7 +130,6 @@ export class LedgerReceiver {
   async close(): Promise<void> {
     this.closed = true;
     await Promise.allSettled([...this.pending]);
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closeServer(this.server);
   }
 }

@@ -1,9 +1,10 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { verifyWebhook } from '../../src/dispatch/handlers/webhook-signature.js';
 import type { Envelope } from '../../src/domain/delivery.js';
+import { closeServer, listenOnLoopback } from './loopback.js';
+import { sleep } from './wait.js';
 
 export const SLOW_HANDLER_SECRET = 'whsec_c2xvdy1jb21wbGV0aW5nLWhhbmRsZXItc2VjcmV0';
 
@@ -54,8 +55,7 @@ export class SlowCompletingHandler {
     });
     // PIE may keep up to its dispatch concurrency of connections open to us.
     this.server.keepAliveTimeout = 5000;
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hook`;
+    this.url = `http://127.0.0.1:${await listenOnLoopback(this.server)}/hook`;
   }
 
   private onDelivery(body: string, request: http.IncomingMessage, response: http.ServerResponse) {
@@ -116,7 +116,7 @@ export class SlowCompletingHandler {
       } catch {
         this.completionErrors += 1;
       }
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      await sleep(250);
     }
   }
 
@@ -140,7 +140,7 @@ export class SlowCompletingHandler {
             `${((now - progressAt) / 1000).toFixed(0)} s, ${((now - started) / 1000).toFixed(0)} s in all`,
         );
       }
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
     }
   }
 
@@ -155,7 +155,6 @@ export class SlowCompletingHandler {
     this.closed = true;
     await Promise.allSettled([...this.pending]);
     await Promise.all([...this.pools.values()].map((pool) => pool.close()));
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closeServer(this.server);
   }
 }

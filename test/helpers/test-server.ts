@@ -201,7 +201,10 @@ export function describeOnEachBackend(
   }
 }
 
-/** Asserts the SPEC section 7 error shape and returns the message. */
+/**
+ * Asserts the body every error answer has, `{success: false, message}` with a message that is
+ * not empty, and returns the message.
+ */
 export function errorMessage(response: ApiResponse): string {
   const body = response.body as { success?: unknown; message?: unknown };
   if (body?.success !== false || typeof body.message !== 'string' || body.message === '') {

@@ -1,9 +1,9 @@
 import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { freePort } from './loopback.js';
 
 const run = promisify(execFile);
 
@@ -166,12 +166,4 @@ function postgresBinaries(): string {
     : [];
   if (versions[0] === undefined) throw new Error(`no PostgreSQL binaries under ${root}`);
   return path.join(root, versions[0], 'bin');
-}
-
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, it } from 'node:test';
 import * as jose from 'jose';
+import { base64urlJson } from '../helpers/encoding.js';
+import { closeServer, listenOnLoopback } from '../helpers/loopback.js';
 import { describeOnEachBackend, errorMessage, TEST_JWT } from '../helpers/test-server.js';
+import { sleep } from '../helpers/wait.js';
 
-const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 const inOneHour = () => Math.floor(Date.now() / 1000) + 3600;
 
 function sign(secret: Uint8Array, claims: jose.JWTPayload, alg = 'HS256') {
@@ -66,7 +67,7 @@ describeOnEachBackend('callers (HS256)', (server) => {
       exp: Math.floor(Date.now() / 1000) + 2,
     });
     assert.equal((await server().get('/v2/clients', { token })).status, 200);
-    await new Promise((resolve) => setTimeout(resolve, 2100));
+    await sleep(2100);
     assert.match(await expect401(token), /expired/);
   });
 
@@ -76,9 +77,9 @@ describeOnEachBackend('callers (HS256)', (server) => {
       /signature is invalid/,
     );
     const [header, , signature] = (await sign(server().secret, validClaims())).split('.');
-    const tampered = `${header}.${b64({ ...validClaims(), sub: 'root' })}.${signature}`;
+    const tampered = `${header}.${base64urlJson({ ...validClaims(), sub: 'root' })}.${signature}`;
     assert.match(await expect401(tampered), /signature is invalid/);
-    const unsigned = `${b64({ alg: 'none', typ: 'JWT' })}.${b64(validClaims())}.`;
+    const unsigned = `${base64urlJson({ alg: 'none', typ: 'JWT' })}.${base64urlJson(validClaims())}.`;
     assert.match(await expect401(unsigned), /not allowed|malformed/);
     assert.match(
       await expect401(await sign(server().secret, validClaims(), 'HS512')),
@@ -178,10 +179,9 @@ before(async () => {
     response.setHeader('content-type', 'application/json');
     response.end(JSON.stringify({ keys: [jwk] }));
   });
-  await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
-  jwksUrl = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/jwks.json`;
+  jwksUrl = `http://127.0.0.1:${await listenOnLoopback(jwksServer)}/jwks.json`;
 });
-after(() => new Promise<void>((resolve) => jwksServer.close(() => resolve())));
+after(() => closeServer(jwksServer));
 
 describeOnEachBackend(
   'callers (ES256 JWKS)',

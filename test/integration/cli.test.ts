@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { testBackends } from '../helpers/backends.js';
+import { startPie } from '../helpers/pie-process.js';
 
 const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
 
@@ -20,35 +21,15 @@ function runCli(args: string[], env: NodeJS.ProcessEnv) {
   return spawnSync(process.execPath, [...CLI, ...args], { env, encoding: 'utf8', timeout: 60_000 });
 }
 
-/** Starts `pie serve` and resolves once it prints its URL. */
-function serve(env: NodeJS.ProcessEnv) {
-  const child = spawn(process.execPath, [...CLI, 'serve'], { env });
-  let output = '';
-  const ready = new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${output}`)), 60_000);
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /PIE is serving at (http:\/\/\S+)/.exec(output);
-      if (match?.[1] !== undefined && output.includes('API reference')) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`serve exited with ${code}:\n${output}`)));
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-  return { child, ready, exited, output: () => output };
-}
-
 for (const backend of testBackends()) {
   describe(`pie command line [${backend.name}]`, () => {
     it('serve prints its URL, data and an admin token; token mints tokens it accepts', async () => {
       const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pie-cli-'));
       const database = backend.name === 'postgres' ? await backend.open() : undefined;
       const env = cliEnv(dataDir, database?.url);
-      const server = serve(env);
+      const server = await startPie(env);
       try {
-        const url = await server.ready;
+        const url = server.url;
         assert.match(
           server.output(),
           backend.name === 'pglite' ? /embedded PGlite in/ : /PostgreSQL at/,

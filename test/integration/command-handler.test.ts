@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { deliverCommand } from '../../src/dispatch/handlers/command.handler.js';
 import type { DeliveryOutcome, Envelope } from '../../src/domain/delivery.js';
 import { createConcurrencyLimit } from '../../src/limits/concurrency-limit.js';
+import { pollUntil, waitFor } from '../helpers/wait.js';
 
 const DEMO_MODEL = fileURLToPath(
   new URL('../../examples/handlers/demo-model.mjs', import.meta.url),
@@ -65,12 +66,9 @@ function isAlive(pid: number): boolean {
   }
 }
 
-async function waitUntilGone(pid: number): Promise<boolean> {
-  for (let i = 0; i < 40; i++) {
-    if (!isAlive(pid)) return true;
-    await delay(25);
-  }
-  return false;
+/** Whether a script has written its pid to `pidFile` yet. */
+function hasPid(pidFile: string): boolean {
+  return fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8') !== '';
 }
 
 /** Starts a long-running script that writes its pid to a file, and waits for that file. */
@@ -82,10 +80,7 @@ async function startSleeper(signal: AbortSignal, options: { ignoreSigterm?: bool
     `setInterval(() => {}, 1000);`,
   ].join('\n');
   const outcome = runScript(script, { signal });
-  for (let i = 0; !fs.existsSync(pidFile) || fs.readFileSync(pidFile, 'utf8') === ''; i++) {
-    assert.ok(i < 200, 'the sleeper did not start');
-    await delay(25);
-  }
+  await waitFor('the sleeper to start', () => hasPid(pidFile), 5000, 25);
   return { pid: Number(fs.readFileSync(pidFile, 'utf8')), outcome };
 }
 
@@ -215,15 +210,12 @@ describe('command handler', () => {
        setInterval(() => {}, 1000);`,
       { signal: controller.signal },
     );
-    for (let i = 0; !fs.existsSync(pidFile) || fs.readFileSync(pidFile, 'utf8') === ''; i++) {
-      assert.ok(i < 200, 'the grandchild did not start');
-      await delay(25);
-    }
+    await waitFor('the grandchild to start', () => hasPid(pidFile), 5000, 25);
     const grandchild = Number(fs.readFileSync(pidFile, 'utf8'));
     assert.ok(isAlive(grandchild));
     controller.abort({ code: 'timeout' });
     assert.equal((await outcome).kind, 'finished');
-    assert.ok(await waitUntilGone(grandchild), 'the grandchild is gone');
+    assert.ok(await pollUntil(() => !isAlive(grandchild), 1000, 25), 'the grandchild is gone');
   });
 
   it('treats AbortSignal.timeout as a deadline too', async () => {

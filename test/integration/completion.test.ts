@@ -1,17 +1,8 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { MAX_CASCADE_DEPTH } from '../../src/domain/lineage.js';
-import { createTenant, type Tenant } from '../helpers/fixtures.js';
+import { createTenant, runJob, type Tenant } from '../helpers/fixtures.js';
 import { describeOnEachBackend, errorMessage, type TestServer } from '../helpers/test-server.js';
-
-async function runJob(server: TestServer, tenant: Tenant, body: Record<string, unknown> = {}) {
-  const run = await server.post(
-    `${tenant.domainPath}/service/service-1/assignments/default/jobs`,
-    body,
-  );
-  assert.equal(run.status, 202, JSON.stringify(run.body));
-  return run.body.job_id as string;
-}
 
 const completePath = (tenant: Tenant, jobId: string) =>
   `/v2/models/${tenant.modelId}/versions/${tenant.version}/jobs/${jobId}/complete`;

@@ -1,24 +1,27 @@
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { describe, it } from 'node:test';
 import { issueToken } from '../../src/auth/token-issuer.js';
-import { testBackends, type TestBackend } from '../helpers/backends.js';
+import { testBackends } from '../helpers/backends.js';
 import { CompletingReceiver, RECEIVER_SECRET } from '../helpers/completing-receiver.js';
-import { api } from '../helpers/fault-harness.js';
-import { pieEnv, startPie, type PieProcess } from '../helpers/pie-process.js';
-import { freePort } from '../helpers/throwaway-postgres.js';
+import {
+  api,
+  apiOk,
+  countJobs,
+  JWT_SECRET,
+  pieEnvironment,
+  waitUntilSettled,
+} from '../helpers/fault-harness.js';
+import { startPie, type PieProcess } from '../helpers/pie-process.js';
+import { freePort } from '../helpers/loopback.js';
 import { TEST_JWT } from '../helpers/test-server.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
- * Faults of SPEC section 5 with real `pie serve` processes: killed mid-dispatch and restarted,
- * and several processes sharing one PostgreSQL. Jobs go to an http handler that keeps a ledger
- * of every delivery and completes each job through its callback.
+ * Dispatch must lose no job and hand no attempt over twice, even with a `pie serve` process
+ * killed mid-dispatch and restarted, or several processes sharing one PostgreSQL. Real
+ * processes here; jobs go to an http handler that keeps a ledger of every delivery and
+ * completes each job through its callback.
  */
-
-const SECRET = crypto.randomBytes(32).toString('base64url');
 
 /** A tenant with `services` services whose default version pushes to `receiverUrl`. */
 async function setUp(url: string, token: string, receiverUrl: string, services: number) {
@@ -32,8 +35,7 @@ async function setUp(url: string, token: string, receiverUrl: string, services: 
       { features: [], handler: { type: 'http', url: receiverUrl, secret: RECEIVER_SECRET } },
     ],
   ] as const) {
-    const response = await api(url, token, 'PUT', route, body);
-    assert.ok(response.status < 300, JSON.stringify(response.body));
+    await apiOk(url, token, 'PUT', route, body);
   }
   // Services in parallel batches: the set-up is not what is measured.
   const ids = Array.from({ length: services }, (_, i) => `s${String(i).padStart(5, '0')}`);
@@ -52,29 +54,8 @@ async function setUp(url: string, token: string, receiverUrl: string, services: 
   return { domain, jobs: init.body.dispatched_services.length as number };
 }
 
-async function waitUntilAllFinal(url: string, token: string, domain: string, total: number) {
-  const end = Date.now() + 120_000;
-  for (;;) {
-    const open = await countJobs(url, token, domain, ['queued', 'dispatched', 'running']);
-    if (open === 0) break;
-    if (Date.now() > end) throw new Error(`${open} of ${total} jobs still open`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
-
-async function countJobs(url: string, token: string, domain: string, statuses: string[]) {
-  let count = 0;
-  for (const status of statuses) {
-    let cursor: string | null = null;
-    do {
-      const query: string = `?status=${status}&limit=500${cursor === null ? '' : `&cursor=${cursor}`}`;
-      const page = await api(url, token, 'GET', `${domain}/jobs${query}`);
-      count += (page.body.items as unknown[]).length;
-      cursor = page.body.next_cursor as string | null;
-    } while (cursor !== null);
-  }
-  return count;
-}
+/** How long the jobs may take to settle once set up (or once PIE is back). */
+const SETTLE_MS = 120_000;
 
 function ledgerSummary(receiver: CompletingReceiver) {
   const attempts = new Map<string, number[]>();
@@ -87,27 +68,8 @@ function ledgerSummary(receiver: CompletingReceiver) {
   return { jobs: attempts.size, repeatedAttempt };
 }
 
-async function environmentFor(backend: TestBackend, settings: Record<string, string>) {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pie-faults-'));
-  const database = backend.name === 'postgres' ? await backend.open() : undefined;
-  const env = pieEnv({
-    PIE_DATA_DIR: dataDir,
-    PIE_JWT_SECRET: SECRET,
-    PIE_HTTP_ALLOW_HOSTS: '127.0.0.1',
-    ...(database?.url === undefined ? {} : { DATABASE_URL: database.url }),
-    ...settings,
-  });
-  return {
-    env,
-    async dispose() {
-      await database?.dispose();
-      fs.rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-}
-
 const adminToken = () =>
-  issueToken(new TextEncoder().encode(SECRET), TEST_JWT, {
+  issueToken(new TextEncoder().encode(JWT_SECRET), TEST_JWT, {
     subject: 'faults',
     scopes: ['admin'],
     ttl: '1h',
@@ -119,19 +81,19 @@ for (const backend of testBackends()) {
       const receiver = new CompletingReceiver(100);
       await receiver.start();
       const port = String(await freePort());
-      const setting = await environmentFor(backend, { PIE_PORT: port, PIE_LEASE_S: '5' });
+      const setting = await pieEnvironment(backend.name, { PIE_PORT: port, PIE_LEASE_S: '5' });
       const token = await adminToken();
       let pie: PieProcess | undefined = await startPie(setting.env);
       try {
         const { domain, jobs } = await setUp(pie.url, token, receiver.url, 150);
-        while (receiver.ledger.length < 20) await new Promise((r) => setTimeout(r, 10));
+        await waitFor('20 deliveries', () => receiver.ledger.length >= 20, SETTLE_MS, 10);
         pie.child.kill('SIGKILL');
         await pie.exited;
         const deliveredBeforeKill = receiver.ledger.length;
         assert.ok(deliveredBeforeKill < jobs, 'killed while work remained');
 
         pie = await startPie(setting.env);
-        await waitUntilAllFinal(pie.url, token, domain, jobs);
+        await waitUntilSettled(pie.url, token, domain, SETTLE_MS);
         assert.equal(await countJobs(pie.url, token, domain, ['success']), jobs);
         const ledger = ledgerSummary(receiver);
         assert.equal(ledger.jobs, jobs, 'every job reached the handler');
@@ -153,14 +115,14 @@ for (const backend of testBackends().filter((each) => each.name === 'postgres'))
     it('hand over 5,000 jobs, each exactly once per attempt, none lost', async () => {
       const receiver = new CompletingReceiver();
       await receiver.start();
-      const setting = await environmentFor(backend, {});
+      const setting = await pieEnvironment(backend.name, {});
       const token = await adminToken();
       const processes = await Promise.all([1, 2, 3].map(() => startPie(setting.env)));
       try {
         const started = Date.now();
         const { domain, jobs } = await setUp(processes[0]!.url, token, receiver.url, 5000);
         assert.equal(jobs, 5000);
-        await waitUntilAllFinal(processes[1]!.url, token, domain, jobs);
+        await waitUntilSettled(processes[1]!.url, token, domain, SETTLE_MS);
         const seconds = (Date.now() - started) / 1000;
         assert.equal(await countJobs(processes[2]!.url, token, domain, ['success']), jobs);
         const ledger = ledgerSummary(receiver);

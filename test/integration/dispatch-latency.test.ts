@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { createTenant } from '../helpers/fixtures.js';
+import { createTenant, runJobPath } from '../helpers/fixtures.js';
 import { describeOnEachBackend } from '../helpers/test-server.js';
 
 const JOBS = 100;
@@ -13,7 +13,7 @@ describeOnEachBackend('dispatch latency', (server) => {
   it(`reports p50 and p99 from commit to a waiting worker receiving the job (${JOBS} jobs)`, async (t) => {
     const tenant = await createTenant(server());
     const claimPath = `/v2/models/${tenant.modelId}/versions/${tenant.version}/jobs/claim`;
-    const runPath = `${tenant.domainPath}/service/service-1/assignments/default/jobs`;
+    const runPath = runJobPath(tenant.domainPath);
     const latencies: number[] = [];
     for (let i = 0; i < JOBS; i++) {
       // The worker waits first; the job's 202 means its row is committed.

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, it } from 'node:test';
 import type { Envelope } from '../../src/domain/delivery.js';
 import { verifyWebhook } from '../../src/dispatch/handlers/webhook-signature.js';
 import { FakeTrueFoundry } from '../helpers/fake-truefoundry.js';
-import { createTenant, type Tenant } from '../helpers/fixtures.js';
+import { createTenant, runJob, type Tenant } from '../helpers/fixtures.js';
+import { closeServer, listenOnLoopback } from '../helpers/loopback.js';
 import { describeOnEachBackend, type TestServer } from '../helpers/test-server.js';
+import { waitForValue } from '../helpers/wait.js';
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 
@@ -37,34 +38,17 @@ class Receiver {
         response.writeHead(answer.status, answer.headers).end('{}');
       });
     });
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hook`;
+    this.url = `http://127.0.0.1:${await listenOnLoopback(this.server)}/hook`;
   }
 
   close() {
-    this.server.closeAllConnections();
-    return new Promise<void>((resolve) => this.server.close(() => resolve()));
+    return closeServer(this.server);
   }
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 8000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-async function run(server: TestServer, tenant: Tenant, input: Record<string, unknown> = {}) {
-  const response = await server.post(
-    `${tenant.domainPath}/service/service-1/assignments/default/jobs`,
-    { input },
-  );
-  assert.equal(response.status, 202, JSON.stringify(response.body));
-  return response.body.job_id as string;
-}
+/** Waits for a delivery, a retry or a job's end: up to 8 s unless told, looking every 50 ms. */
+const until = <T>(what: string, probe: () => Promise<T | undefined>, ms = 8000) =>
+  waitForValue(what, probe, ms, 50);
 
 async function finished(server: TestServer, tenant: Tenant, jobId: string) {
   return until(`job ${jobId} to finish`, async () => {
@@ -92,7 +76,7 @@ describeOnEachBackend(
       const tenant = await createTenant(server(), {
         version: { handler: { type: 'http', url: receiver.url, secret: SECRET } },
       });
-      const jobId = await run(server(), tenant, { horizon: 30 });
+      const jobId = await runJob(server(), tenant, { input: { horizon: 30 } });
       const envelope = await until('the delivery', async () =>
         receiver.deliveries.find((d) => d.client_id === tenant.clientId && d.job_id === jobId),
       );
@@ -130,7 +114,7 @@ describeOnEachBackend(
         },
       });
       receiver.answers = [{ status: 503, headers: { 'retry-after': '0' } }];
-      const retried = await run(server(), tenant);
+      const retried = await runJob(server(), tenant);
       await until('the second attempt', async () =>
         receiver.deliveries.find(
           (d) => d.client_id === tenant.clientId && d.job_id === retried && d.attempt === 2,
@@ -146,7 +130,7 @@ describeOnEachBackend(
         { status: 500, headers: { 'retry-after': '0' } },
         { status: 500, headers: { 'retry-after': '0' } },
       ];
-      const doomed = await run(server(), tenant);
+      const doomed = await runJob(server(), tenant);
       const job = await finished(server(), tenant, doomed);
       assert.equal(job.status, 'failure');
       assert.equal(job.error.code, 'http_5xx');
@@ -158,14 +142,14 @@ describeOnEachBackend(
         version: { handler: { type: 'http', url: receiver.url, secret: SECRET } },
       });
       receiver.answers = [{ status: 429, headers: { 'retry-after': '0' } }];
-      const limited = await run(server(), tenant);
+      const limited = await runJob(server(), tenant);
       await until('the retry after a 429', async () =>
         receiver.deliveries.find(
           (d) => d.client_id === tenant.clientId && d.job_id === limited && d.attempt === 2,
         ),
       );
       receiver.hangNext = 1;
-      const hung = await run(server(), tenant);
+      const hung = await runJob(server(), tenant);
       const retried = await until(
         'the retry after a hang',
         async () =>
@@ -187,7 +171,7 @@ describeOnEachBackend(
         version: { handler: { type: 'http', url: receiver.url, secret: SECRET } },
       });
       receiver.answers = [{ status: 302, headers: { location: 'http://127.0.0.1:9/elsewhere' } }];
-      const job = await finished(server(), tenant, await run(server(), tenant));
+      const job = await finished(server(), tenant, await runJob(server(), tenant));
       assert.equal(job.status, 'failure');
       assert.equal(job.error.code, 'redirect');
     });
@@ -202,10 +186,14 @@ describeOnEachBackend(
           },
         },
       });
-      const ok = await finished(server(), tenant, await run(server(), tenant));
+      const ok = await finished(server(), tenant, await runJob(server(), tenant));
       assert.equal(ok.status, 'success', JSON.stringify(ok.error));
       assert.equal(typeof ok.output.prediction.delay_minutes, 'number');
-      const bad = await finished(server(), tenant, await run(server(), tenant, { fail: true }));
+      const bad = await finished(
+        server(),
+        tenant,
+        await runJob(server(), tenant, { input: { fail: true } }),
+      );
       assert.equal(bad.status, 'failure');
       assert.equal(bad.error.code, 'exit');
       assert.equal(bad.error.exit_code, 3);
@@ -222,7 +210,7 @@ describeOnEachBackend(
           },
         },
       });
-      const jobId = await run(server(), tenant);
+      const jobId = await runJob(server(), tenant);
       const triggered = await until('the trigger', async () =>
         truefoundry.runs.find(
           (r) => r.envelope?.client_id === tenant.clientId && r.envelope.job_id === jobId,
@@ -243,14 +231,14 @@ describeOnEachBackend(
 
     it('a job past its deadline fails with error.code timeout', async () => {
       const tenant = await createTenant(server(), { version: { timeout_s: 1 } });
-      const job = await finished(server(), tenant, await run(server(), tenant));
+      const job = await finished(server(), tenant, await runJob(server(), tenant));
       assert.equal(job.status, 'failure');
       assert.equal(job.error.code, 'timeout');
     });
 
     it('an expired lease puts the job back for another attempt', async () => {
       const tenant = await createTenant(server());
-      const jobId = await run(server(), tenant);
+      const jobId = await runJob(server(), tenant);
       const claimPath = `/v2/models/${tenant.modelId}/versions/${tenant.version}/jobs/claim`;
       const first = await server().post(claimPath, { worker_id: 'w1', lease_s: 5 });
       assert.equal(first.body.jobs[0].job_id, jobId);
@@ -274,7 +262,7 @@ describeOnEachBackend(
 
     it('a waiting worker receives a retried job when it comes due, not at the end of its wait', async () => {
       const tenant = await createTenant(server());
-      const jobId = await run(server(), tenant);
+      const jobId = await runJob(server(), tenant);
       const claimPath = `/v2/models/${tenant.modelId}/versions/${tenant.version}/jobs/claim`;
       await server().post(claimPath, { worker_id: 'w1', lease_s: 5 });
       await server().db.query(
@@ -293,7 +281,7 @@ describeOnEachBackend(
         version: { handler: { type: 'http', url: receiver.url, secret: SECRET } },
       });
       receiver.hangNext = 1;
-      const jobId = await run(server(), tenant);
+      const jobId = await runJob(server(), tenant);
       await until('the delivery', async () =>
         receiver.deliveries.find((d) => d.client_id === tenant.clientId && d.job_id === jobId),
       );

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import {
   classifyAddress,
@@ -13,6 +13,8 @@ import { deliverHttp } from '../../src/dispatch/handlers/http.handler.js';
 import { parseRetryAfter } from '../../src/dispatch/handlers/retry-after.js';
 import { verifyWebhook } from '../../src/dispatch/handlers/webhook-signature.js';
 import type { Envelope } from '../../src/domain/delivery.js';
+import { closeServer, listenOnLoopback } from '../helpers/loopback.js';
+import { waitFor } from '../helpers/wait.js';
 
 const secret = 'whsec_' + Buffer.from('a signing secret of 32 bytes....').toString('base64');
 
@@ -77,17 +79,13 @@ async function startReceiver(
     socket.on('end', () => openSockets.delete(socket));
     socket.on('close', () => openSockets.delete(socket));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   const receiver: Receiver = {
     url: `http://127.0.0.1:${port}/hook`,
     received,
     openSockets,
     connections,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    },
+    close: () => closeServer(server),
   };
   receivers.push(receiver);
   return receiver;
@@ -99,14 +97,6 @@ function answer(status: number, headers: Record<string, string> = {}, body = '')
 
 function context(signal = new AbortController().signal): DeliveryContext {
   return { signal };
-}
-
-async function eventually(check: () => boolean, timeoutMs = 2000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > until) assert.fail('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 describe('http handler delivery', () => {
@@ -218,7 +208,7 @@ describe('http handler delivery', () => {
     // undici checks its response timers every half second, so a timeout may run up to ~1 s late.
     assert.ok(elapsed >= 290 && elapsed < 2500, `took ${elapsed} ms`);
     assert.equal(receiver.received.length, 1);
-    await eventually(() => receiver.openSockets.size === 0);
+    await waitFor('the timed-out socket to close', () => receiver.openSockets.size === 0, 2000, 10);
     assert.equal(receiver.connections.length, 1, 'no replacement connection is left idle');
   });
 

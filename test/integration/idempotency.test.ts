@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { createTenant, type Tenant } from '../helpers/fixtures.js';
+import { createTenant, runJobPath, type Tenant } from '../helpers/fixtures.js';
 import { describeOnEachBackend, errorMessage, type TestServer } from '../helpers/test-server.js';
 
 async function jobCount(server: TestServer, tenant: Tenant): Promise<number> {
@@ -13,7 +13,7 @@ async function jobCount(server: TestServer, tenant: Tenant): Promise<number> {
 
 describeOnEachBackend('Idempotency-Key', (server) => {
   const run = (tenant: Tenant, key: string, body: unknown = {}, token?: string) =>
-    server().post(`${tenant.domainPath}/service/service-1/assignments/default/jobs`, body, {
+    server().post(runJobPath(tenant.domainPath), body, {
       headers: { 'idempotency-key': key },
       token,
     });

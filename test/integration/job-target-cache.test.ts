@@ -1,17 +1,14 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { createTenant, ROUTE_CONTRACT, uniqueId } from '../helpers/fixtures.js';
+import { createTenant, ROUTE_CONTRACT, runJobPath, uniqueId } from '../helpers/fixtures.js';
 import { describeOnEachBackend, errorMessage } from '../helpers/test-server.js';
 
 // Running a job plans on a target remembered from an earlier run, and the insert checks it is
 // still current. Each test runs a job first (so the target is remembered), changes what the
 // target is made of, then runs again: the second job must follow the change.
 describeOnEachBackend('running jobs on a remembered target', (server) => {
-  const runPath = (domainPath: string, service = 'service-1', key = 'default') =>
-    `${domainPath}/service/${service}/assignments/${key}/jobs`;
-
   async function runAndRead(domainPath: string, service = 'service-1', key = 'default') {
-    const run = await server().post(runPath(domainPath, service, key), {});
+    const run = await server().post(runJobPath(domainPath, service, key), {});
     assert.equal(run.status, 202, JSON.stringify(run.body));
     const job = await server().get(`${domainPath}/jobs/${run.body.job_id}`);
     assert.equal(job.status, 200);
@@ -81,14 +78,14 @@ describeOnEachBackend('running jobs on a remembered target', (server) => {
     const inactive = await createTenant(server());
     await runAndRead(inactive.domainPath);
     await server().put(inactive.domainPath, { status: 'inactive' });
-    const refused = await server().post(runPath(inactive.domainPath), {});
+    const refused = await server().post(runJobPath(inactive.domainPath), {});
     assert.equal(refused.status, 422);
     assert.match(errorMessage(refused), /inactive/);
 
     const departed = await createTenant(server());
     await runAndRead(departed.domainPath);
     await server().post(`${departed.domainPath}/services/service-1/depart`);
-    const gone = await server().post(runPath(departed.domainPath), {});
+    const gone = await server().post(runJobPath(departed.domainPath), {});
     assert.equal(gone.status, 422);
     assert.match(errorMessage(gone), /departed/);
 
@@ -100,7 +97,7 @@ describeOnEachBackend('running jobs on a remembered target', (server) => {
       status: 'archived',
     });
     assert.equal(archive.status, 200, JSON.stringify(archive.body));
-    const none = await server().post(runPath(archived.domainPath), {});
+    const none = await server().post(runJobPath(archived.domainPath), {});
     assert.equal(none.status, 422);
     assert.match(errorMessage(none), /no active assignment/);
     const jobs = await server().get(`${archived.domainPath}/jobs`);
@@ -111,7 +108,7 @@ describeOnEachBackend('running jobs on a remembered target', (server) => {
     // The remembered version does not support "scoring"; a new revision's version does.
     const tenant = await createTenant(server(), { jobTypes: ['inference'] });
     await runAndRead(tenant.domainPath);
-    const unsupported = await server().post(runPath(tenant.domainPath), { job_type: 'scoring' });
+    const unsupported = await server().post(runJobPath(tenant.domainPath), { job_type: 'scoring' });
     assert.equal(unsupported.status, 422);
     const v2 = uniqueId('v');
     await server().put(`/v2/models/${tenant.modelId}/versions/${v2}`, {
@@ -122,7 +119,7 @@ describeOnEachBackend('running jobs on a remembered target', (server) => {
       model_id: tenant.modelId,
       model_version: v2,
     });
-    const supported = await server().post(runPath(tenant.domainPath), { job_type: 'scoring' });
+    const supported = await server().post(runJobPath(tenant.domainPath), { job_type: 'scoring' });
     assert.equal(supported.status, 202, JSON.stringify(supported.body));
   });
 
@@ -135,7 +132,7 @@ describeOnEachBackend('running jobs on a remembered target', (server) => {
     await runAndRead(tenant.domainPath, 'service-2');
     const runs = await Promise.all(
       Array.from({ length: 40 }, (_, i) =>
-        server().post(runPath(tenant.domainPath, i % 2 === 0 ? 'service-1' : 'service-2'), {
+        server().post(runJobPath(tenant.domainPath, i % 2 === 0 ? 'service-1' : 'service-2'), {
           input: i === 17 ? { text: 'nul \u0000 byte' } : { i },
         }),
       ),

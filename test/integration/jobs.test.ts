@@ -1,17 +1,14 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { createTenant, uniqueId } from '../helpers/fixtures.js';
+import { createTenant, runJobPath, uniqueId } from '../helpers/fixtures.js';
 import { describeOnEachBackend, errorMessage } from '../helpers/test-server.js';
 
 describeOnEachBackend('running jobs', (server) => {
-  const runPath = (domainPath: string, service: string, key = 'default') =>
-    `${domainPath}/service/${service}/assignments/${key}/jobs`;
-
   it('queues a job with a 12-digit id, the resolved features and the assignment config', async () => {
     const tenant = await createTenant(server(), {
       services: { 'service-1': { route: 'r1', extra: 1 } },
     });
-    const run = await server().post(runPath(tenant.domainPath, 'service-1'), {
+    const run = await server().post(runJobPath(tenant.domainPath, 'service-1'), {
       job_type: 'inference',
       input: { horizon: 30 },
       subscribe: false,
@@ -37,7 +34,7 @@ describeOnEachBackend('running jobs', (server) => {
     const tenant = await createTenant(server());
     const ids: string[] = [];
     for (let i = 0; i < 20; i++) {
-      const run = await server().post(runPath(tenant.domainPath, 'service-1'), {});
+      const run = await server().post(runJobPath(tenant.domainPath, 'service-1'), {});
       assert.equal(run.status, 202);
       ids.push(run.body.job_id);
     }
@@ -46,21 +43,21 @@ describeOnEachBackend('running jobs', (server) => {
     assert.equal(increasing, false, 'ids should not be sequential-looking');
   });
 
-  it('checks in SPEC order: 404 client, domain, service before any 422', async () => {
+  it('checks the client, then the domain, then the service (404) before any 422', async () => {
     const tenant = await createTenant(server());
     const missingClient = await server().post(
-      runPath('/v2/clients/nobody/domains/south_australia', 'service-1'),
+      runJobPath('/v2/clients/nobody/domains/south_australia', 'service-1'),
       {},
     );
     assert.equal(missingClient.status, 404);
     assert.match(errorMessage(missingClient), /client "nobody"/);
     const missingDomain = await server().post(
-      runPath(`/v2/clients/${tenant.clientId}/domains/atlantis`, 'service-1'),
+      runJobPath(`/v2/clients/${tenant.clientId}/domains/atlantis`, 'service-1'),
       {},
     );
     assert.equal(missingDomain.status, 404);
     assert.match(errorMessage(missingDomain), /domain "atlantis"/);
-    const missingService = await server().post(runPath(tenant.domainPath, 'ghost'), {});
+    const missingService = await server().post(runJobPath(tenant.domainPath, 'ghost'), {});
     assert.equal(missingService.status, 404);
     assert.match(errorMessage(missingService), /service "ghost"/);
   });
@@ -70,23 +67,23 @@ describeOnEachBackend('running jobs', (server) => {
       services: { 'service-1': { route: 'a' }, 'service-2': { route: 'b' } },
     });
     await server().post(`${tenant.domainPath}/services/service-2/depart`);
-    const departed = await server().post(runPath(tenant.domainPath, 'service-2'), {});
+    const departed = await server().post(runJobPath(tenant.domainPath, 'service-2'), {});
     assert.equal(departed.status, 422);
     assert.match(errorMessage(departed), /departed/);
 
-    const noKey = await server().post(runPath(tenant.domainPath, 'service-1', 'retrain'), {});
+    const noKey = await server().post(runJobPath(tenant.domainPath, 'service-1', 'retrain'), {});
     assert.equal(noKey.status, 422);
     assert.match(errorMessage(noKey), /no active assignment for key "retrain"/);
 
     await server().put(tenant.domainPath, { status: 'inactive' });
-    const inactive = await server().post(runPath(tenant.domainPath, 'service-1'), {});
+    const inactive = await server().post(runJobPath(tenant.domainPath, 'service-1'), {});
     assert.equal(inactive.status, 422);
     assert.match(errorMessage(inactive), /inactive/);
   });
 
   it('422 when the version does not support the job type, or features do not resolve', async () => {
     const tenant = await createTenant(server(), { jobTypes: ['inference'] });
-    const training = await server().post(runPath(tenant.domainPath, 'service-1'), {
+    const training = await server().post(runJobPath(tenant.domainPath, 'service-1'), {
       job_type: 'training',
     });
     assert.equal(training.status, 422);
@@ -101,7 +98,7 @@ describeOnEachBackend('running jobs', (server) => {
        values ($1, $2, 'service-1', 'service', 'strict', $3, '2.0.0')`,
       [tenant.clientId, tenant.domainId, tenant.modelId],
     );
-    const mismatch = await server().post(runPath(tenant.domainPath, 'service-1', 'strict'), {});
+    const mismatch = await server().post(runJobPath(tenant.domainPath, 'service-1', 'strict'), {});
     assert.equal(mismatch.status, 422);
     assert.deepEqual(mismatch.body.problems, [
       { feature: 'stops', message: 'required feature is missing' },
@@ -120,8 +117,8 @@ describeOnEachBackend('running jobs', (server) => {
       model_version: '2.0.0',
     });
     assert.equal(own.status, 201, JSON.stringify(own.body));
-    const first = await server().post(runPath(tenant.domainPath, 'service-1'), {});
-    const second = await server().post(runPath(tenant.domainPath, 'service-2'), {});
+    const first = await server().post(runJobPath(tenant.domainPath, 'service-1'), {});
+    const second = await server().post(runJobPath(tenant.domainPath, 'service-2'), {});
     const job1 = await server().get(`${tenant.domainPath}/jobs/${first.body.job_id}`);
     const job2 = await server().get(`${tenant.domainPath}/jobs/${second.body.job_id}`);
     assert.equal(job1.body.model_version, '2.0.0');
@@ -144,10 +141,10 @@ describeOnEachBackend('running jobs', (server) => {
   it('subscribe: true creates one retraining subscription; only for inference (400)', async () => {
     const tenant = await createTenant(server());
     const body = { job_type: 'inference', input: { window: 7 }, subscribe: true };
-    const run = await server().post(runPath(tenant.domainPath, 'service-1'), body);
+    const run = await server().post(runJobPath(tenant.domainPath, 'service-1'), body);
     assert.equal(run.status, 202);
     assert.match(run.body.subscription_id, /^[0-9a-f-]{36}$/);
-    const again = await server().post(runPath(tenant.domainPath, 'service-1'), body);
+    const again = await server().post(runJobPath(tenant.domainPath, 'service-1'), body);
     assert.equal(again.body.subscription_id, run.body.subscription_id, 'identical one reused');
 
     const { rows } = await server().db.query<Record<string, unknown>>(
@@ -170,7 +167,7 @@ describeOnEachBackend('running jobs', (server) => {
       },
     ]);
 
-    const wrong = await server().post(runPath(tenant.domainPath, 'service-1'), {
+    const wrong = await server().post(runJobPath(tenant.domainPath, 'service-1'), {
       job_type: 'training',
       subscribe: true,
     });
@@ -182,11 +179,11 @@ describeOnEachBackend('running jobs', (server) => {
     const tenant = await createTenant(server());
     const readOnly = await server().token(['read']);
     const cases: [string, unknown][] = [
-      [runPath(tenant.domainPath, 'service-1'), { input: [] }],
-      [runPath(tenant.domainPath, 'service-1'), { job_type: 'Inference!' }],
-      [runPath(tenant.domainPath, 'service-1'), { subscribe: 'yes' }],
-      [runPath(tenant.domainPath, 'service-1'), { inputs: {} }],
-      [runPath(tenant.domainPath, 'bad id'), {}],
+      [runJobPath(tenant.domainPath, 'service-1'), { input: [] }],
+      [runJobPath(tenant.domainPath, 'service-1'), { job_type: 'Inference!' }],
+      [runJobPath(tenant.domainPath, 'service-1'), { subscribe: 'yes' }],
+      [runJobPath(tenant.domainPath, 'service-1'), { inputs: {} }],
+      [runJobPath(tenant.domainPath, 'bad id'), {}],
     ];
     for (const [path, body] of cases) {
       const response = await server().post(path, body, { token: readOnly });
@@ -197,14 +194,14 @@ describeOnEachBackend('running jobs', (server) => {
 
   it('keeps jobs of archived revisions readable', async () => {
     const tenant = await createTenant(server());
-    const run = await server().post(runPath(tenant.domainPath, 'service-1'), {});
+    const run = await server().post(runJobPath(tenant.domainPath, 'service-1'), {});
     const retired = await server().put(`${tenant.domainPath}/assignments/default`, {
       model_id: tenant.modelId,
       model_version: tenant.version,
       status: 'archived',
     });
     assert.equal(retired.status, 200, JSON.stringify(retired.body));
-    const refused = await server().post(runPath(tenant.domainPath, 'service-1'), {});
+    const refused = await server().post(runJobPath(tenant.domainPath, 'service-1'), {});
     assert.equal(refused.status, 422);
     const job = await server().get(`${tenant.domainPath}/jobs/${run.body.job_id}`);
     assert.equal(job.status, 200);

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { REFUSAL_HOLD_MS } from '../../src/http/rate-limit.js';
-import { createTenant, uniqueId, type Tenant } from '../helpers/fixtures.js';
+import { createTenant, runJobPath, uniqueId, type Tenant } from '../helpers/fixtures.js';
 import { describeOnEachBackend, errorMessage, type ApiResponse } from '../helpers/test-server.js';
+import { sleep } from '../helpers/wait.js';
 
 /**
  * Issue 6's limits through HTTP: the per-client rate limit, the open-jobs quota, and the caps
@@ -13,10 +14,7 @@ const RPS = 20;
 const BURST = 40;
 const QUOTA = 3;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-const runPath = (tenant: Tenant) =>
-  `${tenant.domainPath}/service/${tenant.services[0]}/assignments/default/jobs`;
+const runPath = (tenant: Tenant) => runJobPath(tenant.domainPath, tenant.services[0]);
 
 function assertTooMany(response: ApiResponse, message: RegExp) {
   assert.equal(response.status, 429, JSON.stringify(response.body));

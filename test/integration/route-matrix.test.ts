@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { SCOPES } from '../../src/auth/caller.js';
-import {
-  apiOperations as operations,
-  type ApiOperation as Operation,
-} from '../helpers/api-operations.js';
+import { apiOperations as operations, fillPath, validBody } from '../helpers/api-operations.js';
 import { describeOnEachBackend, errorMessage } from '../helpers/test-server.js';
 
 /**
@@ -24,28 +21,10 @@ const PARAMS: Record<string, string> = {
   subscription_id: '2489e9ad-2ee2-4e00-8ec9-32d5f69181c0',
 };
 
-const fill = (path: string, overrides: Record<string, string> = {}) =>
-  path.replace(/\{(\w+)\}/g, (_, name: string) => overrides[name] ?? PARAMS[name] ?? 'x');
+const fill = (path: string) => fillPath(path, PARAMS);
 
-// A body that passes validation for each route, so permission is what decides.
-function validBody(operation: Operation): unknown {
-  const { method, path } = operation;
-  if (method === 'GET' || method === 'DELETE') return undefined;
-  if (path.endsWith('/versions/{version}')) return { features: [] };
-  if (path.endsWith('/complete')) return { status: 'success' };
-  if (path.endsWith('/claim')) return { worker_id: 'matrix-worker' };
-  if (path.endsWith('/heartbeat')) return { attempt: 1 };
-  if (path.endsWith('/subscriptions')) {
-    return {
-      source: { model_id: PARAMS['model_id'] },
-      action: { assignment_key: 'default', job_type: 'training' },
-    };
-  }
-  const assignment = { model_id: PARAMS['model_id'], model_version: PARAMS['version'] };
-  if (method === 'PUT' && path.endsWith('/assignments/{key}')) return assignment;
-  if (method === 'POST' && path.endsWith('/assignments')) return { ...assignment, key: 'default' };
-  return {};
-}
+/** The made-up model the bodies name, so permission is what decides. */
+const MODEL = { modelId: PARAMS['model_id']!, version: PARAMS['version']! };
 
 describeOnEachBackend('every route', (server) => {
   it('401 without a token, with a garbage token, and with an expired token', async () => {
@@ -54,7 +33,7 @@ describeOnEachBackend('every route', (server) => {
       for (const token of [null, 'garbage', expired]) {
         const response = await server().call(operation.method, fill(operation.path), {
           token,
-          body: validBody(operation),
+          body: validBody(operation, MODEL),
         });
         assert.equal(response.status, 401, `${operation.method} ${operation.path}`);
         errorMessage(response);
@@ -68,7 +47,7 @@ describeOnEachBackend('every route', (server) => {
       const token = await server().token(others);
       const response = await server().call(operation.method, fill(operation.path), {
         token,
-        body: validBody(operation),
+        body: validBody(operation, MODEL),
       });
       assert.equal(response.status, 403, `${operation.method} ${operation.path}`);
       assert.match(errorMessage(response), new RegExp(`"${operation.scope}"`));
@@ -81,7 +60,7 @@ describeOnEachBackend('every route', (server) => {
       if (!/\{(client_id|model_id)\}/.test(operation.path)) continue;
       const response = await server().call(operation.method, fill(operation.path), {
         token,
-        body: validBody(operation),
+        body: validBody(operation, MODEL),
       });
       assert.equal(response.status, 403, `${operation.method} ${operation.path}`);
       assert.match(errorMessage(response), /may not act on (client|model)/);
@@ -93,7 +72,7 @@ describeOnEachBackend('every route', (server) => {
       if (!/\{(client_id|model_id)\}/.test(operation.path)) continue;
       if (operation.method === 'PUT' && /\{(client_id|model_id)\}$/.test(operation.path)) continue;
       const response = await server().call(operation.method, fill(operation.path), {
-        body: validBody(operation),
+        body: validBody(operation, MODEL),
       });
       assert.equal(response.status, 404, `${operation.method} ${operation.path}`);
       assert.match(errorMessage(response), /not found/);

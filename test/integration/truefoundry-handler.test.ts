@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { DeliveryContext } from '../../src/dispatch/handlers/handler-adapter.js';
 import { MAX_RETRY_AFTER_MS } from '../../src/dispatch/handlers/retry-after.js';
@@ -9,6 +8,7 @@ import { readTrueFoundryRun } from '../../src/dispatch/handlers/truefoundry/run-
 import { triggerTrueFoundryRun } from '../../src/dispatch/handlers/truefoundry/trigger.js';
 import type { DeliveryOutcome, Envelope } from '../../src/domain/delivery.js';
 import { FakeTrueFoundry } from '../helpers/fake-truefoundry.js';
+import { closeServer, freePort, listenOnLoopback } from '../helpers/loopback.js';
 
 const TOKEN_ENV = 'PIE_TEST_TFY_TOKEN';
 
@@ -341,11 +341,7 @@ describe('the truefoundry handler', () => {
 
 /** A URL on 127.0.0.1 where nothing listens. */
 async function closedPortUrl(): Promise<string> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return `http://127.0.0.1:${port}`;
+  return `http://127.0.0.1:${await freePort()}`;
 }
 
 /** Forwards `{prefix}/...` to `target/...`, recording the paths it saw. */
@@ -364,14 +360,10 @@ async function startPrefixProxy(target: string, prefix: string) {
     );
     req.pipe(upstream);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   return {
     url: `http://127.0.0.1:${port}`,
     paths,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close: () => closeServer(server),
   };
 }

@@ -6,13 +6,12 @@ import {
   JobLoad,
   pieEnvironment,
   setUpPushTenant,
-  sleep,
-  waitFor,
   waitUntilSettled,
 } from '../helpers/fault-harness.js';
 import { LedgerReceiver } from '../helpers/ledger-receiver.js';
 import { startPie, type PieProcess } from '../helpers/pie-process.js';
-import { freePort } from '../helpers/throwaway-postgres.js';
+import { freePort } from '../helpers/loopback.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 /**
  * `pie serve` SIGKILLed under a load of job creations, and started again on the same port and

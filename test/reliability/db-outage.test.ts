@@ -5,13 +5,12 @@ import {
   JobLoad,
   pieEnvironment,
   setUpPushTenant,
-  sleep,
-  waitFor,
   waitUntilSettled,
 } from '../helpers/fault-harness.js';
 import { LedgerReceiver } from '../helpers/ledger-receiver.js';
 import { startPie, type PieProcess } from '../helpers/pie-process.js';
 import { ThrowawayPostgres } from '../helpers/throwaway-postgres.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 /**
  * The database going away under load (issue 6): `pie serve` on a PostgreSQL server of the

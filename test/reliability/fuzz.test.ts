@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import fc from 'fast-check';
 import { Pool } from 'undici';
+import { base64urlJson } from '../helpers/encoding.js';
 import {
   answerChecker,
   bodyCases,
@@ -94,7 +95,7 @@ function cursorLike(jobs: string[], subscriptionId: string) {
       { weight: 1, arbitrary: fc.array(fc.oneof(time, id), { maxLength: 4 }) },
       { weight: 1, arbitrary: fc.constantFrom<unknown>([1, 2], {}, null, [[]]) },
     )
-    .map((key) => Buffer.from(JSON.stringify(key)).toString('base64url'));
+    .map((key) => base64urlJson(key));
 }
 
 function pathCase(doc: OpenApiDoc, op: FuzzOperation, hints: Hints) {
@@ -243,7 +244,6 @@ function requestCase(
  * such corners only now and then.
  */
 function knownTraps(tenant: SeededTenant, admin: string): Omit<FuzzRequest, 'label'>[] {
-  const cursor = (key: unknown) => Buffer.from(JSON.stringify(key)).toString('base64url');
   const json = { authorization: `Bearer ${admin}`, 'content-type': 'application/json' };
   const get = (path: string) => ({
     method: 'GET',
@@ -255,11 +255,11 @@ function knownTraps(tenant: SeededTenant, admin: string): Omit<FuzzRequest, 'lab
   const version = `/v2/models/${tenant.modelId}/versions/${tenant.version}`;
   return [
     // Cursor times PostgreSQL cannot cast: month 13, year 0 (JavaScript has one, PostgreSQL not).
-    get(`${tenant.domainPath}/jobs?cursor=${cursor(['2024-13-45T99:99:99Z', job])}`),
-    get(`${tenant.domainPath}/jobs?cursor=${cursor(['0000-01-01T00:00:00.000Z', job])}`),
-    get(`${tenant.domainPath}/jobs?cursor=${cursor([job, job])}`),
+    get(`${tenant.domainPath}/jobs?cursor=${base64urlJson(['2024-13-45T99:99:99Z', job])}`),
+    get(`${tenant.domainPath}/jobs?cursor=${base64urlJson(['0000-01-01T00:00:00.000Z', job])}`),
+    get(`${tenant.domainPath}/jobs?cursor=${base64urlJson([job, job])}`),
     get(
-      `${tenant.domainPath}/subscriptions?cursor=${cursor(['0000-01-01T00:00:00.000Z', tenant.subscriptionId])}`,
+      `${tenant.domainPath}/subscriptions?cursor=${base64urlJson(['0000-01-01T00:00:00.000Z', tenant.subscriptionId])}`,
     ),
     // Attempts past PostgreSQL's integer range.
     post(`${version}/jobs/${job}/heartbeat`, '{"attempt": 1.7976931348623157e308}'),

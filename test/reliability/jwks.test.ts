@@ -11,6 +11,7 @@ import {
   type SigningKey,
 } from '../helpers/jwks-server.js';
 import { describeOnEachBackend, errorMessage, type TestServer } from '../helpers/test-server.js';
+import { sleep } from '../helpers/wait.js';
 
 /**
  * PIE verifying tokens against a real JWKS endpoint on loopback: key rotation without a
@@ -18,7 +19,6 @@ import { describeOnEachBackend, errorMessage, type TestServer } from '../helpers
  * does not flood the endpoint, and an endpoint outage that locks nobody out.
  */
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const COOLDOWN_MS = 1000;
 const MAX_AGE_MS = 3000;
 

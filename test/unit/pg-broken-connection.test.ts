@@ -3,6 +3,8 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Database } from '../../src/db/database.js';
 import { openPostgresDatabase } from '../../src/db/pg-database.js';
+import { listenOnLoopback } from '../helpers/loopback.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * A PostgreSQL server shutting down ("pg_ctl stop -m fast") sends every backend a FATAL
@@ -21,9 +23,7 @@ class WireServer {
   holding = false;
 
   async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    const { port } = this.server.address() as net.AddressInfo;
-    return `postgres://pie@127.0.0.1:${port}/pie`;
+    return `postgres://pie@127.0.0.1:${await listenOnLoopback(this.server)}/pie`;
   }
 
   get heldCount(): number {
@@ -114,7 +114,7 @@ describe('PostgreSQL adapter: a connection broken as the pool hands it over', ()
     // Fill the pool (20 connections) with queries the server holds, so a transaction waits.
     server.holding = true;
     const busy = Array.from({ length: 20 }, () => db.query('select 1'));
-    while (server.heldCount < 20) await new Promise((resolve) => setTimeout(resolve, 5));
+    await waitFor('the pool to fill', () => server.heldCount >= 20, 30_000, 5);
     const waiting = db.transaction((tx) => tx.query('select 1'));
     waiting.catch(() => undefined);
 

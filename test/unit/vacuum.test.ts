@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../../src/config/config.js';
 import type { Queryable } from '../../src/db/database.js';
 import { CHURNING_TABLES, needsOwnVacuum } from '../../src/db/vacuum.js';
 import { startVacuuming } from '../../src/services/vacuum.service.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { testBackends } from '../helpers/backends.js';
+import { pollUntil, sleep } from '../helpers/wait.js';
 
 /** A logger that keeps what it was told. */
 function recordingLog() {
@@ -71,8 +71,7 @@ describe('vacuuming', () => {
           'not vacuumed before',
         );
         const vacuum = startVacuuming(db, 20, log, metrics);
-        const due = Date.now() + 5000;
-        while ((await vacuumCount(metrics)) < 2 && Date.now() < due) await sleep(10);
+        await pollUntil(async () => (await vacuumCount(metrics)) >= 2, 5000, 10);
         await vacuum.stop();
 
         assert.ok((await vacuumCount(metrics)) >= 2, 'ran again after the first');
@@ -111,8 +110,7 @@ describe('vacuuming', () => {
     const metrics = new Metrics();
     const { log, lines } = recordingLog();
     const vacuum = startVacuuming(db, 5, log, metrics);
-    const due = Date.now() + 5000;
-    while (state.scripts.length < 3 && Date.now() < due) await sleep(5);
+    await pollUntil(() => state.scripts.length >= 3, 5000, 5);
     await vacuum.stop();
     assert.deepEqual(
       lines.filter((line) => line.level === 'error').map((line) => line.message),

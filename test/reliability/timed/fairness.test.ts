@@ -1,22 +1,20 @@
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { describe, it } from 'node:test';
 import { Pool } from 'undici';
 import { issueToken } from '../../../src/auth/token-issuer.js';
-import { testBackends, type TestBackend } from '../../helpers/backends.js';
-import { api, sleep } from '../../helpers/fault-harness.js';
+import { testBackends } from '../../helpers/backends.js';
+import { apiOk, JWT_SECRET, pieEnvironment } from '../../helpers/fault-harness.js';
 import {
   describeStatuses,
   spawnLoadClient,
   type LoadClientOptions,
 } from '../../helpers/load-client.js';
-import { pieEnv, startPie, type PieProcess } from '../../helpers/pie-process.js';
+import { startPie, type PieProcess } from '../../helpers/pie-process.js';
 import { scrapeMetrics } from '../../helpers/scrape-metrics.js';
 import { TEST_JWT } from '../../helpers/test-server.js';
+import { sleep } from '../../helpers/wait.js';
 
 /**
  * Issue 6, "Load": one tenant flooding while another's p99 moves by less than 20%. A real
@@ -65,26 +63,17 @@ const SETTLE_MS = 500;
  */
 const FLOOR_MS = 2;
 
-const SECRET = crypto.randomBytes(32).toString('base64url');
-const key = new TextEncoder().encode(SECRET);
-
-async function ok(url: string, token: string, method: string, route: string, body?: unknown) {
-  const response = await api(url, token, method, route, body);
-  assert.ok(
-    response.status < 300,
-    `${method} ${route}: ${response.status} ${JSON.stringify(response.body)}`,
-  );
-}
+const key = new TextEncoder().encode(JWT_SECRET);
 
 /** A tenant with one service whose default version waits for pull workers; its run path. */
 async function setUpTenant(url: string, admin: string, clientId: string): Promise<string> {
   const domain = `/v2/clients/${clientId}/domains/d1`;
-  await ok(url, admin, 'PUT', `/v2/clients/${clientId}`, {});
-  await ok(url, admin, 'PUT', domain, {});
-  await ok(url, admin, 'PUT', `/v2/models/${clientId}-model`, {});
-  await ok(url, admin, 'PUT', `/v2/models/${clientId}-model/versions/1`, { features: [] });
-  await ok(url, admin, 'PUT', `${domain}/services/s1`, {});
-  await ok(url, admin, 'PUT', `${domain}/assignments/default`, {
+  await apiOk(url, admin, 'PUT', `/v2/clients/${clientId}`, {});
+  await apiOk(url, admin, 'PUT', domain, {});
+  await apiOk(url, admin, 'PUT', `/v2/models/${clientId}-model`, {});
+  await apiOk(url, admin, 'PUT', `/v2/models/${clientId}-model/versions/1`, { features: [] });
+  await apiOk(url, admin, 'PUT', `${domain}/services/s1`, {});
+  await apiOk(url, admin, 'PUT', `${domain}/assignments/default`, {
     model_id: `${clientId}-model`,
     model_version: '1',
   });
@@ -154,25 +143,6 @@ async function steady(pool: Pool, route: string, token: string, ms: number, into
   await Promise.all(pending);
 }
 
-async function environmentFor(backend: TestBackend) {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pie-fairness-'));
-  const database = backend.name === 'postgres' ? await backend.open() : undefined;
-  const env = pieEnv({
-    PIE_DATA_DIR: dataDir,
-    PIE_JWT_SECRET: SECRET,
-    PIE_RATE_LIMIT_RPS: String(RATE_LIMIT),
-    PIE_RATE_LIMIT_BURST: String(BURST),
-    ...(database?.url === undefined ? {} : { DATABASE_URL: database.url }),
-  });
-  return {
-    env,
-    async dispose() {
-      await database?.dispose();
-      fs.rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-}
-
 /**
  * Tenant A's flood: the closed-loop load client (test/helpers/load-client-process.ts) in its
  * own process, which the test pauses (SIGSTOP) and resumes (SIGCONT) to alternate "B alone"
@@ -219,7 +189,10 @@ async function counters(url: string): Promise<{ created: number; refused: number
 for (const backend of testBackends()) {
   describe(`fairness [${backend.name}]`, () => {
     it(`one tenant flooding moves another's p99 by less than 20%`, async (t) => {
-      const setting = await environmentFor(backend);
+      const setting = await pieEnvironment(backend.name, {
+        PIE_RATE_LIMIT_RPS: String(RATE_LIMIT),
+        PIE_RATE_LIMIT_BURST: String(BURST),
+      });
       let pie: PieProcess | undefined;
       let flood: ReturnType<typeof startFlood> | undefined;
       let b: Pool | undefined;

@@ -9,6 +9,7 @@ import { issueToken } from '../../../src/auth/token-issuer.js';
 import type { Database } from '../../../src/db/database.js';
 import { openPgliteDatabase } from '../../../src/db/pglite-database.js';
 import { testBackends, type TestBackend, type TestDatabase } from '../../helpers/backends.js';
+import { apiOk } from '../../helpers/fault-harness.js';
 import { describeStatuses, runLoadClient } from '../../helpers/load-client.js';
 import { pieEnv, startPie, type PieProcess } from '../../helpers/pie-process.js';
 import {
@@ -51,28 +52,12 @@ const DOMAIN = `/v2/clients/${CLIENT}/domains/d1`;
 const SECRET = crypto.randomBytes(32).toString('base64url');
 const key = new TextEncoder().encode(SECRET);
 
-async function api(url: string, token: string, method: string, route: string, body?: unknown) {
-  const response = await fetch(url + route, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text === '' ? undefined : JSON.parse(text) };
-}
-
-async function ok(url: string, token: string, method: string, route: string, body?: unknown) {
-  const answer = await api(url, token, method, route, body);
-  assert.ok(answer.status < 300, `${method} ${route}: ${answer.status} ${JSON.stringify(answer)}`);
-  return answer.body;
-}
-
 /** A client, a domain, a version pushed to `handlerUrl`, 100 services and a default. */
 async function setUpTenant(url: string, token: string, handlerUrl: string): Promise<string[]> {
-  await ok(url, token, 'PUT', `/v2/clients/${CLIENT}`, { name: 'load' });
-  await ok(url, token, 'PUT', DOMAIN, {});
-  await ok(url, token, 'PUT', '/v2/models/load-model', {});
-  await ok(url, token, 'PUT', '/v2/models/load-model/versions/1.0.0', {
+  await apiOk(url, token, 'PUT', `/v2/clients/${CLIENT}`, { name: 'load' });
+  await apiOk(url, token, 'PUT', DOMAIN, {});
+  await apiOk(url, token, 'PUT', '/v2/models/load-model', {});
+  await apiOk(url, token, 'PUT', '/v2/models/load-model/versions/1.0.0', {
     features: [
       { name: 'route', type: 'string', required: true },
       { name: 'capacity', type: 'integer', default: 60 },
@@ -83,13 +68,13 @@ async function setUpTenant(url: string, token: string, handlerUrl: string): Prom
   for (let i = 0; i < ids.length; i += 25) {
     await Promise.all(
       ids.slice(i, i + 25).map((id) =>
-        ok(url, token, 'PUT', `${DOMAIN}/services/${id}`, {
+        apiOk(url, token, 'PUT', `${DOMAIN}/services/${id}`, {
           provided_features: { route: `r-${id}` },
         }),
       ),
     );
   }
-  await ok(url, token, 'PUT', `${DOMAIN}/assignments/default`, {
+  await apiOk(url, token, 'PUT', `${DOMAIN}/assignments/default`, {
     model_id: 'load-model',
     model_version: '1.0.0',
   });

@@ -4,14 +4,15 @@ import { testBackends } from '../../helpers/backends.js';
 import {
   adminToken,
   api,
+  apiOk,
   pieEnvironment,
   setUpPushTenant,
-  waitFor,
   waitUntilSettled,
 } from '../../helpers/fault-harness.js';
 import { LedgerReceiver } from '../../helpers/ledger-receiver.js';
 import { startPie, type PieProcess } from '../../helpers/pie-process.js';
-import { freePort } from '../../helpers/throwaway-postgres.js';
+import { freePort } from '../../helpers/loopback.js';
+import { waitFor } from '../../helpers/wait.js';
 
 /**
  * Graceful shutdown (issue 6): SIGTERM to `pie serve` while two deliveries are in flight, one
@@ -51,7 +52,7 @@ for (const backend of testBackends()) {
           ['/v2/models/pull', {}],
           ['/v2/models/pull/versions/1', { features: [] }],
         ] as const) {
-          assert.ok((await api(url, token, 'PUT', route, body)).status < 300);
+          await apiOk(url, token, 'PUT', route, body);
         }
         const claimRoute = '/v2/models/pull/versions/1/jobs/claim';
         const longPoll = api(url, token, 'POST', claimRoute, {
