@@ -10,7 +10,7 @@ export interface SeedCurl {
   data: string | undefined;
 }
 
-// Copies of shared/seeds, so the tests run in any checkout.
+// The published reference pages PIE was created from, copied into the repository.
 export const SEEDS_DIR = path.resolve(import.meta.dirname, '../fixtures/seeds');
 
 /**
