@@ -6,7 +6,7 @@ import { describeOnEachBackend, errorMessage, type ApiResponse } from '../helper
 import { sleep } from '../helpers/wait.js';
 
 /**
- * Issue 6's limits through HTTP: the per-client rate limit, the open-jobs quota, and the caps
+ * The limits on callers, through HTTP: the per-client rate limit, the open-jobs quota, and the caps
  * on body size, JSON depth, page size and claim batch size. The server allows each client 20
  * requests per second in bursts of 40, and 3 open jobs.
  */

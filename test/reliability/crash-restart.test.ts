@@ -15,7 +15,7 @@ import { sleep, waitFor } from '../helpers/wait.js';
 
 /**
  * `pie serve` SIGKILLed under a load of job creations, and started again on the same port and
- * data (issue 6). An http handler keeps a ledger of every delivery and of every completion PIE
+ * data. An http handler keeps a ledger of every delivery and of every completion PIE
  * accepted. Nothing acknowledged may be lost, and no job's effect may be applied twice: a job
  * delivered again (its holder died) arrives as a higher attempt, and only one attempt's
  * completion takes effect.

@@ -13,7 +13,7 @@ import { ThrowawayPostgres } from '../helpers/throwaway-postgres.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 /**
- * The database going away under load (issue 6): `pie serve` on a PostgreSQL server of the
+ * The database going away under load: `pie serve` on a PostgreSQL server of the
  * test's own (initdb + pg_ctl on a free port, removed afterwards), a steady load of job
  * creations whose jobs an http handler completes, and the server stopped for a few seconds
  * mid-load, then started again. PIE must answer 503 meanwhile, lose nothing it acknowledged,

@@ -17,7 +17,7 @@ import { TEST_JWT } from '../../helpers/test-server.js';
 import { sleep } from '../../helpers/wait.js';
 
 /**
- * Issue 6, "Load": one tenant flooding while another's p99 moves by less than 20%. A real
+ * Tenant fairness under load: one tenant flooding while another's p99 moves by less than 20%. A real
  * `pie serve` limits each client to RATE_LIMIT requests per second. Tenant B runs jobs at a
  * steady B_RATE; tenant A floods the same route from another process over many connections,
  * each sending its next request as soon as it has an answer, and is mostly refused with 429.

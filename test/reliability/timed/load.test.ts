@@ -19,7 +19,7 @@ import {
 import { TEST_JWT } from '../../helpers/test-server.js';
 
 /**
- * Issue 6, "Load": 60 s at 50 connections of job creations (the run-job route) against a real
+ * Load: 60 s at 50 connections of job creations (the run-job route) against a real
  * `pie serve`, whose jobs go to an http handler that takes 50 ms per job and then completes it
  * through PIE's completion route. Every creation must be a 202 (so no 5xx), the database must
  * hold exactly the jobs that got a 202, and once the queue drains every one of them must be

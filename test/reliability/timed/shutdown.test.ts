@@ -15,7 +15,7 @@ import { freePort } from '../../helpers/loopback.js';
 import { waitFor } from '../../helpers/wait.js';
 
 /**
- * Graceful shutdown (issue 6): SIGTERM to `pie serve` while two deliveries are in flight, one
+ * Graceful shutdown: SIGTERM to `pie serve` while two deliveries are in flight, one
  * the handler answers within the grace period and one it holds past it, and while a pull
  * worker waits in a long poll. Readiness must fail first, the long poll answer at once, the
  * first delivery finish, the second be released to the queue, and the process exit 0 after
