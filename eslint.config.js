@@ -7,6 +7,16 @@ import tseslint from 'typescript-eslint';
  * here, nothing else. Outer layers (cli, http, dispatch, services) call use cases; use cases
  * call the job lifecycle, repositories and limits; those call db/. docs/ARCHITECTURE.md draws it.
  */
+const USE_CASE_DEPENDENCIES = [
+  'auth',
+  'config',
+  'db',
+  'domain',
+  'lifecycle',
+  'limits',
+  'observability',
+  'repositories',
+];
 const MAY_IMPORT = {
   domain: [],
   config: ['domain'],
@@ -16,39 +26,10 @@ const MAY_IMPORT = {
   lifecycle: ['auth', 'db', 'domain', 'repositories'],
   limits: ['db', 'domain', 'repositories'],
   observability: ['domain', 'lifecycle'],
-  usecases: [
-    'auth',
-    'config',
-    'db',
-    'domain',
-    'lifecycle',
-    'limits',
-    'observability',
-    'repositories',
-  ],
-  services: [
-    'auth',
-    'config',
-    'db',
-    'domain',
-    'lifecycle',
-    'limits',
-    'observability',
-    'repositories',
-    'usecases',
-  ],
-  dispatch: [
-    'auth',
-    'config',
-    'db',
-    'domain',
-    'lifecycle',
-    'limits',
-    'observability',
-    'repositories',
-    'services',
-    'usecases',
-  ],
+  usecases: USE_CASE_DEPENDENCIES,
+  // Background services and dispatch sit on the use cases, and reach what they reach.
+  services: [...USE_CASE_DEPENDENCIES, 'usecases'],
+  dispatch: [...USE_CASE_DEPENDENCIES, 'usecases', 'services'],
   http: ['auth', 'config', 'db', 'domain', 'limits', 'observability', 'usecases'],
 };
 const FOLDERS = [...Object.keys(MAY_IMPORT), 'cli'];
