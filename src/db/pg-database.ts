@@ -13,11 +13,19 @@ const types: pg.CustomTypesConfig = {
         ) as unknown)) as pg.CustomTypesConfig['getTypeParser'],
 };
 
+/** How long an idle pooled connection is kept before it is closed. */
+const IDLE_CONNECTION_MS = 10 * 60_000;
+
 export async function openPostgresDatabase(connectionString: string): Promise<Database> {
   const pool = new pg.Pool({
     connectionString,
     types,
     max: 20,
+    // Connections opened for a surge stay for the next one. A new connection costs the server a
+    // process and cold caches (its first statements take tens of ms to plan), which it charged
+    // to whichever requests came next: with pg's default of 10 s, a tenant's bursts every few
+    // seconds kept reopening connections, and other tenants' requests waited behind them.
+    idleTimeoutMillis: IDLE_CONNECTION_MS,
     // A server that does not answer (a partition rather than a refused port) fails requests
     // after this long with a 503, rather than holding them forever.
     connectionTimeoutMillis: 10_000,

@@ -66,7 +66,7 @@ export class JobWakeups {
     const payload = keys.length <= 20 ? keys.join(',') : '';
     // With the database away nobody else can claim either; the slow polls catch up after.
     this.sending = this.db
-      ?.query('select pg_notify($1, $2)', ['pie_jobs', payload])
+      ?.query(NOTIFY_SQL, ['pie_jobs', payload])
       .then(() => undefined)
       .catch(() => undefined);
     await this.sending;
@@ -124,6 +124,12 @@ export class JobWakeups {
     await this.unlisten?.();
   }
 }
+
+// A NOTIFY is a transaction, and its commit would wait for the WAL to reach the disk like a
+// job insert's: one more fsync per announcement, which every writer on the server then queued
+// behind. A notification is not durable anyway (listeners not connected at commit never get
+// it), so its commit need not be either.
+const NOTIFY_SQL = "select set_config('synchronous_commit', 'off', true), pg_notify($1, $2)";
 
 /** The key of push work (http, command, truefoundry handlers) in a wake-up. */
 export const PUSH_KEY = '*';

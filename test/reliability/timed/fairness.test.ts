@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { describe, it } from 'node:test';
 import { Pool } from 'undici';
@@ -62,6 +63,9 @@ const SETTLE_MS = 500;
  * B alone, measured: 0.79 to 1.11 times): at a p99 of a few milliseconds, a millisecond or two.
  */
 const FLOOR_MS = 2;
+
+/** The nice value of the flood's process: the lowest CPU priority. */
+const LOWEST_PRIORITY = 19;
 
 const key = new TextEncoder().encode(JWT_SECRET);
 
@@ -151,6 +155,11 @@ async function steady(pool: Pool, route: string, token: string, ms: number, into
  */
 function startFlood(options: LoadClientOptions) {
   const { child, stdout, stderr } = spawnLoadClient(options);
+  // The flood's own process yields the CPU to everything else. Making A's requests is not work
+  // PIE does: in use, a flooding tenant runs on its own machines. Here it shares two cores with
+  // PIE, PostgreSQL and B, and at equal priority the time it spends making requests showed up
+  // in B's latency as if PIE had spent it. Its requests still arrive: the cores are mostly idle.
+  if (child.pid !== undefined) os.setPriority(child.pid, LOWEST_PRIORITY);
   let killed = false;
   child.once('exit', (code) => {
     // The test ends it; ending on its own means it failed, which the counts will show.

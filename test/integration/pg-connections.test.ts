@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import type { Database } from '../../src/db/database.js';
+import { openPostgresDatabase } from '../../src/db/pg-database.js';
+import { JobWakeups } from '../../src/lifecycle/job-wakeups.js';
+import { testBackends, type TestDatabase } from '../helpers/backends.js';
+import { sleep } from '../helpers/wait.js';
+
+/**
+ * What only a PostgreSQL server has: a pool of connections, and other PIE processes sharing the
+ * database. (The embedded PGlite is one connection in one process; its side of the same
+ * behaviour, wake-ups in process, is covered by the dispatch tests on both backends.)
+ */
+for (const backend of testBackends().filter((each) => each.name === 'postgres')) {
+  describe(`PostgreSQL connections [${backend.name}]`, () => {
+    let test: TestDatabase;
+    let url: string;
+    let admin: pg.Client;
+
+    before(async () => {
+      test = await backend.open();
+      url = test.url!;
+      admin = new pg.Client({ connectionString: url });
+      await admin.connect();
+    });
+
+    after(async () => {
+      await admin.end();
+      await test.dispose();
+    });
+
+    /** Connections to this test's database other than the admin's own. */
+    async function poolConnections(): Promise<number> {
+      const { rows } = await admin.query<{ n: number }>(
+        `select count(*)::int as n from pg_stat_activity
+         where datname = current_database() and pid <> pg_backend_pid()`,
+      );
+      return rows[0]!.n;
+    }
+
+    it("keeps connections opened for a surge past pg's default 10 s idle timeout", async () => {
+      // Another "process" with its own pool, so that only its connections are counted.
+      const db = await openPostgresDatabase(url);
+      try {
+        const before = await poolConnections();
+        await Promise.all(Array.from({ length: 4 }, () => db.query('select pg_sleep(0.2)')));
+        const surge = await poolConnections();
+        assert.ok(surge >= before + 3, `the surge opened connections: ${before} → ${surge}`);
+        // A connection reopened for the next surge costs the server a process and cold caches,
+        // which other tenants' requests then wait behind.
+        await sleep(11_000);
+        assert.equal(await poolConnections(), surge, 'idle connections are still open');
+      } finally {
+        await db.close();
+      }
+    });
+
+    it("announces new jobs to other processes' waiters through NOTIFY", async () => {
+      const [here, there]: [Database, Database] = await Promise.all([
+        openPostgresDatabase(url),
+        openPostgresDatabase(url),
+      ]);
+      const [announcer, listener] = await Promise.all([
+        JobWakeups.listen(here),
+        JobWakeups.listen(there),
+      ]);
+      try {
+        const started = performance.now();
+        const woken = listener.wait('model-a/1', 5000);
+        announcer.announce(['model-a/1']);
+        await woken;
+        const ms = performance.now() - started;
+        assert.ok(ms < 2000, `woken by the NOTIFY, not the timeout: ${ms.toFixed(0)} ms`);
+      } finally {
+        await Promise.all([announcer.close(), listener.close()]);
+        await Promise.all([here.close(), there.close()]);
+      }
+    });
+  });
+}
