@@ -85,13 +85,17 @@ export function claimWorkerJobs(
   );
 }
 
-/** `$1` holder, `$2` lease seconds, `$3` limit; `where` narrows the queued jobs to claim. */
+/**
+ * `$1` holder, `$2` lease seconds, `$3` limit; `where` narrows the queued jobs to claim. Highest
+ * priority first, then round-robin across (client, domain) lanes by `lane_seq` (migration
+ * 000006 says how it is kept), then oldest first: one scan of the queue's ready index.
+ */
 async function claim(q: Queryable, where: string, values: unknown[]): Promise<ClaimedJob[]> {
   const { rows } = await q.query<ClaimedRow>(
     `with picked as (
        select client_id, job_id from jobs
        where ${startsFrom('claim')} and ${where}
-       order by run_at, job_id
+       order by priority desc, lane_seq, run_at, job_id
        limit $3
        for update skip locked
      )

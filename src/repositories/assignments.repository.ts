@@ -17,6 +17,8 @@ export interface Assignment {
   model_version: string;
   status: AssignmentStatus;
   config: Record<string, unknown>;
+  /** The default priority of jobs run through this revision. */
+  priority: number;
   metadata: Record<string, unknown>;
   created_at: string;
   archived_at: string | null;
@@ -35,7 +37,7 @@ export interface AssignmentPlace {
 }
 
 const COLUMNS = `assignment_id, client_id, domain_id, service_id, scope, key, model_id,
-  model_version, status, config, metadata, created_at, archived_at`;
+  model_version, status, config, priority, metadata, created_at, archived_at`;
 
 // Matches the expression of the assignments indexes; service ids are never empty, so '' is the
 // domain scope.
@@ -73,6 +75,7 @@ export interface RevisionWrite {
   modelVersion: string;
   status: AssignmentStatus;
   config: Record<string, unknown>;
+  priority: number;
   metadata: Record<string, unknown>;
 }
 
@@ -89,9 +92,9 @@ export async function insertRevision(
 ): Promise<Assignment> {
   const { rows } = await q.query<AssignmentRow>(
     `insert into assignments (client_id, domain_id, service_id, scope, key, model_id,
-       model_version, status, config, metadata, created_at, archived_at)
+       model_version, status, config, metadata, created_at, archived_at, priority)
      select $1, $2, $3, case when $3::text is null then 'domain' else 'service' end, $4, $5, $6,
-       $7, $8::jsonb, $9::jsonb, t.ts, case when $7 = 'archived' then t.ts end
+       $7, $8::jsonb, $9::jsonb, t.ts, case when $7 = 'archived' then t.ts end, $10
      from (select clock_timestamp() as ts) t
      returning ${COLUMNS}`,
     [
@@ -104,6 +107,7 @@ export async function insertRevision(
       write.status,
       json(write.config),
       json(write.metadata),
+      write.priority,
     ],
   );
   return toAssignment(rows[0]!);

@@ -12,10 +12,11 @@ export interface GuardedJob {
 const RECORD = `ord int, client_id text, domain_id text, service_id text, assignment_id uuid,
   assignment_key text, model_id text, model_version text, job_type text, input jsonb,
   features jsonb, config jsonb, trigger jsonb, lineage jsonb, max_attempts int, timeout_s int,
-  handler_type text, service_stamp text, version_stamp text`;
+  handler_type text, priority smallint, service_stamp text, version_stamp text`;
 
 // Ids are drawn in a materialised CTE, so the answer can pair each id with its `ord` (an
-// insert's RETURNING sees only the inserted row, which has no `ord`).
+// insert's RETURNING sees only the inserted row, which has no `ord`). Jobs of one lane in one
+// batch take consecutive places in it (the statement does not see its own rows).
 const INSERT_JOBS_IF_TARGETS_CURRENT = `
   with r as (select * from jsonb_to_recordset($1::jsonb) as r(${RECORD})),
   ok as materialized (
@@ -37,10 +38,18 @@ const INSERT_JOBS_IF_TARGETS_CURRENT = `
   inserted as (
     insert into jobs (job_id, client_id, domain_id, service_id, assignment_id, assignment_key,
       model_id, model_version, job_type, input, features, config, trigger, lineage,
-      max_attempts, deadline_at, handler_type)
+      max_attempts, deadline_at, handler_type, priority, lane_seq)
     select job_id, client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
       model_version, job_type, input, features, config, trigger, lineage, max_attempts,
-      now() + make_interval(secs => timeout_s), handler_type
+      now() + make_interval(secs => timeout_s), handler_type, priority,
+      pie_next_lane_seq(client_id, domain_id, handler_type, model_id, model_version, priority)
+        + row_number() over (
+            partition by client_id, domain_id, handler_type = 'worker',
+              case when handler_type = 'worker' then model_id end,
+              case when handler_type = 'worker' then model_version end,
+              priority
+            order by ord)
+        - 1
     from ok
   )
   select ord, job_id from ok`;
@@ -72,6 +81,7 @@ export async function insertJobsIfTargetsCurrent(
     max_attempts: job.maxAttempts,
     timeout_s: job.timeoutS,
     handler_type: job.handlerType,
+    priority: job.priority,
     service_stamp: expect.serviceStamp,
     version_stamp: expect.versionStamp,
   }));

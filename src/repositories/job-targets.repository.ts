@@ -16,6 +16,8 @@ export interface JobTarget {
   model_id: string | null;
   model_version: string | null;
   config: Record<string, unknown> | null;
+  /** The assignment's priority, the default of its jobs. */
+  priority: number | null;
   job_types: string[] | null;
   features: FeatureDefinition[] | null;
   timeout_s: number | null;
@@ -86,7 +88,7 @@ export async function loadJobTarget(
   const { rows } = await q.query<JobTarget>(
     `select c.client_id is not null as client_exists,
        d.status as domain_status, s.status as service_status, s.provided_features,
-       a.assignment_id, a.model_id, a.model_version, a.config,
+       a.assignment_id, a.model_id, a.model_version, a.config, a.priority,
        v.job_types, v.features, v.timeout_s, v.max_attempts, v.handler->>'type' as handler_type,
        s.xmin::text as service_stamp, v.xmin::text as version_stamp
      from (select 1) as one
@@ -94,7 +96,7 @@ export async function loadJobTarget(
      left join domains d on d.client_id = $1 and d.domain_id = $2
      left join services s on s.client_id = $1 and s.domain_id = $2 and s.service_id = $3
      left join lateral (
-       select a.assignment_id, a.model_id, a.model_version, a.config
+       select a.assignment_id, a.model_id, a.model_version, a.config, a.priority
        ${activeAssignmentForKey({ client: '$1', domain: '$2', service: '$3', key: '$4' })}
      ) a on true
      left join model_versions v on v.model_id = a.model_id and v.model_version = a.model_version`,

@@ -28,6 +28,7 @@ export interface Job {
   config: Record<string, unknown>;
   trigger: JobTrigger | null;
   lineage: string[];
+  priority: number;
   attempt: number;
   max_attempts: number;
   output: unknown;
@@ -51,7 +52,7 @@ export interface JobRow extends Omit<
 }
 
 export const JOB_COLUMNS = `job_id, client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
-  model_version, job_type, status, input, features, config, trigger, lineage, attempt,
+  model_version, job_type, status, input, features, config, trigger, lineage, priority, attempt,
   max_attempts, output, error, deadline_at, created_at, updated_at, dispatched_at, finished_at`;
 
 export function toJob(row: JobRow): Job {
@@ -86,6 +87,8 @@ export interface NewJob {
   handlerType: HandlerType;
   /** `subscribe: true`: also subscribe the assignment to this model's completed inference. */
   subscribe: boolean;
+  /** -100..100; higher is claimed first. */
+  priority: number;
 }
 
 /** What a remembered job target looked like, for the insert to check it still holds. */
@@ -102,18 +105,19 @@ const TARGET_IS_CURRENT = targetIsCurrent({
   key: '$5',
   modelId: '$6',
   modelVersion: '$7',
-  serviceStamp: '$18',
-  versionStamp: '$19',
+  serviceStamp: '$19',
+  versionStamp: '$20',
 });
 
 function insertJobSql(guard: string): string {
   return `with job as (
        insert into jobs (client_id, domain_id, service_id, assignment_id, assignment_key,
          model_id, model_version, job_type, input, features, config, trigger, lineage,
-         max_attempts, deadline_at, handler_type)
+         max_attempts, deadline_at, handler_type, priority, lane_seq)
        select $1::text, $2::text, $3::text, $4::uuid, $5::text, $6::text, $7::text, $8::text,
          $9::jsonb, $10::jsonb, $11::jsonb, $12::jsonb, $13::jsonb, $14::int,
-         now() + make_interval(secs => $15::int), $17::text
+         now() + make_interval(secs => $15::int), $17::text, $18::smallint,
+         pie_next_lane_seq($1, $2, $17, $6, $7, $18::smallint)
        where ${guard}
        returning job_id
      ),
@@ -171,6 +175,7 @@ export async function insertJob(
     job.timeoutS,
     job.subscribe,
     job.handlerType,
+    job.priority,
   ];
   if (expect !== undefined) values.push(expect.serviceStamp, expect.versionStamp);
   const { rows } = await q.query<{ job_id: string; subscription_id: string | null }>(
@@ -193,14 +198,19 @@ export async function insertInitJobs(
     maxAttempts: number;
     timeoutS: number;
     handlerType: HandlerType;
+    priority: number;
   },
 ): Promise<string[]> {
   const { rows } = await q.query<{ service_id: string }>(
-    `insert into jobs (client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
-       model_version, job_type, input, features, config, max_attempts, deadline_at, handler_type)
+    // The domain's jobs take consecutive places in its lane, after what it already has queued.
+    `with lane as (select pie_next_lane_seq($1, $2, $9, $4, $5, $10::smallint) as first)
+     insert into jobs (client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
+       model_version, job_type, input, features, config, max_attempts, deadline_at, handler_type,
+       priority, lane_seq)
      select s.client_id, s.domain_id, s.service_id, $3, 'default', $4, $5, 'inference', '{}',
-       s.resolved_features, $6::jsonb, $7, now() + make_interval(secs => $8), $9
-     from services s
+       s.resolved_features, $6::jsonb, $7, now() + make_interval(secs => $8), $9, $10,
+       lane.first + row_number() over (order by s.service_id) - 1
+     from services s, lane
      where s.client_id = $1 and s.domain_id = $2 and s.status = 'active'
      order by s.service_id
      returning service_id`,
@@ -214,6 +224,7 @@ export async function insertInitJobs(
       init.maxAttempts,
       init.timeoutS,
       init.handlerType,
+      init.priority,
     ],
   );
   return rows.map((row) => row.service_id);

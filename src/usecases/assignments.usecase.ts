@@ -31,15 +31,20 @@ export interface UpsertAssignmentBody {
   model_version: string;
   status?: AssignmentStatus;
   config?: Record<string, unknown>;
+  priority?: number;
   metadata?: Record<string, unknown>;
   service_updates?: ServiceUpdate[];
 }
 
 /**
- * What makes a revision different: its model, version, status and config (compared as JSON
- * values). Metadata is not part of it: a change of metadata alone keeps the current revision.
+ * What makes a revision different: its model, version, status, config (compared as JSON
+ * values) and priority. Metadata is not part of it: a change of metadata alone keeps the
+ * current revision.
  */
-export type RevisionFields = Pick<Assignment, 'model_id' | 'model_version' | 'status' | 'config'>;
+export type RevisionFields = Pick<
+  Assignment,
+  'model_id' | 'model_version' | 'status' | 'config' | 'priority'
+>;
 
 /** Where an assignment key lives: its tenant path (serviceId null at domain scope) and key. */
 export type AssignmentKeyPath = AssignmentPlace & { key: string };
@@ -61,6 +66,7 @@ export function decideRevision<T extends RevisionFields>(
     current.model_id === requested.model_id &&
     current.model_version === requested.model_version &&
     current.status === requested.status &&
+    current.priority === requested.priority &&
     isDeepStrictEqual(current.config, requested.config)
   ) {
     return { kind: 'keep', revision: current };
@@ -86,6 +92,7 @@ export async function upsertAssignment(
     model_version: body.model_version,
     status: body.status ?? 'active',
     config: asStored(body.config ?? {}),
+    priority: body.priority ?? 0,
   };
   const governing = place.serviceId === null && key === DEFAULT_KEY;
   const updates = body.service_updates ?? [];
@@ -250,6 +257,7 @@ async function writeRevision(
         modelVersion: requested.model_version,
         status: requested.status,
         config: requested.config,
+        priority: requested.priority,
         metadata,
       });
       return { assignment, created: decision.created };

@@ -49,6 +49,7 @@ export function initServices(
             maxAttempts: target.max_attempts,
             timeoutS: target.timeout_s,
             handlerType: target.handler_type,
+            priority: target.priority,
           });
           started = dispatched.length;
           if (started > 0) {

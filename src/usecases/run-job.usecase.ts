@@ -8,6 +8,8 @@ export interface RunJobBody {
   job_type?: string;
   input?: Record<string, unknown>;
   subscribe?: boolean;
+  /** -100..100; the assignment's priority when absent. */
+  priority?: number;
 }
 
 export interface JobPath {
@@ -57,6 +59,7 @@ export function runJob(
               trigger: null,
               lineage: [],
               models: caller.models,
+              priority: body.priority,
             },
             { targets: ctx.jobTargets, batcher: ctx.jobInserts },
           );

@@ -22,6 +22,8 @@ export interface StartJobRequest {
   lineage: string[];
   /** The caller's `models` grant; the assignment's model must be in it. */
   models: Grant;
+  /** -100..100; undefined takes the assignment's. */
+  priority?: number | undefined;
 }
 
 /** What makes starting a job one statement: remembered targets and, embedded, group commit. */
@@ -110,7 +112,8 @@ type AssignmentFields =
   | 'features'
   | 'timeout_s'
   | 'max_attempts'
-  | 'handler_type';
+  | 'handler_type'
+  | 'priority';
 
 /** A target with an active assignment: its assignment and version fields are all present. */
 export type RunnableTarget = JobTarget & { [K in AssignmentFields]: NonNullable<JobTarget[K]> };
@@ -197,5 +200,6 @@ export function planJob(found: JobTarget, request: StartJobRequest): NewJob {
     timeoutS: target.timeout_s,
     handlerType: target.handler_type,
     subscribe: request.subscribe,
+    priority: request.priority ?? target.priority,
   };
 }

@@ -7,6 +7,7 @@ import {
   ModelId,
   ModelVersion,
   Nullable,
+  Priority,
   ServiceId,
   Timestamp,
 } from './common.schemas.js';
@@ -66,6 +67,12 @@ const assignmentFields = {
     ...JsonObject,
     description: 'Passed to the model handler with every job; part of the revision.',
   }),
+  priority: Type.Optional({
+    ...Priority,
+    description:
+      'The default priority (-100..100, default 0) of jobs run through this assignment; a ' +
+      'run-job body may set its own. Part of the revision.',
+  }),
   metadata: Type.Optional({
     ...JsonObject,
     description: 'Free-form notes stored with a new revision; a change to it alone is no change.',
@@ -118,6 +125,7 @@ export const Assignment = Type.Object(
     model_version: Type.String({ description: 'Model version string within the registry.' }),
     status: AssignmentStatus,
     config: JsonObject,
+    priority: Type.Integer({ minimum: -100, maximum: 100 }),
     metadata: JsonObject,
     created_at: Timestamp,
     archived_at: Nullable(Timestamp),
@@ -135,6 +143,7 @@ export const Assignment = Type.Object(
         model_version: '2.0.0',
         status: 'active',
         config: {},
+        priority: 0,
         metadata: {},
         created_at: '2026-01-01T00:00:00.000Z',
         archived_at: null,

@@ -100,3 +100,12 @@ export const Page = <T extends TSchema>(item: T) =>
       Type.String({ description: 'Pass as cursor for the next page; null on the last.' }),
     ),
   });
+
+export const Priority = Type.Integer({
+  minimum: -100,
+  maximum: 100,
+  description:
+    'Higher is handed out first; within one priority, jobs go round-robin across ' +
+    '(client, domain). Defaults to the assignment priority (itself 0 unless set).',
+  examples: [0],
+});

@@ -8,6 +8,7 @@ import {
   ModelId,
   ModelVersion,
   Nullable,
+  Priority,
   ServiceId,
   Timestamp,
 } from './common.schemas.js';
@@ -58,6 +59,7 @@ export const RunJobBody = Type.Object(
           'When true for inference, stores this input as a model event subscription for future retraining.',
       }),
     ),
+    priority: Type.Optional(Priority),
   },
   {
     additionalProperties: false,
@@ -176,6 +178,7 @@ export const Job = Type.Object({
   lineage: Type.Array(Type.String(), {
     description: 'Subscriptions that led to this job, oldest first.',
   }),
+  priority: Type.Integer({ minimum: -100, maximum: 100 }),
   attempt: Type.Integer(),
   max_attempts: Type.Integer(),
   output: Type.Unknown(),
