@@ -10,6 +10,7 @@ import { createDispatchServices } from './dispatch/dispatch-services.js';
 import { buildApp } from './http/app.js';
 import type { TypedApp } from './http/typed-app.js';
 import { ServiceList, type BackgroundService } from './services/background-service.js';
+import { RetentionService } from './services/retention.service.js';
 import { VacuumService } from './services/vacuum.service.js';
 import { createAppContext } from './usecases/context.js';
 
@@ -71,6 +72,19 @@ export async function startServer(config: Config): Promise<RunningServer> {
         );
       }
     }
+    // Every process runs it; the retention lock lets one delete at a time. Idempotency records
+    // past 24 h are deleted even when PIE_RETENTION_DAYS=0 keeps every job.
+    services.push(
+      new RetentionService(
+        db,
+        {
+          intervalMs: config.retentionIntervalS * 1000,
+          jobsMaxAgeS: config.retentionDays > 0 ? config.retentionDays * 86_400 : undefined,
+        },
+        app.log,
+        ctx.metrics,
+      ),
+    );
     const background = new ServiceList(services, dispatch === undefined ? [] : [dispatch.close]);
     background.start();
     return {

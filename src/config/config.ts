@@ -21,6 +21,10 @@ export interface Config {
   shutdownGraceS: number;
   /** Seconds between PIE's own vacuums where no autovacuum runs (see db/vacuum.ts); 0 = never. */
   vacuumS: number;
+  /** Finished jobs are deleted this many days after they finished; 0 keeps them all. */
+  retentionDays: number;
+  /** Seconds between retention's turns (deleting old finished jobs and idempotency records). */
+  retentionIntervalS: number;
 }
 
 /** What one client may ask of this process (beyond it, a 429 with Retry-After), and how deep a body may nest. */
@@ -118,6 +122,8 @@ export function loadConfig(env: Env = process.env): Config {
     },
     shutdownGraceS: integer(env, 'PIE_SHUTDOWN_GRACE_S', 25, 0, 3600),
     vacuumS: integer(env, 'PIE_VACUUM_S', 10, 0, 86_400),
+    retentionDays: integer(env, 'PIE_RETENTION_DAYS', 30, 0, 36_500),
+    retentionIntervalS: integer(env, 'PIE_RETENTION_INTERVAL_S', 60, 1, 86_400),
   };
 }
 

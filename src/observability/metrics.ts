@@ -58,6 +58,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly retentionDeleted = new client.Counter({
+    name: 'pie_retention_deleted_total',
+    help: 'Rows retention deleted: finished jobs past PIE_RETENTION_DAYS (jobs), idempotency records past 24 h (idempotency).',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'pie_' });
   }

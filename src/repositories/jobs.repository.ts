@@ -277,7 +277,15 @@ export interface JobFilter {
   assignmentKey?: string | undefined;
 }
 
-/** Newest first; the cursor is (created_at, job_id) of the last job of the previous page. */
+/**
+ * Newest first; the cursor is (created_at, job_id) of the last job of the previous page.
+ *
+ * The statement names only the filters given, so each combination is its own prepared
+ * statement with its own plan: a filter written as `($3 is null or status = $3)` cannot be an
+ * index condition in a plan reused for any value, and such a plan walks the domain's whole
+ * index past every job the filter rejects. Each filter has an index in the list's order
+ * (migrations 000002 and 000007).
+ */
 export async function listJobs(
   q: Queryable,
   clientId: string,
@@ -285,27 +293,30 @@ export async function listJobs(
   filter: JobFilter,
   page: PageRequest,
 ): Promise<Job[]> {
+  const values: unknown[] = [clientId, domainId];
+  const where = ['client_id = $1', 'domain_id = $2'];
+  const equal = (column: string, value: string | undefined) => {
+    if (value === undefined) return;
+    values.push(value);
+    where.push(`${column} = $${values.length}`);
+  };
+  equal('status', filter.status);
+  equal('service_id', filter.serviceId);
+  equal('job_type', filter.jobType);
+  equal('assignment_key', filter.assignmentKey);
+  if (page.after !== undefined) {
+    values.push(page.after[0], page.after[1]);
+    where.push(
+      `(created_at, job_id) < ($${values.length - 1}::timestamptz, $${values.length}::text)`,
+    );
+  }
+  values.push(page.limit + 1);
   const { rows } = await q.query<JobRow>(
     `select ${JOB_COLUMNS} from jobs
-     where client_id = $1 and domain_id = $2
-       and ($3::text is null or status = $3)
-       and ($4::text is null or service_id = $4)
-       and ($5::text is null or job_type = $5)
-       and ($6::text is null or assignment_key = $6)
-       and ($7::timestamptz is null or (created_at, job_id) < ($7::timestamptz, $8::text))
+     where ${where.join(' and ')}
      order by created_at desc, job_id desc
-     limit $9`,
-    [
-      clientId,
-      domainId,
-      filter.status ?? null,
-      filter.serviceId ?? null,
-      filter.jobType ?? null,
-      filter.assignmentKey ?? null,
-      page.after?.[0] ?? null,
-      page.after?.[1] ?? null,
-      page.limit + 1,
-    ],
+     limit $${values.length}`,
+    values,
   );
   return rows.map(toJob);
 }

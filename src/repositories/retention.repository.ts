@@ -1,0 +1,87 @@
+import type { Queryable } from '../db/database.js';
+
+/**
+ * Retention's deletes, each one short statement over at most `batch` rows, oldest first.
+ *
+ * Rows are picked `for update skip locked`: a row another transaction holds (a late completion
+ * replaying on a finished job, another deleter) is left for a later batch instead of waited
+ * for, so a batch never queues behind a request, nor a request behind more than one batch.
+ * The rows picked are then deleted by their physical address (`ctid`, stable while the
+ * statement holds their locks), which the planner turns into a direct fetch of each: naming them
+ * by key instead (`(client_id, job_id) in (...)`) was planned as a hash join over a sequential
+ * scan of the whole table.
+ *
+ * Ages are measured on the database's clock (`now()`), the clock that wrote `finished_at` and
+ * `created_at`, so processes whose clocks disagree still agree on what is old.
+ */
+
+/**
+ * Deletes up to `batch` finished jobs (success, failure, cancelled) that finished more than
+ * `maxAgeS` seconds ago, and returns how many it deleted. Open jobs are never candidates: a final
+ * status never changes, and the status test is part of the statement. The status list is
+ * written out as in the partial index `jobs_finished` (migration 000007), which the planner uses
+ * only when it can see the query's condition implies the index's.
+ *
+ * No foreign key references a job. `subscriptions.created_by_job_id` and a triggered job's
+ * `trigger.job_id` name their job as plain text, and keep naming it once it is deleted.
+ */
+export async function deleteOldFinishedJobs(
+  q: Queryable,
+  maxAgeS: number,
+  batch: number,
+): Promise<number> {
+  const { rowCount } = await q.query(
+    `delete from jobs
+     where ctid = any(array(
+       select ctid from jobs
+       where status in ('success', 'failure', 'cancelled')
+         and finished_at < now() - make_interval(secs => $1)
+       order by finished_at
+       limit $2
+       for update skip locked
+     ))`,
+    [maxAgeS, batch],
+  );
+  return rowCount;
+}
+
+/**
+ * Deletes up to `batch` idempotency records created more than `maxAgeS` seconds ago (24 hours
+ * in `pie serve`: past it a record answers nothing, since `claimIdempotencyKey` takes an expired
+ * key over), and returns how many it deleted.
+ */
+export async function deleteOldIdempotencyRecords(
+  q: Queryable,
+  maxAgeS: number,
+  batch: number,
+): Promise<number> {
+  const { rowCount } = await q.query(
+    `delete from idempotency_keys
+     where ctid = any(array(
+       select ctid from idempotency_keys
+       where created_at < now() - make_interval(secs => $1)
+       order by created_at
+       limit $2
+       for update skip locked
+     ))`,
+    [maxAgeS, batch],
+  );
+  return rowCount;
+}
+
+// Any constant works; it only has to be the same in every PIE process (and differ from the
+// migrations' lock, db/migrate.ts).
+const RETENTION_LOCK_KEY = 7_410_993_002;
+
+/**
+ * Takes the fleet's retention lock for the rest of the transaction `tx`, if no other session
+ * holds it, and says whether it did. It is released by the commit or rollback, so a process
+ * that dies mid-batch cannot keep it.
+ */
+export async function tryRetentionLock(tx: Queryable): Promise<boolean> {
+  const { rows } = await tx.query<{ locked: boolean }>(
+    'select pg_try_advisory_xact_lock($1) as locked',
+    [RETENTION_LOCK_KEY],
+  );
+  return rows[0]?.locked === true;
+}

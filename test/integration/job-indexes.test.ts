@@ -1,0 +1,186 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Queryable } from '../../src/db/database.js';
+import { listJobs, type JobFilter } from '../../src/repositories/jobs.repository.js';
+import {
+  deleteOldFinishedJobs,
+  deleteOldIdempotencyRecords,
+} from '../../src/repositories/retention.repository.js';
+import { testBackends, type TestDatabase } from '../helpers/backends.js';
+import { insertJobs, ROW_DOMAIN, seedJobTarget, type JobRow } from '../helpers/job-rows.js';
+
+/**
+ * Every filter of the jobs list, and retention's deletes, read an index rather than the whole
+ * table. Plans are read from the statements the repositories send (captured, then explained),
+ * over a few thousand jobs the planner has statistics for (`analyze`), so a sequential scan
+ * would be its honest choice if no index served.
+ *
+ * The list is checked in its generic plan, the one a prepared statement settles on and reuses
+ * for any value: a filter that is an index condition there is one for every value. (Custom
+ * plans, made for the values at hand, may pick other indexes, such as the open statuses'
+ * partial index for `status=queued`; they are checked to read an index too.)
+ */
+
+interface Captured {
+  text: string;
+  values: readonly unknown[];
+}
+
+/** Runs `send` against a Queryable that records the statement and answers no rows. */
+async function captureStatement(send: (q: Queryable) => Promise<unknown>): Promise<Captured> {
+  let captured: Captured | undefined;
+  await send({
+    query: (text, values = []) => {
+      captured = { text, values };
+      return Promise.resolve({ rows: [], rowCount: 0 });
+    },
+    exec: () => Promise.reject(new Error('not used')),
+  });
+  if (captured === undefined) throw new Error('no statement sent');
+  return captured;
+}
+
+function literal(value: unknown): string {
+  if (typeof value === 'number') return String(value);
+  if (typeof value === 'string') return `'${value.replaceAll("'", "''")}'`;
+  throw new Error(`no literal for ${String(value)}`);
+}
+
+function planText(rows: Record<string, unknown>[]): string {
+  return rows.map((row) => String(row['QUERY PLAN'])).join('\n');
+}
+
+/** The plan a prepared statement reuses for any value (its generic plan). */
+async function genericPlan(database: TestDatabase, { text, values }: Captured): Promise<string> {
+  return database.db.transaction(async (tx) => {
+    await tx.exec('set local plan_cache_mode = force_generic_plan');
+    await tx.exec(`prepare plan_under_test as ${text}`);
+    try {
+      const { rows } = await tx.query(
+        `explain execute plan_under_test(${values.map(literal).join(', ')})`,
+      );
+      return planText(rows);
+    } finally {
+      await tx.exec('deallocate plan_under_test');
+    }
+  });
+}
+
+/** The plan made for these values. */
+async function customPlan(database: TestDatabase, { text, values }: Captured): Promise<string> {
+  const { rows } = await database.db.query(`explain ${text}`, values);
+  return planText(rows);
+}
+
+/** Whether some `Index Cond` of the plan tests `column` (as `column =` or in a row compare). */
+function indexConditionOn(plan: string, column: string): boolean {
+  return plan
+    .split('\n')
+    .filter((line) => line.includes('Index Cond:'))
+    .some((line) => new RegExp(`\\b${column}\\b`).test(line));
+}
+
+const PAGE = { limit: 50, after: undefined };
+// Halfway through the jobs (created over the last 3,000 s).
+const CURSOR = {
+  limit: 50,
+  after: [new Date(Date.now() - 1500_000).toISOString(), '500000000000'],
+};
+
+/** Each documented filter, the column it tests, and one value of it. */
+const FILTERS: { name: string; filter: JobFilter; column: string }[] = [
+  { name: 'no filter', filter: {}, column: 'domain_id' },
+  { name: 'status (open)', filter: { status: 'queued' }, column: 'status' },
+  { name: 'status (final)', filter: { status: 'failure' }, column: 'status' },
+  { name: 'service_id', filter: { serviceId: 's7' }, column: 'service_id' },
+  { name: 'job_type', filter: { jobType: 'training' }, column: 'job_type' },
+  { name: 'assignment_key', filter: { assignmentKey: 'rare' }, column: 'assignment_key' },
+];
+
+/** 6,000 jobs over two clients, 50 services, mostly old successes, and aged idempotency records. */
+function manyJobs(): JobRow[] {
+  return Array.from({ length: 3000 }, (_, i) => ({
+    tag: `j${i}`,
+    status: i % 50 === 0 ? 'queued' : i % 10 === 0 ? 'failure' : 'success',
+    createdAgoS: 3000 - i,
+    finishedAgoS: i % 50 === 0 ? null : 3000 - i,
+    serviceId: `s${i % 50}`,
+    jobType: i % 20 === 0 ? 'training' : 'inference',
+    assignmentKey: i % 25 === 0 ? 'rare' : 'default',
+  }));
+}
+
+for (const backend of testBackends()) {
+  describe(`job indexes [${backend.name}]`, () => {
+    let database: TestDatabase;
+
+    before(async () => {
+      database = await backend.open();
+      const { db } = database;
+      for (const clientId of ['c1', 'c2']) {
+        await seedJobTarget(db, clientId, 50);
+        await insertJobs(db, clientId, manyJobs());
+      }
+      await db.query(
+        `insert into idempotency_keys (client_id, caller, key, request_hash, created_at)
+         select 'c1', 'test', 'k' || i, 'hash', now() - make_interval(hours => i)
+         from generate_series(1, 3000) as i`,
+      );
+      await db.exec('analyze');
+    });
+    after(async () => {
+      await database?.dispose();
+    });
+
+    for (const { name, filter, column } of FILTERS) {
+      for (const [paging, page] of [
+        ['first page', PAGE],
+        ['after a cursor', CURSOR],
+      ] as const) {
+        it(`lists jobs by ${name}, ${paging}, from an index`, async () => {
+          const statement = await captureStatement((q) =>
+            listJobs(q, 'c1', ROW_DOMAIN, filter, page),
+          );
+          const generic = await genericPlan(database, statement);
+          assert.doesNotMatch(generic, /Seq Scan/, generic);
+          assert.ok(
+            indexConditionOn(generic, column),
+            `${column} is no index condition:\n${generic}`,
+          );
+          if (page.after !== undefined) {
+            assert.ok(
+              indexConditionOn(generic, 'created_at'),
+              `the cursor is no index condition:\n${generic}`,
+            );
+          }
+          const custom = await customPlan(database, statement);
+          assert.doesNotMatch(custom, /Seq Scan/, custom);
+          assert.match(custom, /Index (Only )?Scan/, custom);
+        });
+      }
+    }
+
+    it('finds old finished jobs to delete through jobs_finished', async () => {
+      const statement = await captureStatement((q) => deleteOldFinishedJobs(q, 60, 500));
+      for (const plan of [
+        await customPlan(database, statement),
+        await genericPlan(database, statement),
+      ]) {
+        assert.doesNotMatch(plan, /Seq Scan/, plan);
+        assert.match(plan, /Index Scan using jobs_finished on jobs/, plan);
+        assert.match(plan, /Tid Scan on jobs/, plan);
+      }
+    });
+
+    it('finds old idempotency records to delete through idempotency_keys_by_age', async () => {
+      const statement = await captureStatement((q) => deleteOldIdempotencyRecords(q, 86_400, 500));
+      for (const plan of [
+        await customPlan(database, statement),
+        await genericPlan(database, statement),
+      ]) {
+        assert.doesNotMatch(plan, /Seq Scan/, plan);
+        assert.match(plan, /Index Scan using idempotency_keys_by_age/, plan);
+      }
+    });
+  });
+}
