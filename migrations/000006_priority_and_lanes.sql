@@ -14,10 +14,15 @@
 alter table jobs add column priority smallint not null default 0
   check (priority between -100 and 100);
 alter table jobs add column lane_seq bigint not null default 0;
+-- Redrive: the failed or cancelled job this one was started again from.
+alter table jobs add column retry_of text;
 
--- An assignment's priority is the default of the jobs run through it.
+-- An assignment's priority is the default of the jobs run through it; a subscription's action
+-- may set its jobs' own (null: the assignment's).
 alter table assignments add column priority smallint not null default 0
   check (priority between -100 and 100);
+alter table subscriptions add column action_priority smallint
+  check (action_priority between -100 and 100);
 
 drop index jobs_push_ready;
 drop index jobs_pull_ready;

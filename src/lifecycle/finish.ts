@@ -1,4 +1,6 @@
+import type { Grant } from '../auth/caller.js';
 import type { Queryable } from '../db/database.js';
+import { selectionWhere, type JobSelection } from '../repositories/job-selection.js';
 import {
   JOB_COLUMNS,
   toJob,
@@ -59,4 +61,41 @@ export async function cancel(
   const job = rows[0] && toJob(rows[0]);
   if (job !== undefined) emit({ type: 'cancelled', jobType: job.job_type });
   return job;
+}
+
+/**
+ * Cancels every open job of the domain that `selection` picks (oldest first), in one
+ * statement; answers the cancelled jobs. Rows are locked in a fixed order before they change,
+ * so two bulk cancels, or a bulk cancel and a claim, wait for each other rather than deadlock.
+ */
+export async function cancelSelected(
+  q: Queryable,
+  emit: EmitJobEvent,
+  clientId: string,
+  domainId: string,
+  selection: JobSelection,
+  models: Grant,
+): Promise<Job[]> {
+  const values: unknown[] = [clientId, domainId];
+  const where = selectionWhere(selection, models, values);
+  values.push(selection.limit);
+  const { rows } = await q.query<JobRow>(
+    `with picked as (
+       select j.client_id as picked_client, j.job_id as picked_job from jobs j
+       where j.client_id = $1 and j.domain_id = $2 and ${startsFrom('cancel', 'j')} and ${where}
+       order by j.created_at, j.job_id
+       limit $${values.length}
+       for update
+     )
+     update jobs
+     set status = 'cancelled', finished_at = now(), updated_at = now(),
+         locked_by = null, lease_expires_at = null
+     from picked
+     where client_id = picked_client and job_id = picked_job and ${startsFrom('cancel')}
+     returning ${JOB_COLUMNS}`,
+    values,
+  );
+  const cancelled = rows.map(toJob);
+  for (const job of cancelled) emit({ type: 'cancelled', jobType: job.job_type });
+  return cancelled;
 }

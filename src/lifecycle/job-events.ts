@@ -7,7 +7,14 @@ import type { HandlerType } from '../domain/handlers.js';
  */
 export type JobEvent =
   /** Jobs were created, all of one type and one wake-up key (services init makes many). */
-  | { type: 'queued'; jobType: string; count: number; wake: string }
+  | {
+      type: 'queued';
+      jobType: string;
+      count: number;
+      wake: string;
+      /** Started again from failed or cancelled jobs (redrive). */
+      redrive?: boolean;
+    }
   /** A handler has the job: a pull worker claimed it, a command started, or a push handler accepted it. */
   | { type: 'dispatched'; handler: HandlerType; attempt: number; createdAt: string }
   /** The job reached success or failure. */

@@ -2,8 +2,9 @@ import type { JobEventBus } from '../lifecycle/job-events.js';
 import type { Metrics } from './metrics.js';
 
 /**
- * Counts job events into the process's metrics: jobs created, jobs finished by status
- * (cancelled ones included), and how long first attempts waited for a handler.
+ * Counts job events into the process's metrics: jobs created (and of those, redriven), jobs
+ * finished by status (cancelled ones included), and how long first attempts waited for a
+ * handler.
  */
 export function countJobEvents(bus: JobEventBus, metrics: Metrics): () => void {
   return bus.subscribe((events) => {
@@ -11,6 +12,9 @@ export function countJobEvents(bus: JobEventBus, metrics: Metrics): () => void {
       switch (event.type) {
         case 'queued':
           metrics.jobsCreated.inc({ job_type: event.jobType }, event.count);
+          if (event.redrive === true) {
+            metrics.jobsRedriven.inc({ job_type: event.jobType }, event.count);
+          }
           break;
         case 'dispatched':
           if (event.attempt === 1) {

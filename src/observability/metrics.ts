@@ -14,6 +14,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly jobsRedriven = new client.Counter({
+    name: 'pie_jobs_redriven_total',
+    help: 'Jobs started again from failed or cancelled ones (retry routes), by job type; also counted in pie_jobs_created_total.',
+    labelNames: ['job_type'] as const,
+    registers: [this.registry],
+  });
+
   readonly jobsFinished = new client.Counter({
     name: 'pie_jobs_finished_total',
     help: 'Jobs that reached a final status, by job type and status.',

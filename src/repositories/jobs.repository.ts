@@ -29,6 +29,8 @@ export interface Job {
   trigger: JobTrigger | null;
   lineage: string[];
   priority: number;
+  /** The failed or cancelled job this one was started again from (redrive). */
+  retry_of: string | null;
   attempt: number;
   max_attempts: number;
   output: unknown;
@@ -52,7 +54,8 @@ export interface JobRow extends Omit<
 }
 
 export const JOB_COLUMNS = `job_id, client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
-  model_version, job_type, status, input, features, config, trigger, lineage, priority, attempt,
+  model_version, job_type, status, input, features, config, trigger, lineage, priority, retry_of,
+  attempt,
   max_attempts, output, error, deadline_at, created_at, updated_at, dispatched_at, finished_at`;
 
 export function toJob(row: JobRow): Job {

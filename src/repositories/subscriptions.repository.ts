@@ -14,6 +14,8 @@ export interface SubscriptionAction {
   assignment_key: string;
   service_id: string | null;
   job_type: string;
+  /** The priority of the jobs it starts; null takes the assignment's. */
+  priority: number | null;
 }
 
 export interface Subscription {
@@ -41,6 +43,7 @@ interface SubscriptionRow {
   action_assignment_key: string;
   action_service_id: string | null;
   action_job_type: string;
+  action_priority: number | null;
   input: Record<string, unknown>;
   status: SubscriptionStatus;
   created_by_job_id: string | null;
@@ -50,7 +53,7 @@ interface SubscriptionRow {
 
 const COLUMNS = `subscription_id::text as subscription_id, client_id, domain_id, event,
   source_model_id, source_model_version, source_service_id,
-  action_assignment_key, action_service_id, action_job_type,
+  action_assignment_key, action_service_id, action_job_type, action_priority,
   input, status, created_by_job_id, created_at, updated_at`;
 
 function toSubscription(row: SubscriptionRow): Subscription {
@@ -68,6 +71,7 @@ function toSubscription(row: SubscriptionRow): Subscription {
       assignment_key: row.action_assignment_key,
       service_id: row.action_service_id,
       job_type: row.action_job_type,
+      priority: row.action_priority,
     },
     input: row.input,
     status: row.status,
@@ -99,9 +103,9 @@ export async function insertSubscription(
   const { rows } = await q.query<SubscriptionRow>(
     `insert into subscriptions (client_id, domain_id, source_model_id, source_model_version,
        source_service_id, action_assignment_key, action_service_id, action_job_type, input,
-       status, created_by_job_id, created_at, updated_at)
+       status, created_by_job_id, created_at, updated_at, action_priority)
      values ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11,
-       date_trunc('milliseconds', now()), date_trunc('milliseconds', now()))
+       date_trunc('milliseconds', now()), date_trunc('milliseconds', now()), $12)
      returning ${COLUMNS}`,
     [
       write.clientId,
@@ -115,6 +119,7 @@ export async function insertSubscription(
       json(write.input),
       write.status,
       write.createdByJobId,
+      write.action.priority,
     ],
   );
   return toSubscription(rows[0]!);

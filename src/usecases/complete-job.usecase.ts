@@ -211,6 +211,7 @@ async function fireSubscriptions(
         trigger: { subscription_id: id, job_id: job.job_id, output },
         lineage: [...job.lineage, id],
         models: '*',
+        priority: subscription.action.priority ?? undefined,
       });
       events.push({ subscription_id: id, job_id: started.job_id });
       emit({ type: 'queued', jobType, count: 1, wake: started.wake });

@@ -10,7 +10,7 @@ import { requireDomain } from './tenant-lookup.js';
 export interface CreateSubscriptionBody {
   event?: 'inference_complete';
   source: { model_id: string; model_version?: string; service_id?: string };
-  action: { assignment_key: string; service_id?: string; job_type: string };
+  action: { assignment_key: string; service_id?: string; job_type: string; priority?: number };
   input?: Record<string, unknown>;
   status?: SubscriptionStatus;
 }
@@ -73,6 +73,7 @@ export async function createSubscription(
       assignment_key: action.assignment_key,
       service_id: action.service_id ?? null,
       job_type: action.job_type,
+      priority: action.priority ?? null,
     },
     input: body.input ?? {},
     status: body.status ?? 'active',

@@ -105,6 +105,35 @@ describeOnEachBackend('scheduling under contention', (server) => {
     assert.deepEqual(await claim(server(), a, 2), [high.body.job_id, low.body.job_id]);
   });
 
+  it("a subscription's action priority goes on the jobs it starts; without one, the assignment's", async () => {
+    const a = await createTenant(server(), { features: [], services: { 'service-1': {} } });
+    const actions = [
+      { assignment_key: 'default', service_id: 'service-1', job_type: 'training', priority: 7 },
+      { assignment_key: 'default', service_id: 'service-1', job_type: 'training' },
+    ];
+    for (const action of actions) {
+      const created = await server().post(`${a.domainPath}/subscriptions`, {
+        source: { model_id: a.modelId },
+        action,
+      });
+      assertStatus(created, 201);
+      assert.equal(created.body.action.priority, action.priority ?? null);
+    }
+    const inference = await server().post(runJobPath(a.domainPath), {});
+    assertStatus(inference, 202);
+    const done = await server().post(
+      `/v2/models/${a.modelId}/versions/${a.version}/jobs/${inference.body.job_id}/complete`,
+      { status: 'success', output: {} },
+    );
+    assertStatus(done, 200);
+    const priorities = [];
+    for (const event of done.body.triggered_events as { job_id: string }[]) {
+      const job = await server().get(`${a.domainPath}/jobs/${event.job_id}`);
+      priorities.push(job.body.priority as number);
+    }
+    assert.deepEqual(priorities.sort(), [0, 7]);
+  });
+
   it('refuses a priority outside -100..100 with a 400 naming it', async () => {
     const a = await createTenant(server(), { features: [], services: { 'service-1': {} } });
     for (const priority of [101, -101, 1.5, '5']) {

@@ -89,7 +89,12 @@ describeOnEachBackend('subscriptions', (server) => {
           domain_id: t.domainId,
           event: 'inference_complete',
           source: { model_id: t.modelId, model_version: null, service_id: null },
-          action: { assignment_key: 'default', service_id: null, job_type: 'training' },
+          action: {
+            assignment_key: 'default',
+            service_id: null,
+            job_type: 'training',
+            priority: null,
+          },
           input: {},
           status: 'active',
           created_by_job_id: null,
@@ -110,7 +115,12 @@ describeOnEachBackend('subscriptions', (server) => {
         await s.post(t.subs, {
           event: 'inference_complete',
           source: { model_id: t.modelId, model_version: '2.0.0', service_id: 's1' },
-          action: { assignment_key: 'retrain', service_id: 's2', job_type: 'fine_tune_2' },
+          action: {
+            assignment_key: 'retrain',
+            service_id: 's2',
+            job_type: 'fine_tune_2',
+            priority: -20,
+          },
           input: { epochs: 3, nested: { list: [1, 'two', null] } },
           status: 'paused',
         }),
@@ -125,6 +135,7 @@ describeOnEachBackend('subscriptions', (server) => {
         assignment_key: 'retrain',
         service_id: 's2',
         job_type: 'fine_tune_2',
+        priority: -20,
       });
       assert.deepEqual(created.input, { epochs: 3, nested: { list: [1, 'two', null] } });
       assert.equal(created.status, 'paused');
@@ -338,7 +349,8 @@ describeOnEachBackend('subscriptions', (server) => {
         [{ action }, 'source'],
         [{ source, action, statsu: 'paused' }, 'statsu'],
         [{ source: { ...source, version: '1.0.0' }, action }, 'version'],
-        [{ source, action: { ...action, priority: 1 } }, 'priority'],
+        [{ source, action: { ...action, urgency: 1 } }, 'urgency'],
+        [{ source, action: { ...action, priority: 101 } }, 'priority'],
         [{ source, action: { assignment_key: 'default' } }, 'job_type'],
         [{ source, action: { ...action, job_type: 'Training' } }, 'job_type'],
         [{ source, action: { ...action, job_type: '1st' } }, 'job_type'],

@@ -179,6 +179,9 @@ export const Job = Type.Object({
     description: 'Subscriptions that led to this job, oldest first.',
   }),
   priority: Type.Integer({ minimum: -100, maximum: 100 }),
+  retry_of: Nullable(
+    Type.String({ description: 'The failed or cancelled job this one was started again from.' }),
+  ),
   attempt: Type.Integer(),
   max_attempts: Type.Integer(),
   output: Type.Unknown(),
@@ -196,3 +199,48 @@ export const ListJobsQuery = Type.Object({
   job_type: Type.Optional(JobType),
   assignment_key: Type.Optional(AssignmentKey),
 });
+
+/** The fields a bulk retry or cancel selects jobs by; `statuses` are those it may act on. */
+function jobSelection(statuses: readonly string[], what: string) {
+  return Type.Object(
+    {
+      status: Type.Optional(
+        Type.Union(
+          statuses.map((status) => Type.Literal(status)),
+          { description: `Only jobs in this status (of ${statuses.join(', ')}).` },
+        ),
+      ),
+      model_id: Type.Optional(ModelId),
+      model_version: Type.Optional(ModelVersion),
+      service_id: Type.Optional(ServiceId),
+      job_type: Type.Optional(JobType),
+      error_code: Type.Optional(
+        Type.String({ minLength: 1, maxLength: 200, description: "The code of the job's error." }),
+      ),
+      finished_after: Type.Optional({ ...Timestamp, description: 'Finished after this time.' }),
+      finished_before: Type.Optional({ ...Timestamp, description: 'Finished before this time.' }),
+      limit: Type.Optional(
+        Type.Integer({
+          minimum: 1,
+          maximum: 10_000,
+          default: 1000,
+          description: `At most this many jobs are ${what}, oldest first.`,
+        }),
+      ),
+    },
+    { additionalProperties: false },
+  );
+}
+
+export const RetrySelection = jobSelection(['failure', 'cancelled'], 'retried');
+export const CancelSelection = jobSelection(['queued', 'dispatched', 'running'], 'cancelled');
+
+export const BulkResult = Type.Object(
+  {
+    count: Type.Integer({ description: 'How many jobs the request acted on.' }),
+    job_ids: Type.Array(JobId, {
+      description: 'The new jobs (retry) or the cancelled ones (cancel), oldest first.',
+    }),
+  },
+  { examples: [{ count: 1, job_ids: ['123456789012'] }] },
+);

@@ -7,6 +7,7 @@ import {
   ModelId,
   ModelVersion,
   Nullable,
+  Priority,
   ServiceId,
   Timestamp,
 } from './common.schemas.js';
@@ -68,6 +69,12 @@ export const SubscriptionActionInput = Type.Object(
       description: "Run the job on this service's assignment; omit for a domain-scope job.",
     }),
     job_type: JobType,
+    priority: Type.Optional({
+      ...Priority,
+      description:
+        'The priority (-100..100) of the jobs a firing starts; omit to take the priority of ' +
+        'the assignment they run through.',
+    }),
   },
   { additionalProperties: false, description: 'The job a firing starts.' },
 );
@@ -111,6 +118,7 @@ export const Subscription = Type.Object(
       assignment_key: Type.String(),
       service_id: Nullable(Type.String()),
       job_type: Type.String(),
+      priority: Nullable(Type.Integer({ minimum: -100, maximum: 100 })),
     }),
     input: JsonObject,
     status: SubscriptionStatus,
@@ -128,7 +136,12 @@ export const Subscription = Type.Object(
         domain_id: 'south_australia',
         event: 'inference_complete',
         source: { model_id: 'example-model', model_version: '2.0.0', service_id: null },
-        action: { assignment_key: 'default', service_id: null, job_type: 'training' },
+        action: {
+          assignment_key: 'default',
+          service_id: null,
+          job_type: 'training',
+          priority: null,
+        },
         input: { epochs: 3 },
         status: 'active',
         created_by_job_id: null,

@@ -1,0 +1,69 @@
+import type { Grant } from '../auth/caller.js';
+import type { Queryable } from '../db/database.js';
+import type { HandlerType } from '../domain/handlers.js';
+import { selectionWhere, type JobSelection } from './job-selection.js';
+
+/** A job started again from a final one. */
+export interface RetriedJob {
+  job_id: string;
+  retry_of: string;
+  model_id: string;
+  model_version: string;
+  job_type: string;
+  handler_type: HandlerType;
+}
+
+/**
+ * Starts a new queued job from each `failure` or `cancelled` job of the domain that `selection`
+ * picks (oldest finished first), in one statement: the same assignment revision, input,
+ * features, config, trigger, lineage, priority and attempts allowed, a new id, `retry_of`
+ * naming the original, which is not changed. The deadline and the handler are the version's
+ * now: a retry after a fix goes where the version's jobs go today. Retries of one lane take
+ * consecutive places in it (see migration 000006).
+ */
+export async function insertRetries(
+  q: Queryable,
+  clientId: string,
+  domainId: string,
+  selection: JobSelection,
+  models: Grant,
+): Promise<RetriedJob[]> {
+  const values: unknown[] = [clientId, domainId];
+  const where = selectionWhere(selection, models, values);
+  values.push(selection.limit);
+  const { rows } = await q.query<RetriedJob & { ord: number }>(
+    `with picked as (
+       select j.*, v.timeout_s, v.handler->>'type' as next_handler,
+         row_number() over (order by j.finished_at, j.job_id) as ord
+       from jobs j
+       join model_versions v on v.model_id = j.model_id and v.model_version = j.model_version
+       where j.client_id = $1 and j.domain_id = $2
+         and j.status in ('failure', 'cancelled') and ${where}
+       order by j.finished_at, j.job_id
+       limit $${values.length}
+     ),
+     inserted as (
+       insert into jobs (client_id, domain_id, service_id, assignment_id, assignment_key,
+         model_id, model_version, job_type, input, features, config, trigger, lineage,
+         max_attempts, deadline_at, handler_type, priority, lane_seq, retry_of)
+       select client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
+         model_version, job_type, input, features, config, trigger, lineage, max_attempts,
+         now() + make_interval(secs => timeout_s), next_handler, priority,
+         pie_next_lane_seq(client_id, domain_id, next_handler, model_id, model_version, priority)
+           + row_number() over (
+               partition by next_handler = 'worker',
+                 case when next_handler = 'worker' then model_id end,
+                 case when next_handler = 'worker' then model_version end,
+                 priority
+               order by ord)
+           - 1,
+         job_id
+       from picked
+       returning job_id, retry_of, model_id, model_version, job_type, handler_type
+     )
+     select inserted.*, picked.ord from inserted join picked on picked.job_id = inserted.retry_of
+     order by picked.ord`,
+    values,
+  );
+  return rows.map(({ ord: _ord, ...retried }) => retried);
+}
