@@ -23,6 +23,7 @@ import { completionRoutes } from './routes/completion.routes.js';
 import { domainRoutes } from './routes/domains.routes.js';
 import { healthRoutes } from './routes/health.routes.js';
 import { jobRoutes } from './routes/jobs.routes.js';
+import { redriveRoutes } from './routes/redrive.routes.js';
 import { modelRoutes } from './routes/models.routes.js';
 import { serviceRoutes } from './routes/services.routes.js';
 import { subscriptionRoutes } from './routes/subscriptions.routes.js';
@@ -127,6 +128,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
       modelRoutes(api, ctx);
       assignmentRoutes(api, ctx);
       jobRoutes(api, ctx);
+      redriveRoutes(api, ctx);
       completionRoutes(api, ctx);
       workerRoutes(api, ctx);
       subscriptionRoutes(api, ctx);
