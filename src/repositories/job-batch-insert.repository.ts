@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/database.js';
 import { targetIsCurrent } from './job-targets.repository.js';
+import { laneSeqOfRows } from './lane-sql.js';
 import type { NewJob, TargetStamp } from './jobs.repository.js';
 import { json } from './rows.js';
 
@@ -15,8 +16,7 @@ const RECORD = `ord int, client_id text, domain_id text, service_id text, assign
   handler_type text, priority smallint, service_stamp text, version_stamp text`;
 
 // Ids are drawn in a materialised CTE, so the answer can pair each id with its `ord` (an
-// insert's RETURNING sees only the inserted row, which has no `ord`). Jobs of one lane in one
-// batch take consecutive places in it (the statement does not see its own rows).
+// insert's RETURNING sees only the inserted row, which has no `ord`).
 const INSERT_JOBS_IF_TARGETS_CURRENT = `
   with r as (select * from jsonb_to_recordset($1::jsonb) as r(${RECORD})),
   ok as materialized (
@@ -41,15 +41,7 @@ const INSERT_JOBS_IF_TARGETS_CURRENT = `
       max_attempts, deadline_at, handler_type, priority, lane_seq)
     select job_id, client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
       model_version, job_type, input, features, config, trigger, lineage, max_attempts,
-      now() + make_interval(secs => timeout_s), handler_type, priority,
-      pie_next_lane_seq(client_id, domain_id, handler_type, model_id, model_version, priority)
-        + row_number() over (
-            partition by client_id, domain_id, handler_type = 'worker',
-              case when handler_type = 'worker' then model_id end,
-              case when handler_type = 'worker' then model_version end,
-              priority
-            order by ord)
-        - 1
+      now() + make_interval(secs => timeout_s), handler_type, priority, ${laneSeqOfRows('ord')}
     from ok
   )
   select ord, job_id from ok`;

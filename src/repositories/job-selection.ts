@@ -1,5 +1,6 @@
 import type { Grant } from '../auth/caller.js';
 import { json } from './rows.js';
+import { SqlConditions } from './sql-conditions.js';
 
 /** Which of a domain's jobs a bulk retry or cancel acts on; every field narrows it. */
 export interface JobSelection {
@@ -20,26 +21,20 @@ export interface JobSelection {
 
 /**
  * The SQL condition for a selection on table alias `j`, its values appended to `values` (so
- * placeholders continue from there). Only the fields given become conditions, so each
- * combination is planned on its own (a `$n is null or ...` condition cannot use an index). A
- * caller whose `models` grant is not `*` acts only on jobs of its models.
+ * placeholders continue from there). A caller whose `models` grant is not `*` acts only on jobs
+ * of its models.
  */
 export function selectionWhere(selection: JobSelection, models: Grant, values: unknown[]): string {
-  const conditions: string[] = [];
-  const add = (sql: (placeholder: string) => string, value: unknown) => {
-    if (value === undefined) return;
-    values.push(value);
-    conditions.push(sql(`$${values.length}`));
-  };
-  add((p) => `j.job_id = ${p}`, selection.jobId);
-  add((p) => `j.status = ${p}`, selection.status);
-  add((p) => `j.model_id = ${p}`, selection.modelId);
-  add((p) => `j.model_version = ${p}`, selection.modelVersion);
-  add((p) => `j.service_id = ${p}`, selection.serviceId);
-  add((p) => `j.job_type = ${p}`, selection.jobType);
-  add((p) => `j.error->>'code' = ${p}`, selection.errorCode);
-  add((p) => `j.finished_at > ${p}::timestamptz`, selection.finishedAfter);
-  add((p) => `j.finished_at < ${p}::timestamptz`, selection.finishedBefore);
-  if (models !== '*') add((p) => `${p}::jsonb ? j.model_id`, json(models));
-  return conditions.length === 0 ? 'true' : conditions.join(' and ');
+  return new SqlConditions(values)
+    .add(selection.jobId, (p) => `j.job_id = ${p}`)
+    .add(selection.status, (p) => `j.status = ${p}`)
+    .add(selection.modelId, (p) => `j.model_id = ${p}`)
+    .add(selection.modelVersion, (p) => `j.model_version = ${p}`)
+    .add(selection.serviceId, (p) => `j.service_id = ${p}`)
+    .add(selection.jobType, (p) => `j.job_type = ${p}`)
+    .add(selection.errorCode, (p) => `j.error->>'code' = ${p}`)
+    .add(selection.finishedAfter, (p) => `j.finished_at > ${p}::timestamptz`)
+    .add(selection.finishedBefore, (p) => `j.finished_at < ${p}::timestamptz`)
+    .add(models === '*' ? undefined : json(models), (p) => `${p}::jsonb ? j.model_id`)
+    .toString();
 }

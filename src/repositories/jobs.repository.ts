@@ -5,6 +5,7 @@ import type { JobStatus } from '../domain/job-status.js';
 import type { PageRequest } from '../domain/paging.js';
 import { targetIsCurrent } from './job-targets.repository.js';
 import { iso, isoOrNull, json } from './rows.js';
+import { SqlConditions } from './sql-conditions.js';
 
 export interface JobTrigger {
   subscription_id: string;
@@ -283,11 +284,8 @@ export interface JobFilter {
 /**
  * Newest first; the cursor is (created_at, job_id) of the last job of the previous page.
  *
- * The statement names only the filters given, so each combination is its own prepared
- * statement with its own plan: a filter written as `($3 is null or status = $3)` cannot be an
- * index condition in a plan reused for any value, and such a plan walks the domain's whole
- * index past every job the filter rejects. Each filter has an index in the list's order
- * (migrations 000002 and 000007).
+ * Only the filters given become conditions (`SqlConditions`), and each has an index in the
+ * list's order (migrations 000002 and 000007), so a page never walks the domain's other jobs.
  */
 export async function listJobs(
   q: Queryable,
@@ -297,28 +295,23 @@ export async function listJobs(
   page: PageRequest,
 ): Promise<Job[]> {
   const values: unknown[] = [clientId, domainId];
-  const where = ['client_id = $1', 'domain_id = $2'];
-  const equal = (column: string, value: string | undefined) => {
-    if (value === undefined) return;
-    values.push(value);
-    where.push(`${column} = $${values.length}`);
-  };
-  equal('status', filter.status);
-  equal('service_id', filter.serviceId);
-  equal('job_type', filter.jobType);
-  equal('assignment_key', filter.assignmentKey);
+  const where = new SqlConditions(values, ['client_id = $1', 'domain_id = $2'])
+    .add(filter.status, (p) => `status = ${p}`)
+    .add(filter.serviceId, (p) => `service_id = ${p}`)
+    .add(filter.jobType, (p) => `job_type = ${p}`)
+    .add(filter.assignmentKey, (p) => `assignment_key = ${p}`);
   if (page.after !== undefined) {
-    values.push(page.after[0], page.after[1]);
-    where.push(
-      `(created_at, job_id) < ($${values.length - 1}::timestamptz, $${values.length}::text)`,
+    const [createdAt, jobId] = page.after;
+    where.add(
+      createdAt,
+      (p) => `(created_at, job_id) < (${p}::timestamptz, ${where.bind(jobId)}::text)`,
     );
   }
-  values.push(page.limit + 1);
   const { rows } = await q.query<JobRow>(
     `select ${JOB_COLUMNS} from jobs
-     where ${where.join(' and ')}
+     where ${where.toString()}
      order by created_at desc, job_id desc
-     limit $${values.length}`,
+     limit ${where.bind(page.limit + 1)}`,
     values,
   );
   return rows.map(toJob);

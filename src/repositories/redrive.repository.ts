@@ -2,6 +2,7 @@ import type { Grant } from '../auth/caller.js';
 import type { Queryable } from '../db/database.js';
 import type { HandlerType } from '../domain/handlers.js';
 import { selectionWhere, type JobSelection } from './job-selection.js';
+import { laneSeqOfRows } from './lane-sql.js';
 
 /** A job started again from a final one. */
 export interface RetriedJob {
@@ -33,7 +34,10 @@ export async function insertRetries(
   values.push(selection.limit);
   const { rows } = await q.query<RetriedJob & { ord: number }>(
     `with picked as (
-       select j.*, v.timeout_s, v.handler->>'type' as next_handler,
+       select j.job_id, j.client_id, j.domain_id, j.service_id, j.assignment_id,
+         j.assignment_key, j.model_id, j.model_version, j.job_type, j.input, j.features,
+         j.config, j.trigger, j.lineage, j.max_attempts, j.priority, v.timeout_s,
+         v.handler->>'type' as handler_type,
          row_number() over (order by j.finished_at, j.job_id) as ord
        from jobs j
        join model_versions v on v.model_id = j.model_id and v.model_version = j.model_version
@@ -48,16 +52,8 @@ export async function insertRetries(
          max_attempts, deadline_at, handler_type, priority, lane_seq, retry_of)
        select client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
          model_version, job_type, input, features, config, trigger, lineage, max_attempts,
-         now() + make_interval(secs => timeout_s), next_handler, priority,
-         pie_next_lane_seq(client_id, domain_id, next_handler, model_id, model_version, priority)
-           + row_number() over (
-               partition by next_handler = 'worker',
-                 case when next_handler = 'worker' then model_id end,
-                 case when next_handler = 'worker' then model_version end,
-                 priority
-               order by ord)
-           - 1,
-         job_id
+         now() + make_interval(secs => timeout_s), handler_type, priority,
+         ${laneSeqOfRows('ord')}, job_id
        from picked
        returning job_id, retry_of, model_id, model_version, job_type, handler_type
      )

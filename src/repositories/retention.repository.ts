@@ -25,24 +25,14 @@ import type { Queryable } from '../db/database.js';
  * No foreign key references a job. `subscriptions.created_by_job_id` and a triggered job's
  * `trigger.job_id` name their job as plain text, and keep naming it once it is deleted.
  */
-export async function deleteOldFinishedJobs(
-  q: Queryable,
-  maxAgeS: number,
-  batch: number,
-): Promise<number> {
-  const { rowCount } = await q.query(
-    `delete from jobs
-     where ctid = any(array(
-       select ctid from jobs
-       where status in ('success', 'failure', 'cancelled')
-         and finished_at < now() - make_interval(secs => $1)
-       order by finished_at
-       limit $2
-       for update skip locked
-     ))`,
-    [maxAgeS, batch],
-  );
-  return rowCount;
+export function deleteOldFinishedJobs(q: Queryable, maxAgeS: number, batch: number) {
+  return deleteOldest(q, {
+    table: 'jobs',
+    where: "status in ('success', 'failure', 'cancelled')",
+    age: 'finished_at',
+    maxAgeS,
+    batch,
+  });
 }
 
 /**
@@ -50,21 +40,25 @@ export async function deleteOldFinishedJobs(
  * in `pie serve`: past it a record answers nothing, since `claimIdempotencyKey` takes an expired
  * key over), and returns how many it deleted.
  */
-export async function deleteOldIdempotencyRecords(
+export function deleteOldIdempotencyRecords(q: Queryable, maxAgeS: number, batch: number) {
+  return deleteOldest(q, { table: 'idempotency_keys', age: 'created_at', maxAgeS, batch });
+}
+
+/** Deletes up to `batch` rows of `table` whose `age` column is older than `maxAgeS` seconds. */
+async function deleteOldest(
   q: Queryable,
-  maxAgeS: number,
-  batch: number,
+  old: { table: string; where?: string; age: string; maxAgeS: number; batch: number },
 ): Promise<number> {
   const { rowCount } = await q.query(
-    `delete from idempotency_keys
+    `delete from ${old.table}
      where ctid = any(array(
-       select ctid from idempotency_keys
-       where created_at < now() - make_interval(secs => $1)
-       order by created_at
+       select ctid from ${old.table}
+       where ${old.where ?? 'true'} and ${old.age} < now() - make_interval(secs => $1)
+       order by ${old.age}
        limit $2
        for update skip locked
      ))`,
-    [maxAgeS, batch],
+    [old.maxAgeS, old.batch],
   );
   return rowCount;
 }
