@@ -1,4 +1,5 @@
 import { grants, type Caller } from '../auth/caller.js';
+import type { Queryable } from '../db/database.js';
 import { conflict, forbidden, notFound, unprocessable } from '../domain/errors.js';
 import { cancelSelected } from '../lifecycle/finish.js';
 import { wakeKey } from '../lifecycle/job-wakeups.js';
@@ -62,7 +63,7 @@ function startRetries<T>(
   caller: Caller,
   input: DomainJobs,
   selection: JobSelection,
-  answer: (retried: RetriedJob[], q: Parameters<typeof findJob>[0]) => Promise<T>,
+  answer: (retried: RetriedJob[], q: Queryable) => Promise<T>,
 ): Promise<IdempotentAnswer<T>> {
   const { clientId, domainId } = input;
   return withinOpenJobQuota(ctx, clientId, () =>
