@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { isDatabaseUnavailable } from '../db/connection-errors.js';
 import type { DeliveryOutcome } from '../domain/delivery.js';
 import type { ClaimedJob } from '../lifecycle/claim.js';
+import type { JobEvent } from '../lifecycle/job-events.js';
 import { PUSH_KEY } from '../lifecycle/job-wakeups.js';
 import type { BackgroundService } from '../services/background-service.js';
 import { Periodic } from '../services/background-service.js';
@@ -39,6 +40,9 @@ export class ClaimPump implements BackgroundService {
   private readonly aborts = new Set<AbortController>();
   private readonly poll: Periodic;
   private stopWaking: (() => void) | undefined;
+  private stopFollowing: (() => void) | undefined;
+  /** The last claim ran under a concurrency limit: jobs finishing may make room. */
+  private limited = false;
   /** The claim loop under way, if any, so that stop() can wait for it. */
   private pumping: Promise<void> | undefined;
   private pumpAgain = false;
@@ -60,6 +64,11 @@ export class ClaimPump implements BackgroundService {
       this.backoff.resume();
       if (keys === undefined || keys.includes(PUSH_KEY)) this.pump();
     });
+    // Under a limit, a job finishing in this process (a completion arriving, a cancel) makes
+    // room at once; finishes elsewhere are caught by the poll.
+    this.stopFollowing = this.ctx.events.subscribe((events) => {
+      if (this.limited && events.some((event) => FREES_ROOM.has(event.type))) this.pump();
+    });
     this.poll.start();
     this.pump();
   }
@@ -72,6 +81,7 @@ export class ClaimPump implements BackgroundService {
   async stop(graceMs: number): Promise<void> {
     this.stopped = true;
     this.stopWaking?.();
+    this.stopFollowing?.();
     await this.poll.stop();
     // A claim under way may still start deliveries: let it, so they count as in flight.
     await this.pumping;
@@ -117,12 +127,13 @@ export class ClaimPump implements BackgroundService {
         this.pumpAgain = false;
         const free = this.options.concurrency - this.inFlight.size;
         if (free <= 0) break;
-        const jobs = await claimJobsToPush(this.ctx, {
+        const { jobs, limited } = await claimJobsToPush(this.ctx, {
           holder: this.options.holder,
           leaseS: this.options.leaseS,
           limit: free,
           kinds: this.handlers.pushTypes,
         });
+        this.limited = limited;
         this.backoff.succeeded();
         for (const job of jobs) this.deliverTracked(job);
         if (jobs.length === free) this.pumpAgain = true;
@@ -201,6 +212,9 @@ export class ClaimPump implements BackgroundService {
     }
   }
 }
+
+/** Job events after which a job is no longer in flight. */
+const FREES_ROOM = new Set<JobEvent['type']>(['finished', 'cancelled', 'retried']);
 
 function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise<void>((resolve) => {

@@ -1,5 +1,14 @@
 import client from 'prom-client';
 
+/** What the queue gauges show, as the jobs table has it. */
+export interface QueueReading {
+  queued: { priority: number; queue: string; jobs: number }[];
+  heldBack: { version: number; client: number };
+}
+
+/** How long one read of the queue serves scrapes: the gauges of one scrape share it. */
+const QUEUE_READ_REUSE_MS = 250;
+
 /**
  * Prometheus metrics of one process (`GET /metrics`). Counters count what this process did;
  * sum them across processes in Prometheus.
@@ -72,7 +81,56 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly jobsQueued = new client.Gauge({
+    name: 'pie_jobs_queued',
+    help: 'Jobs waiting in the queues, by priority and queue (push: http, command, truefoundry; pull: workers). Read from the database at scrape: every process reports the same figure, do not sum.',
+    labelNames: ['priority', 'queue'] as const,
+    registers: [this.registry],
+    collect: async () => {
+      const reading = await this.readQueue();
+      this.jobsQueued.reset();
+      for (const row of reading?.queued ?? []) {
+        this.jobsQueued.set({ priority: String(row.priority), queue: row.queue }, row.jobs);
+      }
+    },
+  });
+
+  readonly jobsHeldBack = new client.Gauge({
+    name: 'pie_jobs_held_back',
+    help: 'Queued jobs whose model version (limit="version") or client (limit="client") is at its max_in_flight; a job under both counts in both. Read at scrape, like pie_jobs_queued.',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+    collect: async () => {
+      const reading = await this.readQueue();
+      this.jobsHeldBack.reset();
+      if (reading === undefined) return;
+      this.jobsHeldBack.set({ limit: 'version' }, reading.heldBack.version);
+      this.jobsHeldBack.set({ limit: 'client' }, reading.heldBack.client);
+    },
+  });
+
+  /** Where the queue gauges read from; unset, they stay empty. */
+  private queueSource: (() => Promise<QueueReading>) | undefined;
+  /** One read serves both gauges of a scrape. */
+  private lastRead: { at: number; reading: Promise<QueueReading | undefined> } | undefined;
+
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'pie_' });
+  }
+
+  /** Gives the queue gauges their source: a read of the jobs table. */
+  observeQueue(source: () => Promise<QueueReading>): void {
+    this.queueSource = source;
+  }
+
+  private readQueue(): Promise<QueueReading | undefined> {
+    const source = this.queueSource;
+    if (source === undefined) return Promise.resolve(undefined);
+    const now = Date.now();
+    if (this.lastRead === undefined || now - this.lastRead.at > QUEUE_READ_REUSE_MS) {
+      // With the database away the gauges are left empty rather than failing the scrape.
+      this.lastRead = { at: now, reading: source().catch(() => undefined) };
+    }
+    return this.lastRead.reading;
   }
 }

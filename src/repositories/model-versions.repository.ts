@@ -12,6 +12,8 @@ export interface ModelVersion {
   handler: Handler;
   timeout_s: number;
   max_attempts: number;
+  /** Dispatched and running jobs of this version at most, all tenants; null is unlimited. */
+  max_in_flight: number | null;
   created_at: string;
   updated_at: string;
 }
@@ -22,7 +24,7 @@ interface VersionRow extends Omit<ModelVersion, 'created_at' | 'updated_at'> {
 }
 
 const COLUMNS = `model_id, model_version, features, job_types, handler, timeout_s, max_attempts,
-  created_at, updated_at`;
+  max_in_flight, created_at, updated_at`;
 
 function toVersion(row: VersionRow): ModelVersion {
   return { ...row, created_at: iso(row.created_at), updated_at: iso(row.updated_at) };
@@ -36,6 +38,7 @@ export interface VersionWrite {
   handler: Handler;
   timeoutS: number;
   maxAttempts: number;
+  maxInFlight: number | null;
 }
 
 /** Inserts a new version; undefined when it already exists (the caller then compares). */
@@ -45,8 +48,9 @@ export async function insertVersion(
 ): Promise<ModelVersion | undefined> {
   const { rows } = await q.query<VersionRow>(
     `insert into model_versions
-       (model_id, model_version, features, job_types, handler, timeout_s, max_attempts)
-     values ($1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6, $7)
+       (model_id, model_version, features, job_types, handler, timeout_s, max_attempts,
+        max_in_flight)
+     values ($1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6, $7, $8)
      on conflict (model_id, model_version) do nothing
      returning ${COLUMNS}`,
     [
@@ -57,6 +61,7 @@ export async function insertVersion(
       json(write.handler),
       write.timeoutS,
       write.maxAttempts,
+      write.maxInFlight,
     ],
   );
   return rows[0] && toVersion(rows[0]);
@@ -67,7 +72,13 @@ export async function updateVersionSettings(
   q: Queryable,
   modelId: string,
   modelVersion: string,
-  settings: { handler?: Handler; timeoutS?: number; maxAttempts?: number },
+  settings: {
+    handler?: Handler;
+    timeoutS?: number;
+    maxAttempts?: number;
+    /** undefined keeps the limit; null removes it. */
+    maxInFlight?: number | null;
+  },
 ): Promise<ModelVersion> {
   const { rows } = await q.query<VersionRow>(
     // Queued jobs follow the version's handler: they are claimed by its kind.
@@ -80,6 +91,7 @@ export async function updateVersionSettings(
      set handler = coalesce($3::jsonb, handler),
          timeout_s = coalesce($4, timeout_s),
          max_attempts = coalesce($5, max_attempts),
+         max_in_flight = case when $6 then $7::integer else max_in_flight end,
          updated_at = now()
      where model_id = $1 and model_version = $2
      returning ${COLUMNS}`,
@@ -89,6 +101,8 @@ export async function updateVersionSettings(
       settings.handler === undefined ? null : json(settings.handler),
       settings.timeoutS ?? null,
       settings.maxAttempts ?? null,
+      settings.maxInFlight !== undefined,
+      settings.maxInFlight ?? null,
     ],
   );
   return toVersion(rows[0]!);

@@ -6,6 +6,7 @@ import { JobEventBus } from '../lifecycle/job-events.js';
 import { JobWakeups } from '../lifecycle/job-wakeups.js';
 import { countJobEvents } from '../observability/job-metrics.js';
 import { Metrics } from '../observability/metrics.js';
+import { readQueueDepth } from '../repositories/queue-depth.repository.js';
 import {
   insertJobsIfTargetsCurrent,
   type GuardedJob,
@@ -51,6 +52,7 @@ export async function createAppContext(
   const metrics = new Metrics();
   const wakeups = await JobWakeups.listen(db);
   countJobEvents(events, metrics);
+  metrics.observeQueue(() => readQueueDepth(db));
   wakeups.follow(events);
   const ctx: AppContext = {
     db,

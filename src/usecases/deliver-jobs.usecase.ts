@@ -7,7 +7,12 @@ import {
   renewLease,
   retryOrFail,
 } from '../lifecycle/attempt.js';
-import { claimPushJobs, listFollowedJobs, type ClaimedJob } from '../lifecycle/claim.js';
+import {
+  claimPushJobs,
+  listFollowedJobs,
+  type Claim,
+  type ClaimedJob,
+} from '../lifecycle/claim.js';
 import { expireLeases, timeOutOverdueJobs } from '../lifecycle/expiry.js';
 import { finishJob } from './complete-job.usecase.js';
 import type { AppContext } from './context.js';
@@ -27,7 +32,7 @@ export interface PushClaim {
   kinds: readonly HandlerType[];
 }
 
-export function claimJobsToPush(ctx: AppContext, claim: PushClaim): Promise<ClaimedJob[]> {
+export function claimJobsToPush(ctx: AppContext, claim: PushClaim): Promise<Claim> {
   return claimPushJobs(ctx.db, claim.holder, claim.leaseS, claim.limit, claim.kinds);
 }
 

@@ -52,6 +52,7 @@ export interface PutVersionBody {
   handler?: Handler;
   timeout_s?: number;
   max_attempts?: number;
+  max_in_flight?: number | null;
 }
 
 /**
@@ -93,6 +94,7 @@ export async function putModelVersion(
       handler: body.handler ?? DEFAULT_HANDLER,
       timeoutS: body.timeout_s ?? DEFAULT_TIMEOUT_S,
       maxAttempts: body.max_attempts ?? DEFAULT_MAX_ATTEMPTS,
+      maxInFlight: body.max_in_flight ?? null,
     });
     if (inserted !== undefined) return { version: inserted, created: true };
 
@@ -113,6 +115,7 @@ export async function putModelVersion(
       handler: body.handler,
       timeoutS: body.timeout_s,
       maxAttempts: body.max_attempts,
+      maxInFlight: body.max_in_flight,
     });
     return { version: updated, created: false };
   });

@@ -41,7 +41,7 @@ export async function claimJobs(
   const until = Date.now() + (body.wait_ms ?? 0);
   for (;;) {
     if (ctx.wakeups.draining) return { jobs: [] };
-    const claimed = await claimWorkerJobs(
+    const { jobs: claimed } = await claimWorkerJobs(
       ctx.db,
       modelId,
       modelVersion,

@@ -41,7 +41,12 @@ export interface TenantOptions {
   /** Assign the model version as the domain default (default true). */
   assignDefault?: boolean;
   /** The version's handler and settings (default: a pull worker, 3600 s, 5 attempts). */
-  version?: { handler?: unknown; timeout_s?: number; max_attempts?: number };
+  version?: {
+    handler?: unknown;
+    timeout_s?: number;
+    max_attempts?: number;
+    max_in_flight?: number;
+  };
 }
 
 /**

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import type { Queryable } from '../../src/db/database.js';
+import type { Database } from '../../src/db/database.js';
 import {
   JOB_STATUSES,
   JOB_TRANSITIONS,
@@ -39,7 +39,7 @@ const ERROR = { code: 'test', message: 'a test failure' };
  */
 const APPLY: Record<
   TransitionName,
-  (db: Queryable, emit: (event: JobEvent) => void, job: Subject, tenant: Tenant) => Promise<unknown>
+  (db: Database, emit: (event: JobEvent) => void, job: Subject, tenant: Tenant) => Promise<unknown>
 > = {
   claim: (db, _emit, job, t) => claimWorkerJobs(db, t.modelId, t.version, '*', 'w', 30, 50),
   start: (db, _emit, job) => renewLease(db, job.job_id, job.attempt, 30, true),

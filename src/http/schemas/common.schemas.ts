@@ -109,3 +109,16 @@ export const Priority = Type.Integer({
     '(client, domain). Defaults to the assignment priority (itself 0 unless set).',
   examples: [0],
 });
+
+/** A concurrency limit as a request sets it: null (or never set) is unlimited. */
+export const MaxInFlight = Nullable(
+  Type.Integer({
+    minimum: 0,
+    maximum: 1_000_000,
+    description:
+      'The most jobs dispatched or running at once; claims hand out no more and push dispatch ' +
+      'waits, nothing fails. null removes the limit; 0 holds every job queued (a pause). ' +
+      'Omitted on an update: unchanged.',
+    examples: [8],
+  }),
+);

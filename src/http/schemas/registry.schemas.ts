@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { FEATURE_TYPES } from '../../domain/features.js';
-import { ModelId, ModelVersion, Nullable, Timestamp } from './common.schemas.js';
+import { MaxInFlight, ModelId, ModelVersion, Nullable, Timestamp } from './common.schemas.js';
 
 export const ModelParams = Type.Object({ model_id: ModelId });
 export const VersionParams = Type.Object({ model_id: ModelId, version: ModelVersion });
@@ -98,6 +98,7 @@ export const PutVersionBody = Type.Object(
     handler: Type.Optional(Handler),
     timeout_s: Type.Optional(Type.Integer({ minimum: 1, maximum: 7 * 24 * 3600 })),
     max_attempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    max_in_flight: Type.Optional(MaxInFlight),
   },
   {
     additionalProperties: false,
@@ -111,6 +112,7 @@ export const PutVersionBody = Type.Object(
         handler: { type: 'worker' },
         timeout_s: 600,
         max_attempts: 3,
+        max_in_flight: 8,
       },
     ],
   },
@@ -124,6 +126,7 @@ export const Version = Type.Object({
   handler: HandlerView,
   timeout_s: Type.Integer(),
   max_attempts: Type.Integer(),
+  max_in_flight: Nullable(Type.Integer()),
   created_at: Timestamp,
   updated_at: Timestamp,
 });

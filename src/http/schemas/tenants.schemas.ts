@@ -3,6 +3,7 @@ import {
   ClientId,
   DomainId,
   JsonObject,
+  MaxInFlight,
   Nullable,
   ServiceId,
   Timestamp,
@@ -17,7 +18,10 @@ export const ServiceParams = Type.Object({
 });
 
 export const PutClientBody = Type.Object(
-  { name: Type.Optional(Type.String({ maxLength: 256, description: 'Display name.' })) },
+  {
+    name: Type.Optional(Type.String({ maxLength: 256, description: 'Display name.' })),
+    max_in_flight: Type.Optional(MaxInFlight),
+  },
   { additionalProperties: false, examples: [{ name: 'Adelaide Metro' }] },
 );
 
@@ -25,6 +29,7 @@ export const Client = Type.Object(
   {
     client_id: Type.String(),
     name: Nullable(Type.String()),
+    max_in_flight: Nullable(Type.Integer()),
     created_at: Timestamp,
     updated_at: Timestamp,
   },
@@ -33,6 +38,7 @@ export const Client = Type.Object(
       {
         client_id: 'client-1',
         name: 'Adelaide Metro',
+        max_in_flight: null,
         created_at: '2026-01-01T00:00:00.000Z',
         updated_at: '2026-01-01T00:00:00.000Z',
       },
