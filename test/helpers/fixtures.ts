@@ -92,6 +92,29 @@ export async function createTenant(
   return { clientId, domainId, modelId, version, domainPath, services: services.map(([id]) => id) };
 }
 
+/**
+ * A second client, with a domain `elsewhere` and its service-1, whose default assignment runs
+ * `tenant`'s model version (so the two share its queue); answers the domain's path.
+ */
+export async function sharingClient(
+  server: TestServer,
+  tenant: Tenant,
+  clientId: string,
+): Promise<string> {
+  const domainPath = `/v2/clients/${clientId}/domains/elsewhere`;
+  assertStatus(await server.put(`/v2/clients/${clientId}`, {}), 201);
+  assertStatus(await server.put(domainPath, {}), 201);
+  assertStatus(await server.put(`${domainPath}/services/service-1`, {}), 201);
+  assertStatus(
+    await server.put(`${domainPath}/assignments/default`, {
+      model_id: tenant.modelId,
+      model_version: tenant.version,
+    }),
+    201,
+  );
+  return domainPath;
+}
+
 /** The run-job route of a service's assignment `key`. */
 export function runJobPath(domainPath: string, serviceId = 'service-1', key = 'default'): string {
   return `${domainPath}/service/${serviceId}/assignments/${key}/jobs`;

@@ -4,7 +4,7 @@ import { after, before, it } from 'node:test';
 import type { Envelope } from '../../src/domain/delivery.js';
 import { assertStatus } from '../helpers/assertions.js';
 import { RECEIVER_SECRET } from '../helpers/completing-receiver.js';
-import { createTenant, runJob, uniqueId, type Tenant } from '../helpers/fixtures.js';
+import { createTenant, runJob, sharingClient, uniqueId, type Tenant } from '../helpers/fixtures.js';
 import { closeServer, listenOnLoopback } from '../helpers/loopback.js';
 import { scrapeMetrics } from '../helpers/scrape-metrics.js';
 import { sleep, waitFor } from '../helpers/wait.js';
@@ -54,22 +54,6 @@ async function inFlight(server: TestServer, where: string, value: string): Promi
     [value],
   );
   return rows[0]!.n;
-}
-
-/** A second client whose domain's default assignment runs `t`'s version; its domain path. */
-async function sharingClient(server: TestServer, t: Tenant, clientId: string): Promise<string> {
-  const domain = `/v2/clients/${clientId}/domains/elsewhere`;
-  assertStatus(await server.put(`/v2/clients/${clientId}`, {}), 201);
-  assertStatus(await server.put(domain, {}), 201);
-  assertStatus(await server.put(`${domain}/services/service-1`, {}), 201);
-  assertStatus(
-    await server.put(`${domain}/assignments/default`, {
-      model_id: t.modelId,
-      model_version: t.version,
-    }),
-    201,
-  );
-  return domain;
 }
 
 /** Samples the version's jobs in flight every millisecond or so until `stop` is called. */

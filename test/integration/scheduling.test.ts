@@ -5,7 +5,13 @@ import { assertStatus } from '../helpers/assertions.js';
 import { RECEIVER_SECRET } from '../helpers/completing-receiver.js';
 import { closeServer, listenOnLoopback } from '../helpers/loopback.js';
 import { waitFor } from '../helpers/wait.js';
-import { createTenant, runJobPath, uniqueId, type Tenant } from '../helpers/fixtures.js';
+import {
+  createTenant,
+  runJobPath,
+  sharingClient,
+  uniqueId,
+  type Tenant,
+} from '../helpers/fixtures.js';
 import { describeOnEachBackend, type TestServer } from '../helpers/test-server.js';
 
 /**
@@ -13,23 +19,6 @@ import { describeOnEachBackend, type TestServer } from '../helpers/test-server.j
  * round-robin across (client, domain) lanes, so a region that queued 10,000 jobs does not hold
  * another's first job back by more than one claim batch.
  */
-
-/** A second client whose domain's default assignment runs `tenant`'s model version. */
-async function sharingTenant(server: TestServer, tenant: Tenant): Promise<string> {
-  const clientId = uniqueId('client');
-  const domainPath = `/v2/clients/${clientId}/domains/other_region`;
-  assertStatus(await server.put(`/v2/clients/${clientId}`, {}), 201);
-  assertStatus(await server.put(domainPath, {}), 201);
-  assertStatus(await server.put(`${domainPath}/services/service-1`, {}), 201);
-  assertStatus(
-    await server.put(`${domainPath}/assignments/default`, {
-      model_id: tenant.modelId,
-      model_version: tenant.version,
-    }),
-    201,
-  );
-  return domainPath;
-}
 
 /** `count` active services in the tenant's domain, written directly (the API would take minutes). */
 async function addServices(server: TestServer, tenant: Tenant, count: number): Promise<void> {
@@ -57,7 +46,7 @@ describeOnEachBackend('scheduling under contention', (server) => {
     assertStatus(init, 202);
     assert.equal(init.body.dispatched_services.length, 10_000);
 
-    const b = await sharingTenant(server(), a);
+    const b = await sharingClient(server(), a, uniqueId('client'));
     const mine: string[] = [];
     for (let i = 0; i < 5; i++) {
       const run = await server().post(runJobPath(b), { input: { n: i } });
@@ -195,7 +184,7 @@ describeOnEachBackend(
       // The dispatcher fills its slots with A's jobs and waits on the held deliveries.
       await waitFor('the slots to fill', () => receiver.arrived.length === PUSH_SLOTS, 15_000);
 
-      const b = await sharingTenant(server(), a);
+      const b = await sharingClient(server(), a, uniqueId('client'));
       const mine: string[] = [];
       for (let i = 0; i < 5; i++) {
         const run = await server().post(runJobPath(b), {});
