@@ -104,6 +104,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
         await background.stop(config.shutdownGraceS * 1000);
         await app.close();
         await ctx.wakeups.close();
+        await ctx.stops.close();
         await db.close();
       },
     };
