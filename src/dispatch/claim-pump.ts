@@ -9,6 +9,7 @@ import { OUTAGE_BACKOFF_MAX_MS, type OutageBackoff } from '../services/outage-ba
 import type { AppContext } from '../usecases/context.js';
 import {
   claimJobsToPush,
+  endedAttempts,
   keepLease,
   noteDispatched,
   recordDelivery,
@@ -36,9 +37,11 @@ export interface ClaimPumpOptions {
 export class ClaimPump implements BackgroundService {
   readonly name = 'claim pump';
   private readonly inFlight = new Set<Promise<void>>();
-  private readonly aborts = new Set<AbortController>();
+  /** Each delivery under way, by job id, so that a cancel can stop it. */
+  private readonly held = new Map<string, { job: ClaimedJob; abort: AbortController }>();
   private readonly poll: Periodic;
   private stopWaking: (() => void) | undefined;
+  private stopHearing: (() => void) | undefined;
   /** The claim loop under way, if any, so that stop() can wait for it. */
   private pumping: Promise<void> | undefined;
   private pumpAgain = false;
@@ -60,8 +63,28 @@ export class ClaimPump implements BackgroundService {
       this.backoff.resume();
       if (keys === undefined || keys.includes(PUSH_KEY)) this.pump();
     });
+    this.stopHearing = this.ctx.stops.onStop((jobIds) => {
+      if (jobIds === undefined) void this.stopEnded([...this.held.values()].map((d) => d.job));
+      else for (const jobId of jobIds) this.held.get(jobId)?.abort.abort(CANCELLED);
+    });
     this.poll.start();
     this.pump();
+  }
+
+  /**
+   * Aborts the deliveries among `jobs` whose attempt ended elsewhere: cancelled, or over
+   * another way (then their outcome is recorded as usual, and the fenced write changes nothing).
+   */
+  private async stopEnded(jobs: ClaimedJob[]): Promise<void> {
+    if (jobs.length === 0) return;
+    try {
+      for (const [jobId, end] of await endedAttempts(this.ctx, jobs)) {
+        this.held.get(jobId)?.abort.abort(end === 'cancelled' ? CANCELLED : LEASE_LOST);
+      }
+    } catch (error) {
+      // The database is away: the next lease renewal looks again.
+      this.log.warn({ err: error }, 'could not check the jobs this process delivers');
+    }
   }
 
   /**
@@ -72,6 +95,7 @@ export class ClaimPump implements BackgroundService {
   async stop(graceMs: number): Promise<void> {
     this.stopped = true;
     this.stopWaking?.();
+    this.stopHearing?.();
     await this.poll.stop();
     // A claim under way may still start deliveries: let it, so they count as in flight.
     await this.pumping;
@@ -86,7 +110,7 @@ export class ClaimPump implements BackgroundService {
       ]);
       clearTimeout(timer);
     }
-    for (const abort of this.aborts) abort.abort({ code: 'shutdown' });
+    for (const { abort } of this.held.values()) abort.abort({ code: 'shutdown' });
     await Promise.allSettled([...this.inFlight]);
     await this.releaseHeld();
   }
@@ -143,12 +167,16 @@ export class ClaimPump implements BackgroundService {
 
   private async deliver(job: ClaimedJob): Promise<void> {
     const abort = new AbortController();
-    this.aborts.add(abort);
+    this.held.set(job.job_id, { job, abort });
     const untilDeadline = Math.max(0, Date.parse(job.deadline) - Date.now());
     const deadline = setTimeout(() => abort.abort({ code: 'timeout' }), untilDeadline);
-    // A command runs as long as it runs; keep its lease alive meanwhile.
+    // A command runs as long as it runs; keep its lease alive meanwhile. A renewal refused
+    // means the attempt ended elsewhere (a cancel whose announcement was missed, say): stop.
     const renew = setInterval(
-      () => void keepLease(this.ctx, job, this.options.leaseS).catch(() => undefined),
+      () =>
+        void keepLease(this.ctx, job, this.options.leaseS)
+          .then((kept) => (kept ? undefined : this.stopEnded([job])))
+          .catch(() => undefined),
       (this.options.leaseS * 1000) / 3,
     );
     try {
@@ -158,6 +186,11 @@ export class ClaimPump implements BackgroundService {
       const outcome = await this.handlers.deliver(envelope, job.handler, {
         signal: abort.signal,
       });
+      if (abortCode(abort.signal) === 'cancelled') {
+        // The job is final already: nothing to record, and nothing to retry.
+        this.ctx.metrics.attempts.inc({ handler: job.handler.type, outcome: 'cancelled' });
+        return;
+      }
       if (outcome.kind === 'retry' && isShutdown(abort.signal)) {
         // Stopped by the shutdown, not failed by the handler: stop() releases the job.
         this.ctx.metrics.attempts.inc({ handler: job.handler.type, outcome: 'released' });
@@ -173,7 +206,7 @@ export class ClaimPump implements BackgroundService {
     } finally {
       clearTimeout(deadline);
       clearInterval(renew);
-      this.aborts.delete(abort);
+      this.held.delete(job.job_id);
     }
   }
 
@@ -214,13 +247,17 @@ function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-function isShutdown(signal: AbortSignal): boolean {
+/** Abort reasons a delivery may be stopped with, besides its deadline and a shutdown. */
+const CANCELLED = { code: 'cancelled', message: 'the job was cancelled' };
+const LEASE_LOST = { code: 'lease_lost', message: 'the attempt ended elsewhere' };
+
+function abortCode(signal: AbortSignal): unknown {
   const reason: unknown = signal.reason;
-  return (
-    signal.aborted &&
-    typeof reason === 'object' &&
-    reason !== null &&
-    'code' in reason &&
-    reason.code === 'shutdown'
-  );
+  return signal.aborted && typeof reason === 'object' && reason !== null && 'code' in reason
+    ? reason.code
+    : undefined;
+}
+
+function isShutdown(signal: AbortSignal): boolean {
+  return abortCode(signal) === 'shutdown';
 }

@@ -9,6 +9,7 @@ import {
 } from '../lifecycle/attempt.js';
 import { claimPushJobs, listFollowedJobs, type ClaimedJob } from '../lifecycle/claim.js';
 import { expireLeases, timeOutOverdueJobs } from '../lifecycle/expiry.js';
+import { findAttempts } from '../repositories/jobs.repository.js';
 import { finishJob } from './complete-job.usecase.js';
 import type { AppContext } from './context.js';
 
@@ -38,6 +39,38 @@ export async function keepLease(
   leaseS: number,
 ): Promise<boolean> {
   return (await renewLease(ctx.db, job.job_id, job.attempt, leaseS, false)) !== undefined;
+}
+
+/** Why an attempt under way here ended elsewhere: its job was cancelled, or it is over. */
+export type AttemptEnd = 'cancelled' | 'over';
+
+/**
+ * Of these attempts under way here, those that ended meanwhile: the job was cancelled during
+ * the attempt, or the attempt is over another way (requeued, timed out, gone).
+ */
+export async function endedAttempts(
+  ctx: AppContext,
+  jobs: readonly Pick<ClaimedJob, 'job_id' | 'attempt'>[],
+): Promise<Map<string, AttemptEnd>> {
+  const current = new Map(
+    (
+      await findAttempts(
+        ctx.db,
+        jobs.map((job) => job.job_id),
+      )
+    ).map((row) => [row.job_id, row]),
+  );
+  const ended = new Map<string, AttemptEnd>();
+  for (const job of jobs) {
+    const row = current.get(job.job_id);
+    if (row?.attempt === job.attempt && (row.status === 'dispatched' || row.status === 'running'))
+      continue;
+    ended.set(
+      job.job_id,
+      row?.attempt === job.attempt && row.status === 'cancelled' ? 'cancelled' : 'over',
+    );
+  }
+  return ended;
 }
 
 /** The handler has the job (a command started, a push handler accepted it). */
