@@ -1,5 +1,5 @@
 import type { DeliveryOutcome, JobError } from '../domain/delivery.js';
-import type { HandlerType } from '../domain/handlers.js';
+import type { Handler, HandlerType } from '../domain/handlers.js';
 import {
   failAttempt,
   handOver,
@@ -10,6 +10,7 @@ import {
 import { claimPushJobs, listFollowedJobs, type ClaimedJob } from '../lifecycle/claim.js';
 import { expireLeases, timeOutOverdueJobs } from '../lifecycle/expiry.js';
 import { findAttempts } from '../repositories/jobs.repository.js';
+import { findVersion } from '../repositories/model-versions.repository.js';
 import { finishJob } from './complete-job.usecase.js';
 import type { AppContext } from './context.js';
 
@@ -39,6 +40,15 @@ export async function keepLease(
   leaseS: number,
 ): Promise<boolean> {
   return (await renewLease(ctx.db, job.job_id, job.attempt, leaseS, false)) !== undefined;
+}
+
+/** A version's handler as configured now; undefined when the version is gone. */
+export async function versionHandler(
+  ctx: AppContext,
+  modelId: string,
+  modelVersion: string,
+): Promise<Handler | undefined> {
+  return (await findVersion(ctx.db, modelId, modelVersion))?.handler;
 }
 
 /** Why an attempt under way here ended elsewhere: its job was cancelled, or it is over. */
