@@ -189,6 +189,14 @@ export class ClaimPump implements BackgroundService {
       if (abortCode(abort.signal) === 'cancelled') {
         // The job is final already: nothing to record, and nothing to retry.
         this.ctx.metrics.attempts.inc({ handler: job.handler.type, outcome: 'cancelled' });
+        // Stopping the delivery is how this kind hears of a cancel (a command's process);
+        // the kinds with a notice of their own are counted by the cancel relay.
+        if (!this.handlers.cancelTypes.includes(job.handler.type)) {
+          this.ctx.metrics.cancellationsDelivered.inc({
+            handler: job.handler.type,
+            outcome: 'delivered',
+          });
+        }
         return;
       }
       if (outcome.kind === 'retry' && isShutdown(abort.signal)) {

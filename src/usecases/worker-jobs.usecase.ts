@@ -117,6 +117,7 @@ export async function heartbeat(ctx: AppContext, caller: Caller, input: Heartbea
   }
   // A worker stops its command on any refusal; this one tells its operator why.
   if (job.status === 'cancelled') {
+    ctx.metrics.cancellationsDelivered.inc({ handler: 'worker', outcome: 'delivered' });
     throw conflict(`job "${jobId}" was cancelled; stop working on it`);
   }
   if (isFinal(job.status))
