@@ -214,7 +214,8 @@ export class ClaimPump implements BackgroundService {
     } finally {
       clearTimeout(deadline);
       clearInterval(renew);
-      this.held.delete(job.job_id);
+      // A newer attempt of the job may be delivered here meanwhile (this one's lease lapsed).
+      if (this.held.get(job.job_id)?.abort === abort) this.held.delete(job.job_id);
     }
   }
 
