@@ -16,7 +16,10 @@ export interface ReceivedNotice {
   body: string;
 }
 
-/** Answers 202 to every delivery; keeps deliveries and `job.cancelled` notices apart. */
+/**
+ * Answers 202 to every delivery, except one whose input has `hold: true`, which it never
+ * answers; keeps deliveries and `job.cancelled` notices apart.
+ */
 export class AcceptingHandler {
   readonly deliveries: Envelope[] = [];
   readonly notices: ReceivedNotice[] = [];
@@ -31,7 +34,7 @@ export class AcceptingHandler {
         const parsed = JSON.parse(body) as { type?: unknown };
         if (parsed.type === 'job.cancelled') this.notices.push({ headers: request.headers, body });
         else this.deliveries.push(parsed as Envelope);
-        response.writeHead(202).end('{}');
+        if ((parsed as Envelope).input?.hold !== true) response.writeHead(202).end('{}');
       });
     });
     this.url = `http://127.0.0.1:${await listenOnLoopback(this.server)}/hook`;

@@ -42,6 +42,14 @@ async function jobOf(server: TestServer, tenant: Tenant, jobId: string) {
   return job.body;
 }
 
+/** How many delivery attempts of `handler` kind were counted with `outcome`. */
+async function attemptsCounted(server: TestServer, kind: string, outcome: string) {
+  const { values } = await server.ctx.metrics.attempts.get();
+  return values
+    .filter((v) => v.labels.handler === kind && v.labels.outcome === outcome)
+    .reduce((sum, v) => sum + v.value, 0);
+}
+
 /** How many cancels of `handler` kind were counted with `outcome`. */
 async function cancellationsCounted(server: TestServer, kind: string, outcome: string) {
   const { values } = await server.ctx.metrics.cancellationsDelivered.get();
@@ -167,6 +175,27 @@ describeOnEachBackend(
       );
     });
 
+    it('http: a delivery still waiting for its answer is abandoned, and not retried', async () => {
+      const tenant = await createTenant(server(), {
+        version: { handler: { type: 'http', url: handler.url, secret: SECRET } },
+      });
+      const jobId = await runJob(server(), tenant, { input: { hold: true } });
+      await until('the delivery', () =>
+        handler.deliveries.find((d) => d.client_id === tenant.clientId && d.job_id === jobId),
+      );
+      const before = await attemptsCounted(server(), 'http', 'cancelled');
+      await cancel(server(), tenant, jobId);
+      await until('the delivery to be abandoned', async () =>
+        (await attemptsCounted(server(), 'http', 'cancelled')) > before ? true : undefined,
+      );
+      await until('the cancel notice', () =>
+        handler.notices.find((n) => (JSON.parse(n.body) as Envelope).job_id === jobId),
+      );
+      const job = await jobOf(server(), tenant, jobId);
+      assert.equal(job.status, 'cancelled');
+      assert.equal(job.error, null);
+    });
+
     for (const by of ['application_id', 'deployment_id'] as const) {
       it(`truefoundry (${by}): the run is terminated through the control plane`, async () => {
         const id = `${by === 'application_id' ? 'app' : 'dep'}-${server().backend}`;
@@ -251,4 +280,35 @@ describeOnEachBackend(
   },
   undefined,
   {},
+);
+
+// A lease renewed every second: the backstop for a cancel the dispatcher did not hear.
+describeOnEachBackend(
+  'cancellation the dispatcher did not hear',
+  (server) => {
+    it('stops the command at the next lease renewal', async () => {
+      const sleeper = sleeperCommand();
+      const tenant = await createTenant(server(), {
+        version: { handler: { type: 'command', command: sleeper.command, args: sleeper.args } },
+      });
+      const jobId = await runJob(server(), tenant);
+      const pid = await until('the command to start', () => sleeper.pidOf(jobId));
+      // Cancelled behind the dispatcher's back: no job event, no announcement.
+      await server().db.query(
+        `update jobs set status = 'cancelled', finished_at = now(), locked_by = null,
+           lease_expires_at = null
+         where client_id = $1 and job_id = $2`,
+        [tenant.clientId, jobId],
+      );
+      await until('the process to end', () => (isAlive(pid) ? undefined : true), 5000);
+      await until('the attempt to be counted as cancelled', async () =>
+        (await attemptsCounted(server(), 'command', 'cancelled')) > 0 ? true : undefined,
+      );
+      const job = await jobOf(server(), tenant, jobId);
+      assert.equal(job.status, 'cancelled');
+      assert.equal(job.error, null);
+    });
+  },
+  undefined,
+  { leaseS: 3 },
 );
