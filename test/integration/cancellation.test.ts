@@ -71,7 +71,7 @@ describeOnEachBackend(
       return { tenant, jobId, pid };
     }
 
-    it('command: a cancelled job’s process is stopped, and the job stays cancelled', async () => {
+    it("command: a cancelled job's process is stopped, and the job stays cancelled", async () => {
       const { tenant, jobId, pid } = await runningCommand(sleeperCommand());
       const before = await cancellationsCounted(server(), 'command', 'delivered');
       const cancelled = Date.now();

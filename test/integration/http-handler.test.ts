@@ -301,7 +301,7 @@ describe('http handler cancel notice', () => {
     await Promise.all([guard.close(), strictGuard.close()]);
   });
 
-  it('posts a signed job.cancelled whose webhook-id is not the delivery’s', async () => {
+  it("posts a signed job.cancelled whose webhook-id is not the delivery's", async () => {
     const receiver = await startReceiver(answer(204));
     assert.deepEqual(await tell(receiver.url), { delivered: true });
     const [request] = receiver.received;
