@@ -62,23 +62,17 @@ export async function endedAttempts(
   ctx: AppContext,
   jobs: readonly Pick<ClaimedJob, 'job_id' | 'attempt'>[],
 ): Promise<Map<string, AttemptEnd>> {
-  const current = new Map(
-    (
-      await findAttempts(
-        ctx.db,
-        jobs.map((job) => job.job_id),
-      )
-    ).map((row) => [row.job_id, row]),
+  const rows = await findAttempts(
+    ctx.db,
+    jobs.map((job) => job.job_id),
   );
+  const current = new Map(rows.map((row) => [row.job_id, row]));
   const ended = new Map<string, AttemptEnd>();
   for (const job of jobs) {
     const row = current.get(job.job_id);
-    if (row?.attempt === job.attempt && (row.status === 'dispatched' || row.status === 'running'))
-      continue;
-    ended.set(
-      job.job_id,
-      row?.attempt === job.attempt && row.status === 'cancelled' ? 'cancelled' : 'over',
-    );
+    const sameAttempt = row?.attempt === job.attempt;
+    if (sameAttempt && (row?.status === 'dispatched' || row?.status === 'running')) continue;
+    ended.set(job.job_id, sameAttempt && row?.status === 'cancelled' ? 'cancelled' : 'over');
   }
   return ended;
 }
