@@ -12,7 +12,7 @@ import type { Handler, HandlerType } from '../../domain/handlers.js';
 export type HandlerOf<T extends HandlerType> = Extract<Handler, { type: T }>;
 
 export interface DeliveryContext {
-  /** Aborted when the job's deadline passes or the process shuts down. */
+  /** Aborted when the job's deadline passes, the job is cancelled or the process shuts down. */
   signal: AbortSignal;
 }
 
