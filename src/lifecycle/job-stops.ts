@@ -6,8 +6,8 @@ import { NOTIFY_SQL } from './job-wakeups.js';
 /**
  * Tells whoever holds a job's attempt that the job was cancelled, so that it stops the work:
  * the claim pump delivering it, in this process or any other sharing the database. It follows
- * the job events (`follow`): a job cancelled while someone held it under a lease is announced
- * once committed, by job id. Listeners here hear it at once; other processes on a PostgreSQL
+ * the job events (`follow`): a job cancelled while a dispatcher held it under a lease is
+ * announced once committed, by job id. Listeners here hear it at once; other processes on a PostgreSQL
  * server hear it through a coalesced NOTIFY per tick on `pie_job_stops`, like the wake-ups
  * (job-wakeups.ts). A listener told `undefined` (an empty payload, or a reconnect after which
  * notifications may have been lost) checks every job it holds.
@@ -31,13 +31,17 @@ export class JobStops {
     return stops;
   }
 
-  /** Announces the jobs that were cancelled while someone held them. */
+  /**
+   * Announces the jobs that were cancelled while a dispatcher held them. Pull workers' jobs are
+   * left out: a worker hears of the cancel from its next heartbeat, and no PIE process holds them.
+   */
   follow(bus: JobEventBus): () => void {
     return bus.subscribe((events) => {
       const jobIds: string[] = [];
       for (const event of events) {
-        if (event.type === 'cancelled' && event.attempt?.leased === true) {
-          jobIds.push(event.attempt.job_id);
+        const attempt = event.type === 'cancelled' ? event.attempt : undefined;
+        if (attempt?.leased === true && attempt.handler_type !== 'worker') {
+          jobIds.push(attempt.job_id);
         }
       }
       this.announce(jobIds);
