@@ -7,10 +7,10 @@ import { NOTIFY_SQL } from './job-wakeups.js';
  * Tells whoever holds a job's attempt that the job was cancelled, so that it stops the work:
  * the claim pump delivering it, in this process or any other sharing the database. It follows
  * the job events (`follow`): a job cancelled while a dispatcher held it under a lease is
- * announced once committed, by job id. Listeners here hear it at once; other processes on a PostgreSQL
- * server hear it through a coalesced NOTIFY per tick on `pie_job_stops`, like the wake-ups
- * (job-wakeups.ts). A listener told `undefined` (an empty payload, or a reconnect after which
- * notifications may have been lost) checks every job it holds.
+ * announced once committed, by job id. Listeners here hear it at once; other processes on a
+ * PostgreSQL server hear it through a coalesced NOTIFY per tick on `pie_job_stops`, like the
+ * wake-ups (job-wakeups.ts). A listener told `undefined` (an empty payload, or a reconnect after
+ * which notifications may have been lost) checks every job it holds.
  */
 export class JobStops {
   private readonly emitter = new EventEmitter();
