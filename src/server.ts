@@ -6,7 +6,7 @@ import type { Database } from './db/database.js';
 import { migrate } from './db/migrate.js';
 import { openDatabase } from './db/open-database.js';
 import { CHURNING_TABLES, needsOwnVacuum } from './db/vacuum.js';
-import { createDispatchServices } from './dispatch/dispatch-services.js';
+import { createCancelRelayService, createDispatchServices } from './dispatch/dispatch-services.js';
 import { buildApp } from './http/app.js';
 import type { TypedApp } from './http/typed-app.js';
 import { ServiceList, type BackgroundService } from './services/background-service.js';
@@ -61,8 +61,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
           },
           app.log,
         )
-      : undefined;
-    const services: BackgroundService[] = [...(dispatch?.services ?? [])];
+      : createCancelRelayService(ctx, config.dispatch, app.log);
+    const services: BackgroundService[] = [...dispatch.services];
     if (ownVacuum) {
       services.push(new VacuumService(db, config.vacuumS * 1000, app.log, ctx.metrics));
       if (db.backend === 'postgres') {
@@ -85,7 +85,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
         ctx.metrics,
       ),
     );
-    const background = new ServiceList(services, dispatch === undefined ? [] : [dispatch.close]);
+    const background = new ServiceList(services, [dispatch.close]);
     background.start();
     return {
       app,
@@ -104,6 +104,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
         await background.stop(config.shutdownGraceS * 1000);
         await app.close();
         await ctx.wakeups.close();
+        await ctx.stops.close();
         await db.close();
       },
     };

@@ -10,6 +10,7 @@ import { OUTAGE_BACKOFF_MAX_MS, type OutageBackoff } from '../services/outage-ba
 import type { AppContext } from '../usecases/context.js';
 import {
   claimJobsToPush,
+  endedAttempts,
   keepLease,
   noteDispatched,
   recordDelivery,
@@ -37,12 +38,14 @@ export interface ClaimPumpOptions {
 export class ClaimPump implements BackgroundService {
   readonly name = 'claim pump';
   private readonly inFlight = new Set<Promise<void>>();
-  private readonly aborts = new Set<AbortController>();
+  /** Each delivery under way, by job id, so that a cancel can stop it. */
+  private readonly held = new Map<string, { job: ClaimedJob; abort: AbortController }>();
   private readonly poll: Periodic;
   private stopWaking: (() => void) | undefined;
   private stopFollowing: (() => void) | undefined;
   /** The last claim ran under a concurrency limit: jobs finishing may make room. */
   private limited = false;
+  private stopHearing: (() => void) | undefined;
   /** The claim loop under way, if any, so that stop() can wait for it. */
   private pumping: Promise<void> | undefined;
   private pumpAgain = false;
@@ -69,8 +72,28 @@ export class ClaimPump implements BackgroundService {
     this.stopFollowing = this.ctx.events.subscribe((events) => {
       if (this.limited && events.some((event) => FREES_ROOM.has(event.type))) this.pump();
     });
+    this.stopHearing = this.ctx.stops.onStop((jobIds) => {
+      if (jobIds === undefined) void this.stopEnded([...this.held.values()].map((d) => d.job));
+      else for (const jobId of jobIds) this.held.get(jobId)?.abort.abort(CANCELLED);
+    });
     this.poll.start();
     this.pump();
+  }
+
+  /**
+   * Aborts the deliveries among `jobs` whose attempt ended elsewhere: cancelled, or over
+   * another way (then their outcome is recorded as usual, and the fenced write changes nothing).
+   */
+  private async stopEnded(jobs: ClaimedJob[]): Promise<void> {
+    if (jobs.length === 0) return;
+    try {
+      for (const [jobId, end] of await endedAttempts(this.ctx, jobs)) {
+        this.held.get(jobId)?.abort.abort(end === 'cancelled' ? CANCELLED : LEASE_LOST);
+      }
+    } catch (error) {
+      // The database is away: the next lease renewal looks again.
+      this.log.warn({ err: error }, 'could not check the jobs this process delivers');
+    }
   }
 
   /**
@@ -82,6 +105,7 @@ export class ClaimPump implements BackgroundService {
     this.stopped = true;
     this.stopWaking?.();
     this.stopFollowing?.();
+    this.stopHearing?.();
     await this.poll.stop();
     // A claim under way may still start deliveries: let it, so they count as in flight.
     await this.pumping;
@@ -96,7 +120,7 @@ export class ClaimPump implements BackgroundService {
       ]);
       clearTimeout(timer);
     }
-    for (const abort of this.aborts) abort.abort({ code: 'shutdown' });
+    for (const { abort } of this.held.values()) abort.abort({ code: 'shutdown' });
     await Promise.allSettled([...this.inFlight]);
     await this.releaseHeld();
   }
@@ -154,12 +178,16 @@ export class ClaimPump implements BackgroundService {
 
   private async deliver(job: ClaimedJob): Promise<void> {
     const abort = new AbortController();
-    this.aborts.add(abort);
+    this.held.set(job.job_id, { job, abort });
     const untilDeadline = Math.max(0, Date.parse(job.deadline) - Date.now());
     const deadline = setTimeout(() => abort.abort({ code: 'timeout' }), untilDeadline);
-    // A command runs as long as it runs; keep its lease alive meanwhile.
+    // A command runs as long as it runs; keep its lease alive meanwhile. A renewal refused
+    // means the attempt ended elsewhere (a cancel whose announcement was missed, say): stop.
     const renew = setInterval(
-      () => void keepLease(this.ctx, job, this.options.leaseS).catch(() => undefined),
+      () =>
+        void keepLease(this.ctx, job, this.options.leaseS)
+          .then((kept) => (kept ? undefined : this.stopEnded([job])))
+          .catch(() => undefined),
       (this.options.leaseS * 1000) / 3,
     );
     try {
@@ -169,6 +197,19 @@ export class ClaimPump implements BackgroundService {
       const outcome = await this.handlers.deliver(envelope, job.handler, {
         signal: abort.signal,
       });
+      if (abortCode(abort.signal) === 'cancelled') {
+        // The job is final already: nothing to record, and nothing to retry.
+        this.ctx.metrics.attempts.inc({ handler: job.handler.type, outcome: 'cancelled' });
+        // Stopping the delivery is how this kind hears of a cancel (a command's process);
+        // the kinds with a notice of their own are counted by the cancel relay.
+        if (!this.handlers.cancelTypes.includes(job.handler.type)) {
+          this.ctx.metrics.cancellationsDelivered.inc({
+            handler: job.handler.type,
+            outcome: 'delivered',
+          });
+        }
+        return;
+      }
       if (outcome.kind === 'retry' && isShutdown(abort.signal)) {
         // Stopped by the shutdown, not failed by the handler: stop() releases the job.
         this.ctx.metrics.attempts.inc({ handler: job.handler.type, outcome: 'released' });
@@ -184,7 +225,8 @@ export class ClaimPump implements BackgroundService {
     } finally {
       clearTimeout(deadline);
       clearInterval(renew);
-      this.aborts.delete(abort);
+      // A newer attempt of the job may be delivered here meanwhile (this one's lease lapsed).
+      if (this.held.get(job.job_id)?.abort === abort) this.held.delete(job.job_id);
     }
   }
 
@@ -228,13 +270,17 @@ function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-function isShutdown(signal: AbortSignal): boolean {
+/** Abort reasons a delivery may be stopped with, besides its deadline and a shutdown. */
+const CANCELLED = { code: 'cancelled', message: 'the job was cancelled' };
+const LEASE_LOST = { code: 'lease_lost', message: 'the attempt ended elsewhere' };
+
+function abortCode(signal: AbortSignal): unknown {
   const reason: unknown = signal.reason;
-  return (
-    signal.aborted &&
-    typeof reason === 'object' &&
-    reason !== null &&
-    'code' in reason &&
-    reason.code === 'shutdown'
-  );
+  return signal.aborted && typeof reason === 'object' && reason !== null && 'code' in reason
+    ? reason.code
+    : undefined;
+}
+
+function isShutdown(signal: AbortSignal): boolean {
+  return abortCode(signal) === 'shutdown';
 }

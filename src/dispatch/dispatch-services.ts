@@ -3,8 +3,9 @@ import type { BackgroundService } from '../services/background-service.js';
 import { OutageBackoff } from '../services/outage-backoff.js';
 import { ReaperService } from '../services/reaper.service.js';
 import type { AppContext } from '../usecases/context.js';
+import { CancelRelay } from './cancel-relay.js';
 import { ClaimPump } from './claim-pump.js';
-import { createHandlerRegistry } from './handlers/handler-registry.js';
+import { createHandlerRegistry, type HandlerRegistryOptions } from './handlers/handler-registry.js';
 import { RunWatcher } from './run-watcher.js';
 
 export interface DispatchOptions {
@@ -30,9 +31,9 @@ export interface DispatchOptions {
 
 /**
  * The services that move jobs through their lives: the claim pump (push delivery), the lease
- * and deadline reaper, and the TrueFoundry run watcher. They share one outage backoff, so
- * they pause and resume together while the database is away, and one handler registry, which
- * `close` releases once they have stopped.
+ * and deadline reaper, the TrueFoundry run watcher and the cancel relay. They share one outage
+ * backoff, so they pause and resume together while the database is away, and one handler
+ * registry, which `close` releases once they have stopped.
  */
 export function createDispatchServices(
   ctx: AppContext,
@@ -46,7 +47,30 @@ export function createDispatchServices(
       new ClaimPump(ctx, handlers, options, backoff, log),
       new ReaperService(ctx, options.reapMs, backoff),
       new RunWatcher(ctx, handlers, options.watchMs, backoff, log),
+      new CancelRelay(ctx, handlers, relayOptions(options), log),
     ],
     close: () => handlers.close(),
   };
+}
+
+/**
+ * The cancel relay alone, for a process that serves the API without dispatching
+ * (PIE_DISPATCH=off): a cancel is relayed by the process that took it, so the cancels such a
+ * process takes still reach the handlers.
+ */
+export function createCancelRelayService(
+  ctx: AppContext,
+  options: HandlerRegistryOptions,
+  log: FastifyBaseLogger,
+): { services: BackgroundService[]; close: () => Promise<void> } {
+  const handlers = createHandlerRegistry(options);
+  return {
+    services: [new CancelRelay(ctx, handlers, relayOptions(options), log)],
+    close: () => handlers.close(),
+  };
+}
+
+/** A notice is small and best effort: a few seconds at most, even if deliveries get longer. */
+function relayOptions(options: HandlerRegistryOptions) {
+  return { concurrency: 16, timeoutMs: Math.min(options.httpTimeoutMs, 5000) };
 }

@@ -1,5 +1,7 @@
 import type { Grant } from '../auth/caller.js';
 import type { Queryable } from '../db/database.js';
+import type { HandlerType } from '../domain/handlers.js';
+import type { JobStatus } from '../domain/job-status.js';
 import { selectionWhere, type JobSelection } from '../repositories/job-selection.js';
 import {
   JOB_COLUMNS,
@@ -9,7 +11,7 @@ import {
   type JobRow,
 } from '../repositories/jobs.repository.js';
 import { json } from '../repositories/rows.js';
-import type { EmitJobEvent } from './job-events.js';
+import type { CancelledAttempt, EmitJobEvent, JobEvent } from './job-events.js';
 import { startsFrom } from './transition-sql.js';
 
 /**
@@ -42,6 +44,39 @@ export async function complete(
   return rowCount > 0;
 }
 
+// Cancelling must say what it cut short (whether a handler had the job, and who held it),
+// which only the row as it was before the update knows: `returning` shows the new values. So
+// each statement locks and reads the rows first (`was_*`), then updates them, still in one
+// statement.
+const CANCEL_SET = `status = 'cancelled', finished_at = now(), updated_at = now(),
+  locked_by = null, lease_expires_at = null`;
+const CANCEL_RETURNING = `${JOB_COLUMNS}, handler_type, handler_ref, was_status, was_leased`;
+
+interface CancelledRow extends JobRow {
+  handler_type: HandlerType;
+  handler_ref: string | null;
+  was_status: JobStatus;
+  was_leased: boolean;
+}
+
+/** The job as answered, and the event that tells metrics and handlers of its cancel. */
+function cancelledJob(row: CancelledRow): { job: Job; event: JobEvent } {
+  const { handler_type, handler_ref, was_status, was_leased, ...jobRow } = row;
+  const job = toJob(jobRow);
+  if (was_status === 'queued') return { job, event: { type: 'cancelled', jobType: job.job_type } };
+  const attempt: CancelledAttempt = {
+    job_id: job.job_id,
+    client_id: job.client_id,
+    model_id: job.model_id,
+    model_version: job.model_version,
+    handler_type,
+    handler_ref,
+    attempt: job.attempt,
+    leased: was_leased,
+  };
+  return { job, event: { type: 'cancelled', jobType: job.job_type, attempt } };
+}
+
 /** Cancels a job that is not final; undefined when there was no such open job. */
 export async function cancel(
   q: Queryable,
@@ -50,16 +85,23 @@ export async function cancel(
   domainId: string,
   jobId: string,
 ): Promise<Job | undefined> {
-  const { rows } = await q.query<JobRow>(
-    `update jobs
-     set status = 'cancelled', finished_at = now(), updated_at = now(),
-         locked_by = null, lease_expires_at = null
-     where client_id = $1 and domain_id = $2 and job_id = $3 and ${startsFrom('cancel')}
-     returning ${JOB_COLUMNS}`,
+  const { rows } = await q.query<CancelledRow>(
+    `with was as (
+       select client_id as was_client, job_id as was_job, status as was_status,
+              locked_by is not null as was_leased
+       from jobs
+       where client_id = $1 and domain_id = $2 and job_id = $3 and ${startsFrom('cancel')}
+       for update
+     )
+     update jobs set ${CANCEL_SET}
+     from was
+     where client_id = was_client and job_id = was_job and ${startsFrom('cancel')}
+     returning ${CANCEL_RETURNING}`,
     [clientId, domainId, jobId],
   );
-  const job = rows[0] && toJob(rows[0]);
-  if (job !== undefined) emit({ type: 'cancelled', jobType: job.job_type });
+  if (rows[0] === undefined) return undefined;
+  const { job, event } = cancelledJob(rows[0]);
+  emit(event);
   return job;
 }
 
@@ -79,23 +121,25 @@ export async function cancelSelected(
   const values: unknown[] = [clientId, domainId];
   const where = selectionWhere(selection, models, values);
   values.push(selection.limit);
-  const { rows } = await q.query<JobRow>(
+  const { rows } = await q.query<CancelledRow>(
     `with picked as (
-       select j.client_id as picked_client, j.job_id as picked_job from jobs j
+       select j.client_id as picked_client, j.job_id as picked_job, j.status as was_status,
+              j.locked_by is not null as was_leased
+       from jobs j
        where j.client_id = $1 and j.domain_id = $2 and ${startsFrom('cancel', 'j')} and ${where}
        order by j.created_at, j.job_id
        limit $${values.length}
        for update
      )
-     update jobs
-     set status = 'cancelled', finished_at = now(), updated_at = now(),
-         locked_by = null, lease_expires_at = null
+     update jobs set ${CANCEL_SET}
      from picked
      where client_id = picked_client and job_id = picked_job and ${startsFrom('cancel')}
-     returning ${JOB_COLUMNS}`,
+     returning ${CANCEL_RETURNING}`,
     values,
   );
-  const cancelled = rows.map(toJob);
-  for (const job of cancelled) emit({ type: 'cancelled', jobType: job.job_type });
-  return cancelled;
+  return rows.map((row) => {
+    const { job, event } = cancelledJob(row);
+    emit(event);
+    return job;
+  });
 }

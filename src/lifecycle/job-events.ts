@@ -27,8 +27,25 @@ export type JobEvent =
       dueNow: boolean;
       wake: readonly string[];
     }
-  /** The job was cancelled before it finished. */
-  | { type: 'cancelled'; jobType: string };
+  /**
+   * The job was cancelled before it finished. `attempt` is set when a handler had it
+   * (dispatched or running), so that the handler can be told to stop.
+   */
+  | { type: 'cancelled'; jobType: string; attempt?: CancelledAttempt };
+
+/** The attempt a cancel cut short, as it was just before: what stopping its handler needs. */
+export interface CancelledAttempt {
+  job_id: string;
+  client_id: string;
+  model_id: string;
+  model_version: string;
+  handler_type: HandlerType;
+  /** What the handler gave back on accepting the job (a TrueFoundry run's name), if anything. */
+  handler_ref: string | null;
+  attempt: number;
+  /** Whether someone held the attempt under a lease (a dispatcher delivering, a pull worker). */
+  leased: boolean;
+}
 
 export type JobEventListener = (events: readonly JobEvent[]) => void;
 

@@ -129,7 +129,7 @@ export class JobWakeups {
 // job insert's: one more fsync per announcement, which every writer on the server then queued
 // behind. A notification is not durable anyway (listeners not connected at commit never get
 // it), so its commit need not be either.
-const NOTIFY_SQL = "select set_config('synchronous_commit', 'off', true), pg_notify($1, $2)";
+export const NOTIFY_SQL = "select set_config('synchronous_commit', 'off', true), pg_notify($1, $2)";
 
 /** The key of push work (http, command, truefoundry handlers) in a wake-up. */
 export const PUSH_KEY = '*';

@@ -52,6 +52,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly cancellationsDelivered = new client.Counter({
+    name: 'pie_cancellations_delivered_total',
+    help: 'Cancels told to the handler that had the job, by handler kind and outcome: delivered (the handler took it, or its command was stopped), failed (best effort: not retried), dropped (too many waiting, or shutting down).',
+    labelNames: ['handler', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
   readonly httpDuration = new client.Histogram({
     name: 'pie_http_request_duration_seconds',
     help: 'HTTP request durations, by method, route and status code.',

@@ -256,6 +256,18 @@ export async function findJobClient(q: Queryable, jobId: string): Promise<string
   return rows[0]?.client_id;
 }
 
+/** The status and attempt of each of these jobs (by job id alone); missing ones are gone. */
+export async function findAttempts(
+  q: Queryable,
+  jobIds: readonly string[],
+): Promise<{ job_id: string; status: JobStatus; attempt: number }[]> {
+  const { rows } = await q.query<{ job_id: string; status: JobStatus; attempt: number }>(
+    'select job_id, status, attempt from jobs where job_id = any($1::text[])',
+    [jobIds],
+  );
+  return rows;
+}
+
 export interface CompletionRecord {
   request: { status: 'success' | 'failure'; output: unknown; error: unknown };
   response: { status_code: number; body: unknown };

@@ -3,6 +3,7 @@ import type { Database } from '../db/database.js';
 import { GroupCommit } from '../db/group-commit.js';
 import { OpenJobQuota } from '../limits/open-job-quota.js';
 import { JobEventBus } from '../lifecycle/job-events.js';
+import { JobStops } from '../lifecycle/job-stops.js';
 import { JobWakeups } from '../lifecycle/job-wakeups.js';
 import { countJobEvents } from '../observability/job-metrics.js';
 import { Metrics } from '../observability/metrics.js';
@@ -20,6 +21,8 @@ export interface AppContext {
   /** Job events, published after commit; metrics and wake-ups follow them. */
   events: JobEventBus;
   wakeups: JobWakeups;
+  /** Jobs cancelled while someone held them, told to whoever holds them (the claim pump). */
+  stops: JobStops;
   metrics: Metrics;
   /** Job targets read recently, so running a job is one statement (see startJob). */
   jobTargets: JobTargetCache;
@@ -51,14 +54,17 @@ export async function createAppContext(
   const events = new JobEventBus(options.onListenerError);
   const metrics = new Metrics();
   const wakeups = await JobWakeups.listen(db);
+  const stops = await JobStops.listen(db);
   countJobEvents(events, metrics);
   metrics.observeQueue(() => readQueueDepth(db));
   wakeups.follow(events);
+  stops.follow(events);
   const ctx: AppContext = {
     db,
     callbacks: await loadCallbackTokens(db),
     events,
     wakeups,
+    stops,
     metrics,
     jobTargets: new JobTargetCache(),
     openJobs: new OpenJobQuota(db, options.quotaOpenJobs ?? 0),

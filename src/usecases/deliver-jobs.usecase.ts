@@ -1,5 +1,5 @@
 import type { DeliveryOutcome, JobError } from '../domain/delivery.js';
-import type { HandlerType } from '../domain/handlers.js';
+import type { Handler, HandlerType } from '../domain/handlers.js';
 import {
   failAttempt,
   handOver,
@@ -14,6 +14,8 @@ import {
   type ClaimedJob,
 } from '../lifecycle/claim.js';
 import { expireLeases, timeOutOverdueJobs } from '../lifecycle/expiry.js';
+import { findAttempts } from '../repositories/jobs.repository.js';
+import { findVersion } from '../repositories/model-versions.repository.js';
 import { finishJob } from './complete-job.usecase.js';
 import type { AppContext } from './context.js';
 
@@ -43,6 +45,41 @@ export async function keepLease(
   leaseS: number,
 ): Promise<boolean> {
   return (await renewLease(ctx.db, job.job_id, job.attempt, leaseS, false)) !== undefined;
+}
+
+/** A version's handler as configured now; undefined when the version is gone. */
+export async function versionHandler(
+  ctx: AppContext,
+  modelId: string,
+  modelVersion: string,
+): Promise<Handler | undefined> {
+  return (await findVersion(ctx.db, modelId, modelVersion))?.handler;
+}
+
+/** Why an attempt under way here ended elsewhere: its job was cancelled, or it is over. */
+export type AttemptEnd = 'cancelled' | 'over';
+
+/**
+ * Of these attempts under way here, those that ended meanwhile: the job was cancelled during
+ * the attempt, or the attempt is over another way (requeued, timed out, gone).
+ */
+export async function endedAttempts(
+  ctx: AppContext,
+  jobs: readonly Pick<ClaimedJob, 'job_id' | 'attempt'>[],
+): Promise<Map<string, AttemptEnd>> {
+  const rows = await findAttempts(
+    ctx.db,
+    jobs.map((job) => job.job_id),
+  );
+  const current = new Map(rows.map((row) => [row.job_id, row]));
+  const ended = new Map<string, AttemptEnd>();
+  for (const job of jobs) {
+    const row = current.get(job.job_id);
+    const sameAttempt = row?.attempt === job.attempt;
+    if (sameAttempt && (row?.status === 'dispatched' || row?.status === 'running')) continue;
+    ended.set(job.job_id, sameAttempt && row?.status === 'cancelled' ? 'cancelled' : 'over');
+  }
+  return ended;
 }
 
 /** The handler has the job (a command started, a push handler accepted it). */

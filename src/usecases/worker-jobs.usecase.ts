@@ -115,6 +115,11 @@ export async function heartbeat(ctx: AppContext, caller: Caller, input: Heartbea
   if (job === undefined || job.model_id !== modelId || job.model_version !== modelVersion) {
     throw notFound(`job "${jobId}" not found for model "${modelId}" version "${modelVersion}"`);
   }
+  // A worker stops its command on any refusal; this one tells its operator why.
+  if (job.status === 'cancelled') {
+    ctx.metrics.cancellationsDelivered.inc({ handler: 'worker', outcome: 'delivered' });
+    throw conflict(`job "${jobId}" was cancelled; stop working on it`);
+  }
   if (isFinal(job.status))
     throw conflict(`job "${jobId}" is already final with status "${job.status}"`);
   throw conflict(

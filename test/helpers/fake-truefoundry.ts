@@ -7,7 +7,9 @@ import { closeServer, listenOnLoopback } from './loopback.js';
  * A local TrueFoundry control plane for tests, on 127.0.0.1, speaking its job API as PIE uses it:
  * `POST /api/svc/v1/jobs/trigger` with `{deploymentId | applicationId, input: {command?, params}}`
  * answering `{message, jobRunName, data: JobRun}`, and `GET /api/svc/v1/jobs/{jobId}/runs/
- * {jobRunName}` answering `{data: JobRun}`, where `jobId` is the job's application id. Every
+ * {jobRunName}` answering `{data: JobRun}`, where `jobId` is the job's application id, and
+ * `POST /api/svc/v1/jobs/terminate?deploymentId=...&jobRunName=...`, which sets the run
+ * TERMINATED and answers `{message, data: JobRun}`. Every
  * request needs `Authorization: Bearer <token>`; a trigger's `input.params.pie_envelope` must be
  * an envelope's JSON.
  */
@@ -44,6 +46,8 @@ interface ScriptedAnswer {
 export class FakeTrueFoundry {
   /** Triggered runs, oldest first. */
   readonly runs: FakeRun[] = [];
+  /** Terminate calls that found their run, in order. */
+  readonly terminations: { deploymentId: string; jobRunName: string }[] = [];
   /** Every request received, rejected ones included. */
   readonly requests: RecordedRequest[] = [];
   private readonly scripted: ScriptedAnswer[] = [];
@@ -119,7 +123,8 @@ export class FakeTrueFoundry {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      const path = new URL(req.url ?? '/', this.url).pathname;
+      const url = new URL(req.url ?? '/', this.url);
+      const path = url.pathname;
       this.requests.push({
         method: req.method ?? '',
         path,
@@ -139,6 +144,9 @@ export class FakeTrueFoundry {
         this.timers.add(timer);
         return;
       }
+      if (req.method === 'POST' && path === '/api/svc/v1/jobs/terminate') {
+        return this.terminate(url.searchParams, res);
+      }
       const runRoute = /^\/api\/svc\/v1\/jobs\/([^/]+)\/runs\/([^/]+)$/.exec(path);
       if (req.method === 'GET' && runRoute !== null) {
         const [, jobId = '', runName = ''] = runRoute.map((part) => decodeURIComponent(part));
@@ -148,6 +156,19 @@ export class FakeTrueFoundry {
       }
       send(res, 404, { statusCode: 404, message: `Cannot ${req.method} ${path}` });
     });
+  }
+
+  private terminate(query: URLSearchParams, res: http.ServerResponse): void {
+    const deploymentId = query.get('deploymentId');
+    const jobRunName = query.get('jobRunName');
+    if (deploymentId === null || jobRunName === null) {
+      return send(res, 400, { statusCode: 400, message: 'deploymentId and jobRunName required' });
+    }
+    const run = this.runs.find((r) => r.name === jobRunName && r.deploymentId === deploymentId);
+    if (run === undefined) return send(res, 404, { statusCode: 404, message: 'Not Found' });
+    run.status = 'TERMINATED';
+    this.terminations.push({ deploymentId, jobRunName });
+    send(res, 200, { message: 'Job run terminated', data: jobRun(run) });
   }
 
   private trigger(text: string, res: http.ServerResponse): void {

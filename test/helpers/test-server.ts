@@ -168,6 +168,7 @@ export class TestServer {
     await this.app.close();
     await this.background.stop();
     await this.ctx.wakeups.close();
+    await this.ctx.stops.close();
     await this.database.dispose();
   }
 }

@@ -9,7 +9,7 @@ import {
   type AddressKind,
 } from '../../src/dispatch/handlers/address-guard.js';
 import type { DeliveryContext } from '../../src/dispatch/handlers/handler-adapter.js';
-import { deliverHttp } from '../../src/dispatch/handlers/http.handler.js';
+import { cancelHttp, deliverHttp } from '../../src/dispatch/handlers/http.handler.js';
 import { parseRetryAfter } from '../../src/dispatch/handlers/retry-after.js';
 import { verifyWebhook } from '../../src/dispatch/handlers/webhook-signature.js';
 import type { Envelope } from '../../src/domain/delivery.js';
@@ -283,6 +283,45 @@ describe('http handler delivery', () => {
     // Allowing the address 127.0.0.1 lets localhost through to it (and to no other address).
     assert.deepEqual(await via(guard), { kind: 'handed-over' });
     assert.equal(receiver.received.length, 2);
+  });
+});
+
+describe('http handler cancel notice', () => {
+  const guard = createAddressGuard(['127.0.0.1']);
+  const strictGuard = createAddressGuard([]);
+  const notice = { job_id: 'job_01', attempt: 2, handler_ref: null };
+  const tell = (url: string, with_ = guard) =>
+    cancelHttp(notice, { url, secret }, new AbortController().signal, {
+      timeoutMs: 2000,
+      guard: with_,
+    });
+
+  after(async () => {
+    await Promise.all(receivers.map((r) => r.close()));
+    await Promise.all([guard.close(), strictGuard.close()]);
+  });
+
+  it("posts a signed job.cancelled whose webhook-id is not the delivery's", async () => {
+    const receiver = await startReceiver(answer(204));
+    assert.deepEqual(await tell(receiver.url), { delivered: true });
+    const [request] = receiver.received;
+    assert.ok(request);
+    assert.equal(verifyWebhook(secret, request.headers, request.body), true);
+    assert.deepEqual(JSON.parse(request.body), { type: 'job.cancelled', job_id: 'job_01' });
+    assert.equal(request.headers['webhook-id'], 'job_01_2_cancelled');
+  });
+
+  it('counts anything but a 2xx, a refused address or no answer as failed', async () => {
+    const refusing = await startReceiver(answer(410));
+    const gone = await tell(refusing.url);
+    assert.equal(!gone.delivered && gone.error.code, 'http_status');
+    const redirecting = await startReceiver(answer(302, { location: 'http://example.com/' }));
+    const moved = await tell(redirecting.url);
+    assert.equal(!moved.delivered && moved.error.code, 'http_status');
+    const guarded = await tell(refusing.url, strictGuard);
+    assert.equal(!guarded.delivered && guarded.error.code, 'address_not_allowed');
+    const invalid = await tell('ftp://example.com/hook');
+    assert.equal(!invalid.delivered && invalid.error.code, 'invalid_url');
   });
 });
 

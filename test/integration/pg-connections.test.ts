@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import type { Database } from '../../src/db/database.js';
 import { openPostgresDatabase } from '../../src/db/pg-database.js';
+import { JobStops } from '../../src/lifecycle/job-stops.js';
 import { JobWakeups } from '../../src/lifecycle/job-wakeups.js';
 import { testBackends, type TestDatabase } from '../helpers/backends.js';
 import { sleep } from '../helpers/wait.js';
@@ -72,6 +73,36 @@ for (const backend of testBackends().filter((each) => each.name === 'postgres'))
         await woken;
         const ms = performance.now() - started;
         assert.ok(ms < 2000, `woken by the NOTIFY, not the timeout: ${ms.toFixed(0)} ms`);
+      } finally {
+        await Promise.all([announcer.close(), listener.close()]);
+        await Promise.all([here.close(), there.close()]);
+      }
+    });
+    it("tells other processes' claim pumps which jobs to stop through NOTIFY", async () => {
+      const [here, there]: [Database, Database] = await Promise.all([
+        openPostgresDatabase(url),
+        openPostgresDatabase(url),
+      ]);
+      const [announcer, listener] = await Promise.all([
+        JobStops.listen(here),
+        JobStops.listen(there),
+      ]);
+      try {
+        // Enough ids for several payloads under NOTIFY's 8000-byte limit: every one arrives.
+        const jobIds = Array.from({ length: 2000 }, (_, i) => String(100_000_000_000 + i));
+        const heard = new Set<string>();
+        let checkAll = false;
+        const stop = listener.onStop((ids) => {
+          if (ids === undefined) checkAll = true;
+          else for (const id of ids) heard.add(id);
+        });
+        announcer.announce(jobIds.slice(0, 1000));
+        announcer.announce(jobIds.slice(1000));
+        const started = performance.now();
+        while (heard.size < jobIds.length && performance.now() - started < 5000) await sleep(20);
+        stop();
+        assert.equal(heard.size, jobIds.length, 'every job id crossed over');
+        assert.equal(checkAll, false);
       } finally {
         await Promise.all([announcer.close(), listener.close()]);
         await Promise.all([here.close(), there.close()]);

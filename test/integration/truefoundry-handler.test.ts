@@ -5,6 +5,7 @@ import type { DeliveryContext } from '../../src/dispatch/handlers/handler-adapte
 import { MAX_RETRY_AFTER_MS } from '../../src/dispatch/handlers/retry-after.js';
 import type { TrueFoundryHandler } from '../../src/dispatch/handlers/truefoundry/control-plane.js';
 import { readTrueFoundryRun } from '../../src/dispatch/handlers/truefoundry/run-status.js';
+import { terminateTrueFoundryRun } from '../../src/dispatch/handlers/truefoundry/terminate.js';
 import { triggerTrueFoundryRun } from '../../src/dispatch/handlers/truefoundry/trigger.js';
 import type { DeliveryOutcome, Envelope } from '../../src/domain/delivery.js';
 import { FakeTrueFoundry } from '../helpers/fake-truefoundry.js';
@@ -76,6 +77,7 @@ describe('the truefoundry handler', () => {
     env = { [TOKEN_ENV]: fake.token };
     fake.runs.length = 0;
     fake.requests.length = 0;
+    fake.terminations.length = 0;
   });
 
   describe('triggering a run', () => {
@@ -256,8 +258,10 @@ describe('the truefoundry handler', () => {
       assertKind(outcome, 'handed-over');
       const name = outcome.reference ?? '';
 
+      // The run names its deployment, which terminating it needs.
+      const deploymentId = FakeTrueFoundry.deploymentIdOf('app-456');
       const created = await readTrueFoundryRun(byApplication(), name, options());
-      assert.deepEqual(created, { state: 'active', status: 'CREATED' });
+      assert.deepEqual(created, { state: 'active', status: 'CREATED', deploymentId });
 
       const expected: [string, string][] = [
         ['SCHEDULED', 'active'],
@@ -274,7 +278,7 @@ describe('the truefoundry handler', () => {
       for (const [status, state] of expected) {
         fake.setRunStatus(name, status);
         const read = await readTrueFoundryRun(byApplication(), name, options());
-        assert.deepEqual(read, { state, status }, status);
+        assert.deepEqual(read, { state, status, deploymentId }, status);
       }
       assert.ok(
         fake.requests
@@ -294,6 +298,7 @@ describe('the truefoundry handler', () => {
         status: 'FAILED',
         error: 'OOMKilled',
         exitCode: 137,
+        deploymentId: FakeTrueFoundry.deploymentIdOf('app-456'),
       });
     });
 
@@ -313,7 +318,7 @@ describe('the truefoundry handler', () => {
         ...options(),
         applicationId: FakeTrueFoundry.applicationIdOf('dep-123'),
       });
-      assert.deepEqual(withId, { state: 'active', status: 'RUNNING' });
+      assert.deepEqual(withId, { state: 'active', status: 'RUNNING', deploymentId: 'dep-123' });
     });
 
     it('is unknown on a transport error, a missing run, a wrong or missing token', async () => {
@@ -335,6 +340,57 @@ describe('the truefoundry handler', () => {
         env: {},
       });
       assert.equal(noToken.state === 'unknown' && noToken.error.code, 'token_missing');
+    });
+  });
+
+  describe('terminating a run', () => {
+    it('calls terminate with the deployment and the run name', async () => {
+      const outcome = await triggerTrueFoundryRun(envelope(), byDeployment(), ctx(), options());
+      assertKind(outcome, 'handed-over');
+      const name = outcome.reference ?? '';
+      const signal = new AbortController().signal;
+      const result = await terminateTrueFoundryRun(byDeployment(), name, signal, options());
+      assert.deepEqual(result, { delivered: true });
+      assert.deepEqual(fake.terminations, [{ deploymentId: 'dep-123', jobRunName: name }]);
+      assert.equal(fake.run(name).status, 'TERMINATED');
+      assert.deepEqual(fake.requests.at(-1), {
+        method: 'POST',
+        path: '/api/svc/v1/jobs/terminate',
+        authorization: `Bearer ${fake.token}`,
+      });
+    });
+
+    it("reads the run's deployment first for a handler named by application", async () => {
+      const outcome = await triggerTrueFoundryRun(envelope(), byApplication(), ctx(), options());
+      assertKind(outcome, 'handed-over');
+      const name = outcome.reference ?? '';
+      const signal = new AbortController().signal;
+      const result = await terminateTrueFoundryRun(byApplication(), name, signal, options());
+      assert.deepEqual(result, { delivered: true });
+      assert.deepEqual(
+        fake.requests.slice(-2).map((r) => `${r.method} ${r.path}`),
+        [`GET /api/svc/v1/jobs/app-456/runs/${name}`, 'POST /api/svc/v1/jobs/terminate'],
+      );
+      assert.deepEqual(fake.terminations, [
+        { deploymentId: FakeTrueFoundry.deploymentIdOf('app-456'), jobRunName: name },
+      ]);
+    });
+
+    it('reports a run it cannot find, a missing token or an unreachable plane as failed', async () => {
+      const signal = new AbortController().signal;
+      const missing = await terminateTrueFoundryRun(byDeployment(), 'no-run', signal, options());
+      assert.equal(!missing.delivered && missing.error.code, 'rejected');
+      const unread = await terminateTrueFoundryRun(byApplication(), 'no-run', signal, options());
+      assert.equal(!unread.delivered && unread.error.code, 'run_not_found');
+      const noToken = await terminateTrueFoundryRun(byDeployment(), 'run-1', signal, {
+        timeoutMs: 2000,
+        env: {},
+      });
+      assert.equal(!noToken.delivered && noToken.error.code, 'token_missing');
+      const unreachable = { ...byDeployment(), base_url: await closedPortUrl() };
+      const down = await terminateTrueFoundryRun(unreachable, 'run-1', signal, options());
+      assert.equal(!down.delivered && down.error.code, 'connection_error');
+      assert.equal(fake.terminations.length, 0);
     });
   });
 });

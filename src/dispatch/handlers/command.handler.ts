@@ -187,7 +187,8 @@ export async function deliverCommand(
 /**
  * The abort reason decides the outcome: a reason with `code === 'timeout'` (or a DOMException
  * named `TimeoutError`, as from `AbortSignal.timeout`) means the job's deadline passed, which
- * is final; any other reason (shutdown, a lost lease) means the job should run again.
+ * is final; any other reason (shutdown, a lost lease) means the job should run again. A cancel
+ * also comes out as a retry, which the claim pump does not record: the job is final already.
  */
 function abortedOutcome(
   reason: unknown,

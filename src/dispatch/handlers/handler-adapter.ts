@@ -12,7 +12,7 @@ import type { Handler, HandlerType } from '../../domain/handlers.js';
 export type HandlerOf<T extends HandlerType> = Extract<Handler, { type: T }>;
 
 export interface DeliveryContext {
-  /** Aborted when the job's deadline passes or the process shuts down. */
+  /** Aborted when the job's deadline passes, the job is cancelled or the process shuts down. */
   signal: AbortSignal;
 }
 
@@ -25,6 +25,17 @@ export type FollowedRun =
   /** Could not tell (unreachable, unreadable answer): log `error` and look again later. */
   | { state: 'unknown'; error: JobError };
 
+/** A job cancelled while its handler had it: what telling that handler needs. */
+export interface CancelNotice {
+  job_id: string;
+  attempt: number;
+  /** What the handler gave back on accepting the job (a TrueFoundry run's name), if anything. */
+  handler_ref: string | null;
+}
+
+/** Whether the handler took the news of a cancel; best effort, so a failure is only counted. */
+export type CancelOutcome = { delivered: true } | { delivered: false; error: JobError };
+
 export interface HandlerAdapter<T extends HandlerType> {
   readonly type: T;
   /** Hands the job over; never throws for the handler's own failures, it reports an outcome. */
@@ -36,10 +47,15 @@ export interface HandlerAdapter<T extends HandlerType> {
   /** Optional: follows a job the handler accepted with a reference (`handed-over.reference`). */
   follow?(handler: HandlerOf<T>, reference: string, signal?: AbortSignal): Promise<FollowedRun>;
   /**
-   * Optional: asks the handler to stop a job it has. No kind implements it yet; cancellation
-   * that reaches handlers comes with the scheduling work.
+   * Optional: tells the handler that a job it has was cancelled, so that it stops (http and
+   * truefoundry). Undefined when there is nothing to tell (no run was started). Commands are
+   * stopped by the process delivering them instead, and pull workers by their heartbeats.
    */
-  cancel?(handler: HandlerOf<T>, envelope: Envelope, signal?: AbortSignal): Promise<void>;
+  cancel?(
+    handler: HandlerOf<T>,
+    notice: CancelNotice,
+    signal: AbortSignal,
+  ): Promise<CancelOutcome | undefined>;
 }
 
 /** One adapter for each handler kind. */
@@ -59,6 +75,17 @@ export interface HandlerRegistry {
     reference: string,
     signal?: AbortSignal,
   ): Promise<FollowedRun | undefined>;
+  /** The kinds whose adapter is told of cancels (`cancel`). */
+  readonly cancelTypes: readonly HandlerType[];
+  /**
+   * Tells the handler of a cancel through the adapter of `handler.type`; undefined when that
+   * kind is not told, or there was nothing to tell.
+   */
+  cancel(
+    handler: Handler,
+    notice: CancelNotice,
+    signal: AbortSignal,
+  ): Promise<CancelOutcome | undefined>;
   /** Closes what the adapters hold (the address guard's connections). */
   close(): Promise<void>;
 }

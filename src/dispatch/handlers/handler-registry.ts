@@ -44,12 +44,19 @@ export function createHandlerRegistry(options: HandlerRegistryOptions): HandlerR
     ? ['http', 'command', 'truefoundry']
     : ['http', 'truefoundry'];
 
+  const cancelTypes = Object.values(adapters)
+    .filter((adapter) => adapter.cancel !== undefined)
+    .map((adapter) => adapter.type);
+
   return {
     pushTypes,
+    cancelTypes,
     deliver: (envelope, handler, ctx) =>
       adapterOf(adapters, handler).deliver(envelope, handler, ctx),
     follow: async (handler, reference, signal) =>
       adapterOf(adapters, handler).follow?.(handler, reference, signal),
+    cancel: async (handler, notice, signal) =>
+      adapterOf(adapters, handler).cancel?.(handler, notice, signal),
     close: () => guard.close(),
   };
 }

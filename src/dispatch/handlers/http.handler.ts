@@ -1,7 +1,12 @@
 import { request, type Dispatcher } from 'undici';
 import type { DeliveryOutcome, Envelope, JobError } from '../../domain/delivery.js';
 import { AddressNotAllowedError, type AddressGuard } from './address-guard.js';
-import type { DeliveryContext, HandlerAdapter } from './handler-adapter.js';
+import type {
+  CancelNotice,
+  CancelOutcome,
+  DeliveryContext,
+  HandlerAdapter,
+} from './handler-adapter.js';
 import { parseRetryAfter } from './retry-after.js';
 import { signWebhook } from './webhook-signature.js';
 
@@ -25,11 +30,72 @@ const MAX_BODY_CHARS = 512;
 // Enough bytes for MAX_BODY_CHARS characters of any UTF-8 text.
 const MAX_BODY_BYTES = MAX_BODY_CHARS * 4;
 
-/** The http kind's adapter: delivers through the address guard, under the request timeout. */
+/**
+ * The http kind's adapter: delivers through the address guard, under the request timeout, and
+ * tells the handler of a cancel the same way.
+ */
 export function createHttpAdapter(options: HttpDeliveryOptions): HandlerAdapter<'http'> {
   return {
     type: 'http',
     deliver: (envelope, handler, ctx) => deliverHttp(envelope, handler, ctx, options),
+    cancel: (handler, notice, signal) => cancelHttp(notice, handler, signal, options),
+  };
+}
+
+/**
+ * POSTs `{"type": "job.cancelled", "job_id"}` to the handler's url, signed like a delivery.
+ * Its `webhook-id` is `{job_id}_{attempt}_cancelled`, so a receiver that de-duplicates on it
+ * does not take it for the delivery again. Only a 2xx counts as delivered; nothing is retried.
+ */
+export async function cancelHttp(
+  notice: CancelNotice,
+  handler: { url: string; secret: string },
+  signal: AbortSignal,
+  options: HttpDeliveryOptions,
+): Promise<CancelOutcome> {
+  const url = parseHttpUrl(handler.url);
+  if (url === undefined) {
+    return cancelFailed('invalid_url', 'the http handler url must be an absolute http(s) URL');
+  }
+  const body = JSON.stringify({ type: 'job.cancelled', job_id: notice.job_id });
+  try {
+    const response = await request(url, {
+      method: 'POST',
+      dispatcher: options.guard.dispatcher,
+      signal,
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+      maxRedirections: 0,
+      headers: signedHeaders(handler.secret, `${notice.job_id}_${notice.attempt}_cancelled`, body),
+      body,
+    });
+    await response.body.dump();
+    if (response.statusCode >= 200 && response.statusCode < 300) return { delivered: true };
+    return cancelFailed('http_status', `the http handler answered ${response.statusCode}`);
+  } catch (error) {
+    return cancelFailed(
+      error instanceof AddressNotAllowedError ||
+        (error instanceof Error && error.cause instanceof AddressNotAllowedError)
+        ? 'address_not_allowed'
+        : 'request_failed',
+      error instanceof Error ? error.message : String(error),
+    );
+  }
+}
+
+function cancelFailed(code: string, message: string): CancelOutcome {
+  return { delivered: false, error: { code, message } };
+}
+
+/** Standard Webhooks headers for a JSON body PIE sends a handler. */
+function signedHeaders(secret: string, id: string, body: string): Record<string, string> {
+  const timestamp = Math.floor(Date.now() / 1000);
+  return {
+    'content-type': 'application/json',
+    'user-agent': 'pie-dispatcher',
+    'webhook-id': id,
+    'webhook-timestamp': String(timestamp),
+    'webhook-signature': signWebhook(secret, id, timestamp, body),
   };
 }
 
@@ -46,8 +112,6 @@ export async function deliverHttp(
   if (ctx.signal.aborted) return aborted(ctx.signal);
 
   const body = JSON.stringify(envelope);
-  const id = `${envelope.job_id}_${envelope.attempt}`;
-  const timestamp = Math.floor(Date.now() / 1000);
   let response: Dispatcher.ResponseData;
   try {
     response = await request(url, {
@@ -59,13 +123,7 @@ export async function deliverHttp(
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
       maxRedirections: 0,
-      headers: {
-        'content-type': 'application/json',
-        'user-agent': 'pie-dispatcher',
-        'webhook-id': id,
-        'webhook-timestamp': String(timestamp),
-        'webhook-signature': signWebhook(handler.secret, id, timestamp, body),
-      },
+      headers: signedHeaders(handler.secret, `${envelope.job_id}_${envelope.attempt}`, body),
       body,
     });
   } catch (error) {

@@ -177,6 +177,11 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
         tags,
         operationId: 'cancelJob',
         summary: 'Cancel a job that is not final',
+        description:
+          "A handler that has the job is told to stop: a worker's next heartbeat is a 409, a " +
+          "command's process is sent SIGTERM then SIGKILL, an http handler gets a signed " +
+          '{"type": "job.cancelled", "job_id"} POST and a TrueFoundry run is terminated (both ' +
+          'best effort). A completion of a cancelled job is a 409.',
         params: JobParams,
         response: { 200: Job, ...errorResponses(400, 401, 403, 404, 409) },
       },

@@ -111,7 +111,8 @@ export function redriveRoutes(app: TypedApp, ctx: AppContext) {
         description:
           'One transaction: each queued, dispatched or running job of the domain the filter ' +
           'matches (oldest first, up to limit) is cancelled. With a models claim, only jobs ' +
-          'of those models match.',
+          'of those models match. Handlers that have the jobs are told to stop, as for one ' +
+          'cancelled job.',
         params: DomainParams,
         headers: IdempotencyHeaders,
         body: CancelSelection,

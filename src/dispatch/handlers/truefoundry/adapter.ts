@@ -1,12 +1,13 @@
 import type { FollowedRun, HandlerAdapter } from '../handler-adapter.js';
 import type { TrueFoundryOptions } from './control-plane.js';
 import { readTrueFoundryRun } from './run-status.js';
+import { terminateTrueFoundryRun } from './terminate.js';
 import { triggerTrueFoundryRun } from './trigger.js';
 
 /**
  * The truefoundry kind's adapter: delivering triggers a run (its name becomes the job's
  * reference), and following reads that run, so that a run that ended FAILED or TERMINATED
- * without a completion fails the attempt.
+ * without a completion fails the attempt. A cancel terminates the run, when one was started.
  */
 export function createTrueFoundryAdapter(
   options: TrueFoundryOptions,
@@ -14,6 +15,10 @@ export function createTrueFoundryAdapter(
   return {
     type: 'truefoundry',
     deliver: (envelope, handler, ctx) => triggerTrueFoundryRun(envelope, handler, ctx, options),
+    cancel: async (handler, notice, signal) =>
+      notice.handler_ref === null
+        ? undefined
+        : terminateTrueFoundryRun(handler, notice.handler_ref, signal, options),
     async follow(handler, reference, signal): Promise<FollowedRun> {
       const run = await readTrueFoundryRun(handler, reference, {
         ...options,

@@ -36,6 +36,8 @@ export type TrueFoundryRunState =
       /** The run's `error` and `exitCode`, when TrueFoundry reported them. */
       error?: string;
       exitCode?: number;
+      /** The run's deployment, which terminating it needs (`data.deploymentId`). */
+      deploymentId?: string;
     }
   | { state: 'unknown'; error: JobError };
 
@@ -95,11 +97,13 @@ export async function readTrueFoundryRun(
   }
   const runError = field(data, 'error');
   const exitCode = field(data, 'exitCode');
+  const deploymentId = field(data, 'deploymentId');
   return {
     state: trueFoundryRunState(status),
     status,
     ...(typeof runError === 'string' && runError !== '' && { error: runError }),
     ...(typeof exitCode === 'number' && { exitCode }),
+    ...(typeof deploymentId === 'string' && deploymentId !== '' && { deploymentId }),
   };
 }
 
