@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 /** A `pie serve` child process, as an operator would run it. */
 export interface PieProcess {
@@ -40,3 +41,31 @@ export function pieEnv(settings: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'], HOME: process.env['HOME'] };
   return { ...env, PIE_PORT: '0', PIE_LOG_LEVEL: 'warn', ...settings };
 }
+
+/** A `pie worker` child process, with its exit code and what it wrote to stderr. */
+export interface PieWorker {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  stderr: () => string;
+}
+
+/**
+ * Starts `pie worker --url <url> <args>` from the repository root as an operator would run it,
+ * with `PIE_TOKEN` set and none of the server's own secrets in its environment.
+ */
+export function startPieWorker(url: string, token: string, args: string[]): PieWorker {
+  const env: NodeJS.ProcessEnv = { ...process.env, PIE_TOKEN: token };
+  delete env['DATABASE_URL'];
+  delete env['PIE_JWT_SECRET'];
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli/main.ts', 'worker', '--url', url, ...args],
+    { cwd: REPOSITORY_ROOT, env },
+  );
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  return { child, exited, stderr: () => stderr };
+}
+
+const REPOSITORY_ROOT = fileURLToPath(new URL('../..', import.meta.url));

@@ -1,17 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { after, before, it } from 'node:test';
 import { verifyWebhook } from '../../src/dispatch/handlers/webhook-signature.js';
 import type { Envelope } from '../../src/domain/delivery.js';
 import { AcceptingHandler, isAlive, sleeperCommand } from '../helpers/cancel-peers.js';
 import { FakeTrueFoundry } from '../helpers/fake-truefoundry.js';
 import { createTenant, runJob, type Tenant } from '../helpers/fixtures.js';
+import { startPieWorker } from '../helpers/pie-process.js';
 import { describeOnEachBackend, errorMessage, type TestServer } from '../helpers/test-server.js';
 import { sleep, waitForValue } from '../helpers/wait.js';
 
 const SECRET = 'whsec_' + Buffer.from('the cancellation tests secret!!!').toString('base64');
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** The command handler's time between SIGTERM and SIGKILL. */
 const KILL_GRACE_MS = 2000;
 
@@ -236,45 +234,32 @@ describeOnEachBackend(
       const jobId = await runJob(server(), tenant);
       const sleeper = sleeperCommand();
       const token = await server().token(['jobs:complete'], { models: [tenant.modelId] });
-      const env: NodeJS.ProcessEnv = { ...process.env, PIE_TOKEN: token };
-      delete env['DATABASE_URL'];
-      delete env['PIE_JWT_SECRET'];
       // The shortest lease, so that a heartbeat comes every 5/3 s.
-      const worker = spawn(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          'src/cli/main.ts',
-          'worker',
-          '--url',
-          server().url,
-          '--model',
-          tenant.modelId,
-          '--version',
-          tenant.version,
-          '--lease',
-          '5',
-          '--wait',
-          '5000',
-          '--once',
-          '--',
-          sleeper.command,
-          ...sleeper.args,
-        ],
-        { cwd: ROOT, env },
-      );
-      let stderr = '';
-      worker.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      const exited = new Promise<number | null>((resolve) => worker.on('exit', resolve));
+      const worker = startPieWorker(server().url, token, [
+        '--model',
+        tenant.modelId,
+        '--version',
+        tenant.version,
+        '--lease',
+        '5',
+        '--wait',
+        '5000',
+        '--once',
+        '--',
+        sleeper.command,
+        ...sleeper.args,
+      ]);
       try {
         const pid = await until('the command to start', () => sleeper.pidOf(jobId), 15_000);
         await cancel(server(), tenant, jobId);
         await until('the command to end', () => (isAlive(pid) ? undefined : true), 5000);
-        assert.equal(await exited, 0, stderr);
-        assert.match(stderr, /heartbeat refused \(409 job "\d+" was cancelled; stop working/);
+        assert.equal(await worker.exited, 0, worker.stderr());
+        assert.match(
+          worker.stderr(),
+          /heartbeat refused \(409 job "\d+" was cancelled; stop working/,
+        );
       } finally {
-        worker.kill('SIGKILL');
+        worker.child.kill('SIGKILL');
       }
     });
   },

@@ -1,17 +1,16 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { setTimeout as delay } from 'node:timers/promises';
 import { it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseWorkerArgs } from '../../src/cli/worker/args.js';
 import { runWorker } from '../../src/cli/worker/claim-loop.js';
 import { createTenant, type Tenant } from '../helpers/fixtures.js';
+import { startPieWorker } from '../helpers/pie-process.js';
 import { describeOnEachBackend, errorMessage } from '../helpers/test-server.js';
 
 const DEMO_MODEL = fileURLToPath(
   new URL('../../examples/handlers/demo-model.mjs', import.meta.url),
 );
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 // The versions made by createTenant keep the default {"type": "worker"} handler, so their jobs
 // wait for pull workers. The dispatcher runs only for its reaper (expired leases).
@@ -115,34 +114,20 @@ describeOnEachBackend(
       const jobs = [await runJob(tenant), await runJob(tenant, { horizon_min: 5 })];
       const failing = await runJob(tenant, { fail: true });
       const token = await server().token(['jobs:complete'], { models: [tenant.modelId] });
-      const env: NodeJS.ProcessEnv = { ...process.env, PIE_TOKEN: token };
-      delete env['DATABASE_URL'];
-      delete env['PIE_JWT_SECRET'];
-      const child = spawn(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          'src/cli/main.ts',
-          'worker',
-          '--url',
-          server().url,
-          '--model',
-          tenant.modelId,
-          '--version',
-          tenant.version,
-          '--concurrency',
-          '4',
-          '--once',
-          '--',
-          'node',
-          'examples/handlers/demo-model.mjs',
-        ],
-        { cwd: ROOT, env },
-      );
-      let stderr = '';
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+      const worker = startPieWorker(server().url, token, [
+        '--model',
+        tenant.modelId,
+        '--version',
+        tenant.version,
+        '--concurrency',
+        '4',
+        '--once',
+        '--',
+        'node',
+        'examples/handlers/demo-model.mjs',
+      ]);
+      const code = await worker.exited;
+      const stderr = worker.stderr();
       assert.equal(code, 0, stderr);
       assert.match(stderr, /attempt 1: success/);
       assert.match(stderr, /attempt 1: failure \(exit: /);
