@@ -1,0 +1,285 @@
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { openPgliteDatabase } from '../../src/db/pglite-database.js';
+import {
+  createBenchDatabase,
+  inBatches,
+  startPie,
+  withClient,
+  type ServerChild,
+} from '../setup.js';
+import type { Metric } from '../types.js';
+import {
+  drain,
+  Latencies,
+  LIST_FILTERS,
+  lists,
+  mixedLoad,
+  runJobs,
+  type Target,
+} from './retained-ops.js';
+import { retentionUnderLoad } from './retained-retention.js';
+import { seedFinishedJobs, type Sql } from './retained-seed.js';
+import { PieClient } from './tenant.js';
+
+/**
+ * Does a large backlog of finished jobs slow PIE down? On PostgreSQL and on the embedded
+ * database in turn, the same requests are timed with an empty jobs table and with 1,000,000
+ * finished jobs retained (200,000 embedded; 100,000 and 20,000 in quick runs): run-job,
+ * claim, complete and every list filter, each on a `pie serve` started afresh with the shipped
+ * settings and warmed up the same way. Then retention (restarted with PIE_RETENTION_DAYS=1,
+ * every second) deletes the backlog while a steady mixed load runs, timed per route, after the
+ * same load without deletion as a baseline.
+ */
+
+export interface RetainedOptions {
+  quick: boolean;
+  /** The admin connection; the scenario makes its own database there. */
+  adminUrl: string;
+  adminToken: string;
+  log: (line: string) => void;
+  /** A temporary directory removed by the clean-up. */
+  tempDir: (prefix: string) => string;
+}
+
+const CLIENT = 'bench-retained';
+const DOMAIN = 'bench';
+const MODEL = 'bench-retained-model';
+const SERVICES = 100;
+/** Closed-loop run-job connections, and pull workers claiming batches of MAX_JOBS. */
+const CONNECTIONS = 8;
+const WORKERS = 4;
+const MAX_JOBS = 10;
+/** Run-jobs a second in the mixed load under retention. */
+const LOAD_RUN_PER_S = 100;
+
+interface Backend {
+  name: 'pg' | 'embedded';
+  retained: number;
+  /** Seed chunk: rows per statement. */
+  chunk: number;
+  start(settings?: Record<string, string>): Promise<ServerChild>;
+  /** Runs `work` on a connection of the bench's own; PIE is stopped meanwhile. */
+  direct(
+    work: (sql: Sql & { exec: (script: string) => Promise<unknown> }) => Promise<void>,
+  ): Promise<void>;
+  /** After seeding: what PostgreSQL's autovacuum would do, what PIE does on PGlite. */
+  vacuum: string;
+}
+
+function sizes(quick: boolean) {
+  return quick
+    ? { pg: 100_000, embedded: 20_000, runs: 2_000, warmup: 500, rounds: 100, baselineS: 5 }
+    : { pg: 1_000_000, embedded: 200_000, runs: 10_000, warmup: 1_000, rounds: 300, baselineS: 15 };
+}
+
+/** The scenario on PostgreSQL, in a database of its own (`pie_bench_<pid>_retained`). */
+export async function retainedOnPostgres(o: RetainedOptions): Promise<Metric[]> {
+  const databaseUrl = await createBenchDatabase(o.adminUrl, 'retained');
+  const dataDir = o.tempDir('pie-bench-retained-pg-');
+  return onBackend(o, {
+    name: 'pg',
+    retained: sizes(o.quick).pg,
+    chunk: 100_000,
+    start: (settings = {}) =>
+      startPie({ DATABASE_URL: databaseUrl, PIE_DATA_DIR: dataDir, ...settings }),
+    direct: (work) =>
+      withClient(databaseUrl, (client) =>
+        work({ query: (text, values) => client.query(text, values), exec: (s) => client.query(s) }),
+      ),
+    vacuum: 'vacuum analyze jobs',
+  });
+}
+
+/**
+ * The scenario on the embedded database. PGlite is one process per data folder, so the bench
+ * seeds it with `pie serve` stopped, opening the folder's `pgdata` itself.
+ */
+export async function retainedOnEmbedded(o: RetainedOptions): Promise<Metric[]> {
+  const dataDir = o.tempDir('pie-bench-retained-embedded-');
+  return onBackend(o, {
+    name: 'embedded',
+    retained: sizes(o.quick).embedded,
+    chunk: 20_000,
+    start: (settings = {}) => startPie({ PIE_DATA_DIR: dataDir, ...settings }),
+    direct: async (work) => {
+      const db = await openPgliteDatabase(path.join(dataDir, 'pgdata'));
+      try {
+        await work({ query: (text, values) => db.query(text, values), exec: (s) => db.exec(s) });
+      } finally {
+        await db.close();
+      }
+    },
+    // PIE's own vacuum on PGlite (src/db/vacuum.ts) never analyzes: nothing does there.
+    vacuum: 'vacuum jobs',
+  });
+}
+
+async function onBackend(o: RetainedOptions, backend: Backend): Promise<Metric[]> {
+  const size = sizes(o.quick);
+  const prefix = `retained.${backend.name}`;
+  const log = (line: string) => o.log(`retained ${backend.name}: ${line}`);
+  const metrics: Metric[] = [{ name: `${prefix}.jobs`, value: backend.retained, unit: 'jobs' }];
+
+  let pie = await backend.start();
+  let client = new PieClient(pie.url, o.adminToken);
+  const { target, shadowAssignmentId } = await setUpTenant(client);
+  const measure = async (state: string) => {
+    await measureState(client, target, { ...size, runs: size.warmup, rounds: 10 }, new Latencies());
+    const lat = new Latencies();
+    await measureState(client, target, size, lat);
+    for (const route of lat.routes()) log(`${state}: ${describe(lat, route)}`);
+    return lat;
+  };
+  const empty = await measure('empty');
+  await client.close();
+  await pie.stop();
+
+  log(`seeding ${backend.retained.toLocaleString('en-US')} finished jobs`);
+  const started = performance.now();
+  await backend.direct(async (sql) => {
+    await seedFinishedJobs(sql, {
+      clientId: CLIENT,
+      shadowAssignmentId,
+      count: backend.retained,
+      chunk: backend.chunk,
+      log,
+    });
+    await sql.exec(backend.vacuum);
+  });
+  log(`seeded and vacuumed in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+
+  pie = await backend.start();
+  client = new PieClient(pie.url, o.adminToken);
+  const retained = await measure('retained');
+  for (const route of ['run_job', 'claim', 'complete']) {
+    const [before, after] = [empty.summary(route), retained.summary(route)];
+    metrics.push(
+      ...figures(`${prefix}.empty.${route}`, empty, route),
+      ...figures(`${prefix}.retained.${route}`, retained, route),
+      { name: `${prefix}.${route}.p50_ratio`, value: ratio(after.p50, before.p50), unit: 'x' },
+      { name: `${prefix}.${route}.p99_ratio`, value: ratio(after.p99, before.p99), unit: 'x' },
+    );
+  }
+  for (const filter of Object.keys(LIST_FILTERS)) {
+    const route = `list_${filter}`;
+    metrics.push(
+      {
+        name: `${prefix}.empty.${route}.p50_ms`,
+        value: round(empty.summary(route).p50),
+        unit: 'ms',
+      },
+      ...figures(`${prefix}.retained.${route}`, retained, route),
+    );
+  }
+
+  // The mixed load with nothing to delete, then while retention deletes the backlog.
+  const baseline = new Latencies();
+  const baselineEnd = performance.now() + size.baselineS * 1000;
+  await mixedLoad(client, target, LOAD_RUN_PER_S, () => performance.now() > baselineEnd, baseline);
+  await client.close();
+  await pie.stop();
+
+  // Every seeded job finished 2 days ago or more. The first turn comes after the interval, 4 s,
+  // while the load warms the new process; a turn that leaves a backlog is followed 1 s later.
+  pie = await backend.start({ PIE_RETENTION_DAYS: '1', PIE_RETENTION_INTERVAL_S: '4' });
+  client = new PieClient(pie.url, o.adminToken);
+  const run = await retentionUnderLoad(client, target, {
+    seeded: backend.retained,
+    boundS: o.quick ? 60 : 300,
+    runPerS: LOAD_RUN_PER_S,
+    warmupS: 3,
+  });
+  await client.close();
+  await pie.stop();
+
+  const rate = run.seconds > 0 ? run.deleted / run.seconds : 0;
+  log(
+    `retention deleted ${run.deleted} of ${backend.retained} in ${run.seconds.toFixed(1)} s ` +
+      `(${rate.toFixed(0)} jobs/s; all in ${rate > 0 ? (backend.retained / rate).toFixed(0) : '—'} s ` +
+      `at that rate); ${run.vacuums.count} vacuums by PIE meanwhile, ` +
+      `${run.vacuums.seconds.toFixed(1)} s in all`,
+  );
+  for (const line of run.timeline) log(`retention ${line}`);
+  for (const route of run.lat.routes()) {
+    log(`before retention: ${describe(baseline, route)}`);
+    log(`during retention: ${describe(run.lat, route)}`);
+  }
+  metrics.push(
+    { name: `${prefix}.retention.deleted`, value: run.deleted, unit: 'jobs' },
+    { name: `${prefix}.retention.left`, value: backend.retained - run.deleted, unit: 'jobs' },
+    { name: `${prefix}.retention.seconds`, value: round(run.seconds), unit: 's' },
+    { name: `${prefix}.retention.jobs_per_s`, value: Math.round(rate), unit: 'jobs/s' },
+    { name: `${prefix}.retention.vacuums`, value: run.vacuums.count, unit: 'vacuums' },
+  );
+  for (const route of run.lat.routes()) {
+    metrics.push(
+      {
+        name: `${prefix}.before_retention.${route}.p99_ms`,
+        value: round(baseline.summary(route).p99),
+        unit: 'ms',
+      },
+      ...figures(`${prefix}.retention.${route}`, run.lat, route),
+    );
+  }
+  return metrics;
+}
+
+/** Warm-up or measurement: run-jobs, then workers drain them, then the list filters. */
+async function measureState(
+  client: PieClient,
+  target: Target,
+  size: { runs: number; rounds: number },
+  lat: Latencies,
+): Promise<void> {
+  await runJobs(client, target, size.runs, CONNECTIONS, lat);
+  await drain(client, target, size.runs, { workers: WORKERS, maxJobs: MAX_JOBS }, lat);
+  await lists(client, target, size.rounds, lat);
+}
+
+/** A client, a domain, a pull-worker model version, 100 services, `default` and `shadow`. */
+async function setUpTenant(pie: PieClient) {
+  const domain = `/v2/clients/${CLIENT}/domains/${DOMAIN}`;
+  await pie.expect([200, 201], 'PUT', `/v2/clients/${CLIENT}`, {});
+  await pie.expect([200, 201], 'PUT', domain, {});
+  await pie.expect([200, 201], 'PUT', `/v2/models/${MODEL}`, {});
+  await pie.expect([200, 201], 'PUT', `/v2/models/${MODEL}/versions/1`, {
+    features: [],
+    handler: { type: 'worker' },
+    job_types: ['inference', 'training', 'evaluation'],
+  });
+  const services = Array.from({ length: SERVICES }, (_, i) => `service-${i + 1}`);
+  await inBatches(services, 25, (id) =>
+    pie.expect([200, 201], 'PUT', `${domain}/services/${id}`, {}),
+  );
+  const assign = (key: string) =>
+    pie.expect<{ assignment_id: string }>([200, 201], 'PUT', `${domain}/assignments/${key}`, {
+      model_id: MODEL,
+      model_version: '1',
+    });
+  await assign('default');
+  const shadow = await assign('shadow');
+  const target: Target = {
+    runPaths: services.map((id) => `${domain}/service/${id}/assignments/default/jobs`),
+    claimPath: `/v2/models/${MODEL}/versions/1/jobs/claim`,
+    listPath: `${domain}/jobs`,
+  };
+  return { target, shadowAssignmentId: shadow.assignment_id };
+}
+
+const round = (ms: number) => Math.round(ms * 1000) / 1000;
+const ratio = (after: number, before: number) =>
+  before === 0 ? 0 : Math.round((after / before) * 100) / 100;
+
+function figures(name: string, lat: Latencies, route: string): Metric[] {
+  const { p50, p99 } = lat.summary(route);
+  return [
+    { name: `${name}.p50_ms`, value: round(p50), unit: 'ms' },
+    { name: `${name}.p99_ms`, value: round(p99), unit: 'ms' },
+  ];
+}
+
+function describe(lat: Latencies, route: string): string {
+  const { count, p50, p99 } = lat.summary(route);
+  return `${route} p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms over ${count}`;
+}
