@@ -109,6 +109,13 @@ const RETAINED_TARGETS: Target[] = [
     met: (v) => v <= 50,
   },
   {
+    label: 'retained requests without an answer',
+    from: ['retained'],
+    matches: like(/^retained\.\w+\.\w+\.request_errors$/),
+    text: '= 0',
+    met: (v) => v === 0,
+  },
+  {
     label: 'retention left undeleted',
     from: ['retained'],
     matches: exactly('retained.pg.retention.left'),

@@ -9,24 +9,34 @@ import { type ClaimAnswer, type ClaimedJob, sleep } from './tenant.js';
  * and a mixed open-loop load for retention to run under.
  */
 
-/** Latencies in ms by route, and when each request over 50 ms ended (to line them up). */
+/** Latencies in ms by route, with when each request ended (to line them up with events). */
 export class Latencies {
-  private readonly samples = new Map<string, number[]>();
+  private readonly samples = new Map<string, { at: number; ms: number }[]>();
   readonly slow: { at: number; route: string; ms: number }[] = [];
+  /** Requests that got no answer (the connection closed or reset), by route. */
+  readonly errors = new Map<string, string[]>();
 
   add(route: string, ms: number): void {
     const list = this.samples.get(route) ?? [];
-    list.push(ms);
+    const at = performance.now();
+    list.push({ at, ms });
     this.samples.set(route, list);
-    if (ms > 50) this.slow.push({ at: performance.now(), route, ms });
+    if (ms > 50) this.slow.push({ at, route, ms });
   }
 
   routes(): string[] {
     return [...this.samples.keys()];
   }
 
-  summary(route: string): { count: number; p50: number; p99: number } {
-    const sorted = [...(this.samples.get(route) ?? [])].sort((a, b) => a - b);
+  /** `leaveOut(from, to)` drops the requests it is true for (sent at `from`, answered at `to`). */
+  summary(
+    route: string,
+    leaveOut: (from: number, to: number) => boolean = () => false,
+  ): { count: number; p50: number; p99: number } {
+    const sorted = (this.samples.get(route) ?? [])
+      .filter((sample) => !leaveOut(sample.at - sample.ms, sample.at))
+      .map((sample) => sample.ms)
+      .sort((a, b) => a - b);
     return { count: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
   }
 }
@@ -37,11 +47,31 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-async function timed<T>(lat: Latencies, route: string, call: () => Promise<T>): Promise<T> {
+/**
+ * Times `call`. A request that gets no answer at all (its connection closed or reset) is
+ * counted in `lat.errors` and yields undefined, so one lost connection does not end the run;
+ * every answer PIE gives is timed, and one with an unexpected status still throws.
+ */
+async function timed<T>(
+  lat: Latencies,
+  route: string,
+  call: () => Promise<T>,
+): Promise<T | undefined> {
   const started = performance.now();
-  const result = await call();
-  lat.add(route, performance.now() - started);
-  return result;
+  try {
+    const result = await call();
+    lat.add(route, performance.now() - started);
+    return result;
+  } catch (error) {
+    if (!lostConnection(error)) throw error;
+    lat.errors.set(route, [...(lat.errors.get(route) ?? []), String(error)]);
+    return undefined;
+  }
+}
+
+function lostConnection(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('UND_ERR_') || code.startsWith('ECONN'));
 }
 
 export interface Target {
@@ -69,20 +99,45 @@ export async function runJobs(
   count: number,
   connections: number,
   lat: Latencies,
-): Promise<void> {
+): Promise<number> {
   let next = 0;
+  let created = 0;
   const loop = async () => {
     while (next < count) {
       const path = target.runPaths[next++ % target.runPaths.length]!;
-      await timed(lat, 'run_job', () => pie.expect(202, 'POST', path, {}));
+      if (await timed(lat, 'run_job', () => pie.expect(202, 'POST', path, {}))) created += 1;
     }
   };
   await Promise.all(Array.from({ length: connections }, loop));
+  return created;
 }
 
-function claim(pie: PieClient, target: Target, worker: string, maxJobs: number, waitMs: number) {
-  const body = { worker_id: worker, max_jobs: maxJobs, wait_ms: waitMs, lease_s: 300 };
-  return pie.call<ClaimAnswer>('POST', target.claimPath, body);
+/**
+ * One claim, timed into `lat` when `timeEmpty` or it got jobs; the jobs it got (none when its
+ * connection was lost, counted as an error).
+ */
+async function claim(
+  pie: PieClient,
+  target: Target,
+  lat: Latencies,
+  options: { worker: string; maxJobs: number; waitMs: number; timeEmpty: boolean },
+): Promise<ClaimedJob[]> {
+  const body = {
+    worker_id: options.worker,
+    max_jobs: options.maxJobs,
+    wait_ms: options.waitMs,
+    lease_s: 300,
+  };
+  const started = performance.now();
+  const answer = await timed(new Latencies(), 'claim', () =>
+    pie.expect<ClaimAnswer>(200, 'POST', target.claimPath, body),
+  );
+  if (answer === undefined) {
+    lat.errors.set('claim', [...(lat.errors.get('claim') ?? []), 'connection lost']);
+    return [];
+  }
+  if (answer.jobs.length > 0 || options.timeEmpty) lat.add('claim', performance.now() - started);
+  return answer.jobs;
 }
 
 function complete(pie: PieClient, job: ClaimedJob, lat: Latencies) {
@@ -114,13 +169,15 @@ export async function drain(
   let completed = 0;
   const worker = async (index: number) => {
     while (completed < total) {
-      const started = performance.now();
-      const answer = await claim(pie, target, `bench-worker-${index}`, options.maxJobs, 100);
-      if (answer.status !== 200) throw new Error(`claim answered ${answer.status}`);
-      if (answer.body.jobs.length === 0) continue;
-      lat.add('claim', performance.now() - started);
-      await Promise.all(answer.body.jobs.map((job) => complete(pie, job, lat)));
-      completed += answer.body.jobs.length;
+      const jobs = await claim(pie, target, lat, {
+        worker: `bench-worker-${index}`,
+        maxJobs: options.maxJobs,
+        waitMs: 100,
+        timeEmpty: false,
+      });
+      // A completion that got no answer is counted as done: its job stays leased.
+      await Promise.all(jobs.map((job) => complete(pie, job, lat)));
+      completed += jobs.length;
     }
   };
   await Promise.all(Array.from({ length: options.workers }, (_, i) => worker(i)));
@@ -169,11 +226,13 @@ export async function mixedLoad(
   const filters = Object.values(LIST_FILTERS);
   const worker = async (index: number) => {
     while (going()) {
-      const started = performance.now();
-      const answer = await claim(pie, target, `bench-load-worker-${index}`, 20, 0);
-      if (answer.status !== 200) throw new Error(`claim answered ${answer.status}`);
-      lat.add('claim', performance.now() - started);
-      await Promise.all(answer.body.jobs.map((job) => complete(pie, job, lat)));
+      const jobs = await claim(pie, target, lat, {
+        worker: `bench-load-worker-${index}`,
+        maxJobs: 20,
+        waitMs: 0,
+        timeEmpty: true,
+      });
+      await Promise.all(jobs.map((job) => complete(pie, job, lat)));
       await sleep(50);
     }
   };

@@ -16,6 +16,11 @@ export interface RetentionRun {
   lat: Latencies;
   /** PIE's own vacuums meanwhile (where nothing else vacuums): how many, and their seconds. */
   vacuums: { count: number; seconds: number };
+  /**
+   * Whether a request overlapped a vacuum of `jobs` as `vacuuming` saw it (from the reading
+   * before one that saw it to the first that no longer did); always false without `vacuuming`.
+   */
+  duringVacuum: (from: number, to: number) => boolean;
   /** One line a second: jobs deleted, requests over 50 ms and the slowest. */
   timeline: string[];
 }
@@ -23,11 +28,18 @@ export interface RetentionRun {
 export async function retentionUnderLoad(
   client: PieClient,
   target: Target,
-  options: { seeded: number; boundS: number; runPerS: number; warmupS: number },
+  options: {
+    seeded: number;
+    boundS: number;
+    runPerS: number;
+    warmupS: number;
+    /** Whether a vacuum of `jobs` is running now (PostgreSQL: pg_stat_progress_vacuum). */
+    vacuuming?: () => Promise<boolean>;
+  },
 ): Promise<RetentionRun> {
   const lat = new Latencies();
   const started = performance.now();
-  const readings: { at: number; deleted: number }[] = [];
+  const readings: { at: number; deleted: number; vacuuming: boolean }[] = [];
   let deleted = 0;
   let watching = true;
   let loading = true;
@@ -40,7 +52,8 @@ export async function retentionUnderLoad(
       ) {
         await sleep(250);
         deleted = metric(await metricsText(client), 'pie_retention_deleted_total', 'jobs');
-        readings.push({ at: performance.now(), deleted });
+        const vacuuming = (await options.vacuuming?.()) ?? false;
+        readings.push({ at: performance.now(), deleted, vacuuming });
       }
     } finally {
       watching = false;
@@ -64,6 +77,11 @@ export async function retentionUnderLoad(
     if (settled.status === 'rejected') throw settled.reason;
   }
   const text = await metricsText(client);
+  const windows = readings.flatMap((reading, i) =>
+    reading.vacuuming
+      ? [{ from: readings[i - 1]?.at ?? started, to: readings[i + 1]?.at ?? Infinity }]
+      : [],
+  );
 
   const first = readings.findIndex((reading) => reading.deleted > 0);
   const from = first <= 0 ? started : readings[first - 1]!.at;
@@ -78,12 +96,13 @@ export async function retentionUnderLoad(
       seconds: metric(text, 'pie_vacuum_seconds_sum'),
     },
     timeline: timeline(started, readings, lat),
+    duringVacuum: (from, to) => windows.some((window) => from < window.to && to > window.from),
   };
 }
 
 function timeline(
   started: number,
-  readings: { at: number; deleted: number }[],
+  readings: { at: number; deleted: number; vacuuming: boolean }[],
   lat: Latencies,
 ): string[] {
   const lines: string[] = [];
@@ -97,8 +116,10 @@ function timeline(
       route: '',
       ms: 0,
     });
+    const vacuum = readings.some((r) => r.vacuuming && r.at >= from && r.at < to);
     lines.push(
       `${String(second).padStart(3)} s: ${String(upTo - before).padStart(6)} deleted, ` +
+        (vacuum ? 'vacuuming, ' : '') +
         `${slow.length} requests over 50 ms` +
         (slow.length > 0 ? ` (slowest ${worst.route} ${worst.ms.toFixed(0)} ms)` : ''),
     );

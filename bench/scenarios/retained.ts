@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import pg from 'pg';
 import { openPgliteDatabase } from '../../src/db/pglite-database.js';
 import {
   createBenchDatabase,
@@ -65,6 +66,8 @@ interface Backend {
   ): Promise<void>;
   /** After seeding: what PostgreSQL's autovacuum would do, what PIE does on PGlite. */
   vacuum: string;
+  /** A probe for vacuums of `jobs` in progress, where the bench can see them (PostgreSQL). */
+  vacuumProbe?: () => Promise<{ vacuuming: () => Promise<boolean>; close: () => Promise<void> }>;
 }
 
 function sizes(quick: boolean) {
@@ -88,6 +91,18 @@ export async function retainedOnPostgres(o: RetainedOptions): Promise<Metric[]> 
         work({ query: (text, values) => client.query(text, values), exec: (s) => client.query(s) }),
       ),
     vacuum: 'vacuum analyze jobs',
+    vacuumProbe: async () => {
+      const client = new pg.Client({ connectionString: databaseUrl });
+      await client.connect();
+      const vacuuming = async () => {
+        const { rows } = await client.query<{ n: number }>(
+          `select count(*)::int as n from pg_stat_progress_vacuum
+           where datname = current_database() and relid = 'jobs'::regclass`,
+        );
+        return (rows[0]?.n ?? 0) > 0;
+      };
+      return { vacuuming, close: () => client.end() };
+    },
   });
 }
 
@@ -115,7 +130,29 @@ export async function retainedOnEmbedded(o: RetainedOptions): Promise<Metric[]> 
   });
 }
 
+/** The phases on one backend; if one fails, the output of the `pie serve` it ran on is shown. */
 async function onBackend(o: RetainedOptions, backend: Backend): Promise<Metric[]> {
+  const started: ServerChild[] = [];
+  const start = async (settings?: Record<string, string>) => {
+    const pie = await backend.start(settings);
+    started.push(pie);
+    return pie;
+  };
+  try {
+    return await phases(o, { ...backend, start });
+  } catch (error) {
+    const pie = started.at(-1);
+    if (pie !== undefined) {
+      const exited = pie.child.exitCode ?? pie.child.signalCode;
+      o.log(
+        `retained ${backend.name}: pie serve (${exited === null ? 'running' : `exited: ${exited}`}) said:\n${pie.output().slice(-3000)}`,
+      );
+    }
+    throw error;
+  }
+}
+
+async function phases(o: RetainedOptions, backend: Backend): Promise<Metric[]> {
   const size = sizes(o.quick);
   const prefix = `retained.${backend.name}`;
   const log = (line: string) => o.log(`retained ${backend.name}: ${line}`);
@@ -152,6 +189,7 @@ async function onBackend(o: RetainedOptions, backend: Backend): Promise<Metric[]
   pie = await backend.start();
   client = new PieClient(pie.url, o.adminToken);
   const retained = await measure('retained');
+  metrics.push(errors(`${prefix}.empty`, empty, log), errors(`${prefix}.retained`, retained, log));
   for (const route of ['run_job', 'claim', 'complete']) {
     const [before, after] = [empty.summary(route), retained.summary(route)];
     metrics.push(
@@ -184,12 +222,14 @@ async function onBackend(o: RetainedOptions, backend: Backend): Promise<Metric[]
   // while the load warms the new process; a turn that leaves a backlog is followed 1 s later.
   pie = await backend.start({ PIE_RETENTION_DAYS: '1', PIE_RETENTION_INTERVAL_S: '4' });
   client = new PieClient(pie.url, o.adminToken);
+  const probe = await backend.vacuumProbe?.();
   const run = await retentionUnderLoad(client, target, {
     seeded: backend.retained,
     boundS: o.quick ? 60 : 300,
     runPerS: LOAD_RUN_PER_S,
     warmupS: 3,
-  });
+    vacuuming: probe?.vacuuming,
+  }).finally(() => probe?.close());
   await client.close();
   await pie.stop();
 
@@ -206,6 +246,7 @@ async function onBackend(o: RetainedOptions, backend: Backend): Promise<Metric[]
     log(`during retention: ${describe(run.lat, route)}`);
   }
   metrics.push(
+    errors(`${prefix}.retention`, run.lat, log),
     { name: `${prefix}.retention.deleted`, value: run.deleted, unit: 'jobs' },
     { name: `${prefix}.retention.left`, value: backend.retained - run.deleted, unit: 'jobs' },
     { name: `${prefix}.retention.seconds`, value: round(run.seconds), unit: 's' },
@@ -221,6 +262,16 @@ async function onBackend(o: RetainedOptions, backend: Backend): Promise<Metric[]
       },
       ...figures(`${prefix}.retention.${route}`, run.lat, route),
     );
+    if (probe !== undefined) {
+      // The same requests without those that overlapped PIE's own vacuum of `jobs`.
+      const outside = run.lat.summary(route, run.duringVacuum);
+      metrics.push({
+        name: `${prefix}.retention_outside_vacuum.${route}.p99_ms`,
+        value: round(outside.p99),
+        unit: 'ms',
+      });
+      log(`during retention, outside vacuums: ${describe(run.lat, route, run.duringVacuum)}`);
+    }
   }
   return metrics;
 }
@@ -232,8 +283,8 @@ async function measureState(
   size: { runs: number; rounds: number },
   lat: Latencies,
 ): Promise<void> {
-  await runJobs(client, target, size.runs, CONNECTIONS, lat);
-  await drain(client, target, size.runs, { workers: WORKERS, maxJobs: MAX_JOBS }, lat);
+  const created = await runJobs(client, target, size.runs, CONNECTIONS, lat);
+  await drain(client, target, created, { workers: WORKERS, maxJobs: MAX_JOBS }, lat);
   await lists(client, target, size.rounds, lat);
 }
 
@@ -271,6 +322,15 @@ const round = (ms: number) => Math.round(ms * 1000) / 1000;
 const ratio = (after: number, before: number) =>
   before === 0 ? 0 : Math.round((after / before) * 100) / 100;
 
+/** Requests that got no answer (connection closed or reset), logged with the first reason. */
+function errors(name: string, lat: Latencies, log: (line: string) => void): Metric {
+  const all = [...lat.errors.entries()].flatMap(([route, list]) =>
+    list.map((e) => `${route}: ${e}`),
+  );
+  if (all.length > 0) log(`${name}: ${all.length} requests got no answer, first ${all[0]}`);
+  return { name: `${name}.request_errors`, value: all.length, unit: 'requests' };
+}
+
 function figures(name: string, lat: Latencies, route: string): Metric[] {
   const { p50, p99 } = lat.summary(route);
   return [
@@ -279,7 +339,11 @@ function figures(name: string, lat: Latencies, route: string): Metric[] {
   ];
 }
 
-function describe(lat: Latencies, route: string): string {
-  const { count, p50, p99 } = lat.summary(route);
+function describe(
+  lat: Latencies,
+  route: string,
+  leaveOut?: (from: number, to: number) => boolean,
+): string {
+  const { count, p50, p99 } = lat.summary(route, leaveOut);
   return `${route} p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms over ${count}`;
 }
