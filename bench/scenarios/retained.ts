@@ -29,8 +29,9 @@ import { PieClient } from './tenant.js';
  * finished jobs retained (200,000 embedded; 100,000 and 20,000 in quick runs): run-job,
  * claim, complete and every list filter, each on a `pie serve` started afresh with the shipped
  * settings and warmed up the same way. Then retention (restarted with PIE_RETENTION_DAYS=1,
- * every second) deletes the backlog while a steady mixed load runs, timed per route, after the
- * same load without deletion as a baseline.
+ * its first turn 4 s in, then a turn a second apart while a backlog remains) deletes the
+ * backlog while a steady mixed load runs, timed per route, after the same load without
+ * deletion as a baseline. BENCHMARKS.md describes the method and what is judged.
  */
 
 export interface RetainedOptions {
