@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { rssMetric } from './rss.js';
 import { initScenario } from './scenarios/init.js';
+import { retainedOnEmbedded, retainedOnPostgres } from './scenarios/retained.js';
 import { runJobEmbeddedScenario, runJobScenario } from './scenarios/run-job.js';
 import {
   cleanUp,
@@ -22,14 +23,36 @@ import {
 import type { BenchContext, Metric, Scenario } from './types.js';
 
 /**
- * `npm run bench [-- --quick]`: PIE on a throwaway PostgreSQL database and on the embedded
+ * `npm run bench [-- --quick] [-- --only retained,init]`: PIE on a throwaway PostgreSQL database and on the embedded
  * PGlite, loaded from separate processes; prints one table and writes bench/results/latest.json.
  * Every figure with a target is printed as met or MISSED; a target nothing measured is printed
  * as not run.
  */
 
-const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
+const { values: args } = parseArgs({
+  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } },
+});
 const quick = args.quick;
+
+/** The scenarios `--only a,b` may name; every one runs without it. */
+const SCENARIOS = [
+  'run_job',
+  'cycle',
+  'dispatch_latency',
+  'init',
+  'run_job_embedded',
+  'retained',
+] as const;
+type ScenarioName = (typeof SCENARIOS)[number];
+const only = args.only?.split(',').map((name) => name.trim());
+const unknown = only?.filter((name) => !(SCENARIOS as readonly string[]).includes(name)) ?? [];
+if (unknown.length > 0) {
+  process.stderr.write(
+    `unknown scenario(s) ${unknown.join(', ')}; known: ${SCENARIOS.join(', ')}\n`,
+  );
+  process.exit(2);
+}
+const selected = (name: ScenarioName) => only === undefined || only.includes(name);
 const startedAt = new Date();
 const clock = performance.now();
 
@@ -43,79 +66,155 @@ function log(line: string): void {
 
 interface Target {
   label: string;
+  /** The scenarios whose run must produce it (any one of them). */
+  from: ScenarioName[];
   matches: (name: string) => boolean;
   text: string;
   met: (value: number) => boolean;
 }
 
 const exactly = (wanted: string) => (name: string) => name === wanted;
+const like = (pattern: RegExp) => (name: string) => pattern.test(name);
+
+// bench/scenarios/retained.ts, on PostgreSQL (`retained.pg.`) and the embedded database
+// (`retained.embedded.`). Retention under load is judged on PostgreSQL, where the acceptance
+// item puts its million jobs; the embedded figures are printed beside it.
+const RETAINED_TARGETS: Target[] = [
+  {
+    label: 'retained run_job p50 vs empty',
+    from: ['retained'],
+    matches: like(/^retained\.\w+\.run_job\.p50_ratio$/),
+    text: '≤ 1.2',
+    met: (v) => v <= 1.2,
+  },
+  {
+    label: 'retained claim p50 vs empty',
+    from: ['retained'],
+    matches: like(/^retained\.\w+\.claim\.p50_ratio$/),
+    text: '≤ 1.2',
+    met: (v) => v <= 1.2,
+  },
+  {
+    label: 'retained list p50',
+    from: ['retained'],
+    matches: like(/^retained\.\w+\.retained\.list_\w+\.p50_ms$/),
+    text: '< 10 ms',
+    met: (v) => v < 10,
+  },
+  {
+    label: 'retention p99 under load',
+    from: ['retained'],
+    matches: like(/^retained\.pg\.retention\.\w+\.p99_ms$/),
+    text: '≤ 50 ms',
+    met: (v) => v <= 50,
+  },
+  {
+    label: 'retained requests without an answer',
+    from: ['retained'],
+    matches: like(/^retained\.\w+\.\w+\.request_errors$/),
+    text: '= 0',
+    met: (v) => v === 0,
+  },
+  {
+    label: 'retention left undeleted',
+    from: ['retained'],
+    matches: exactly('retained.pg.retention.left'),
+    text: '= 0',
+    met: (v) => v === 0,
+  },
+];
 const TARGETS: Target[] = [
   {
     label: 'run_job vs floor',
+    from: ['run_job'],
     matches: exactly('run_job.ratio_to_floor'),
     text: '≥ 0.6',
     met: (v) => v >= 0.6,
   },
   {
     label: 'run_job p99',
+    from: ['run_job'],
     matches: exactly('run_job.p99_ms'),
     text: '≤ 25 ms',
     met: (v) => v <= 25,
   },
-  { label: 'run_job errors', matches: exactly('run_job.errors'), text: '= 0', met: (v) => v === 0 },
+  {
+    label: 'run_job errors',
+    from: ['run_job'],
+    matches: exactly('run_job.errors'),
+    text: '= 0',
+    met: (v) => v === 0,
+  },
   {
     label: 'cycle vs pg-boss',
+    from: ['cycle'],
     matches: (name) => /^cycle\.ratio/.test(name),
     text: '≥ 2',
     met: (v) => v >= 2,
   },
   {
     label: 'dispatch_latency p50',
+    from: ['dispatch_latency'],
     matches: exactly('dispatch_latency.p50_ms'),
     text: '≤ 5 ms',
     met: (v) => v <= 5,
   },
   {
     label: 'dispatch_latency p99',
+    from: ['dispatch_latency'],
     matches: exactly('dispatch_latency.p99_ms'),
     text: '≤ 25 ms',
     met: (v) => v <= 25,
   },
-  { label: 'init 10k', matches: exactly('init.10000.seconds'), text: '≤ 1 s', met: (v) => v <= 1 },
+  {
+    label: 'init 10k',
+    from: ['init'],
+    matches: exactly('init.10000.seconds'),
+    text: '≤ 1 s',
+    met: (v) => v <= 1,
+  },
   {
     label: 'init 100k',
+    from: ['init'],
     matches: exactly('init.100000.seconds'),
     text: '≤ 10 s',
     met: (v) => v <= 10,
   },
   {
     label: 'default upsert 10k',
+    from: ['init'],
     matches: exactly('default_upsert.10000.seconds'),
     text: '≤ 2 s',
     met: (v) => v <= 2,
   },
   {
     label: 'run_job_embedded',
+    from: ['run_job_embedded'],
     matches: exactly('run_job_embedded.requests_per_s'),
     text: '≥ 1,500 req/s',
     met: (v) => v >= 1500,
   },
   {
     label: 'run_job_embedded errors',
+    from: ['run_job_embedded'],
     matches: exactly('run_job_embedded.errors'),
     text: '= 0',
     met: (v) => v === 0,
   },
   {
     label: 'RSS',
+    from: ['run_job', 'cycle', 'dispatch_latency', 'init', 'run_job_embedded'],
     matches: (name) => /^rss\..*\.mb$/.test(name),
     text: '< 300 MB',
     met: (v) => v < 300,
   },
+  ...RETAINED_TARGETS,
 ];
 
 // Targets a full run must judge, and those a quick run must (init 100k is full-run only).
-const requiredTargets = TARGETS.filter((target) => !(quick && target.label === 'init 100k'));
+const requiredTargets = TARGETS.filter(
+  (target) => target.from.some(selected) && !(quick && target.label === 'init 100k'),
+);
 
 /** When the cycle scenario reports both throughputs but no ratio, the ratio is derived here. */
 function deriveCycleRatio(metrics: Metric[]): Metric[] {
@@ -221,13 +320,10 @@ async function externalScenario(file: string, name: string, ctx: BenchContext): 
   });
 }
 
-async function onPostgres(adminUrl: string, adminToken: string): Promise<string> {
+async function onPostgres(adminUrl: string, adminToken: string): Promise<void> {
+  if (!(['run_job', 'cycle', 'dispatch_latency', 'init'] as const).some(selected)) return;
   const databaseUrl = await createBenchDatabase(adminUrl);
-  const postgresVersion = await withClient(databaseUrl, async (client) => {
-    const { rows } = await client.query<{ server_version: string }>('show server_version');
-    return rows[0]?.server_version ?? 'unknown';
-  });
-  log(`database ${new URL(databaseUrl).pathname.slice(1)} on PostgreSQL ${postgresVersion}`);
+  log(`database ${new URL(databaseUrl).pathname.slice(1)}`);
   const pie: ServerChild = await startPie({
     DATABASE_URL: databaseUrl,
     PIE_DATA_DIR: temporaryDir('pie-bench-pg-'),
@@ -243,18 +339,19 @@ async function onPostgres(adminUrl: string, adminToken: string): Promise<string>
     log,
   };
   try {
-    await step('run_job', () => runJobScenario(ctx));
-    await externalScenario('cycle.ts', 'cycle', ctx);
-    await externalScenario('dispatch-latency.ts', 'dispatch_latency', ctx);
-    await step('init', () => initScenario(ctx));
+    if (selected('run_job')) await step('run_job', () => runJobScenario(ctx));
+    if (selected('cycle')) await externalScenario('cycle.ts', 'cycle', ctx);
+    if (selected('dispatch_latency')) {
+      await externalScenario('dispatch-latency.ts', 'dispatch_latency', ctx);
+    }
+    if (selected('init')) await step('init', () => initScenario(ctx));
   } finally {
     await pie.stop();
   }
-  return postgresVersion;
 }
 
 async function onEmbedded(adminToken: string): Promise<void> {
-  if (interrupted) return;
+  if (interrupted || !selected('run_job_embedded')) return;
   const pie = await startPie({ PIE_DATA_DIR: temporaryDir('pie-bench-embedded-') });
   log(`pie serve on the embedded PGlite: ${pie.url} (pid ${pie.pid})`);
   try {
@@ -301,8 +398,18 @@ async function main(): Promise<number> {
   }
   let postgresVersion = 'unknown';
   try {
-    postgresVersion = await onPostgres(adminUrl, adminToken);
+    postgresVersion = await withClient(adminUrl, async (client) => {
+      const { rows } = await client.query<{ server_version: string }>('show server_version');
+      return rows[0]?.server_version ?? 'unknown';
+    });
+    log(`PostgreSQL ${postgresVersion}${only === undefined ? '' : `; only ${only.join(', ')}`}`);
+    await onPostgres(adminUrl, adminToken);
     await onEmbedded(adminToken);
+    if (selected('retained')) {
+      const options = { quick, adminUrl, adminToken, log, tempDir: temporaryDir };
+      await step('retained_pg', () => retainedOnPostgres(options));
+      await step('retained_embedded', () => retainedOnEmbedded(options));
+    }
   } catch (error) {
     failures.push('set-up');
     log(`FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
@@ -320,6 +427,7 @@ async function main(): Promise<number> {
       postgres_version: postgresVersion,
     },
     quick,
+    only: only ?? null,
     started_at: startedAt.toISOString(),
     metrics,
   };

@@ -187,9 +187,12 @@ async function adminQuery(adminUrl: string, sql: string): Promise<void> {
   }
 }
 
-/** Creates `pie_bench_<pid>` (dropped by the clean-up) and returns its connection string. */
-export async function createBenchDatabase(adminUrl: string): Promise<string> {
-  const name = `pie_bench_${process.pid}`;
+/**
+ * Creates `pie_bench_<pid>` (or `pie_bench_<pid>_<suffix>`; dropped by the clean-up) and returns
+ * its connection string.
+ */
+export async function createBenchDatabase(adminUrl: string, suffix?: string): Promise<string> {
+  const name = `pie_bench_${process.pid}${suffix === undefined ? '' : `_${suffix}`}`;
   await adminQuery(adminUrl, `drop database if exists ${name} with (force)`);
   await adminQuery(adminUrl, `create database ${name}`);
   onCleanup(() => adminQuery(adminUrl, `drop database if exists ${name} with (force)`));
