@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/database.js';
 import { targetIsCurrent } from './job-targets.repository.js';
-import { laneSeqOfRows } from './lane-sql.js';
+import { laneKey, laneSeq, laneStarts } from './lane-sql.js';
 import type { NewJob, TargetStamp } from './jobs.repository.js';
 import { json } from './rows.js';
 
@@ -20,7 +20,7 @@ const RECORD = `ord int, client_id text, domain_id text, service_id text, assign
 const INSERT_JOBS_IF_TARGETS_CURRENT = `
   with r as (select * from jsonb_to_recordset($1::jsonb) as r(${RECORD})),
   ok as materialized (
-    select r.*, pie_job_id(nextval('pie_job_number')) as job_id
+    select r.*, pie_job_id(nextval('pie_job_number')) as job_id, ${laneKey('r')} as lane_key
     from r
     where ${targetIsCurrent({
       client: 'r.client_id',
@@ -35,14 +35,15 @@ const INSERT_JOBS_IF_TARGETS_CURRENT = `
     })}
     order by r.ord
   ),
+  ${laneStarts('ok')},
   inserted as (
     insert into jobs (job_id, client_id, domain_id, service_id, assignment_id, assignment_key,
       model_id, model_version, job_type, input, features, config, trigger, lineage,
       max_attempts, deadline_at, handler_type, priority, lane_seq)
     select job_id, client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
       model_version, job_type, input, features, config, trigger, lineage, max_attempts,
-      now() + make_interval(secs => timeout_s), handler_type, priority, ${laneSeqOfRows('ord')}
-    from ok
+      now() + make_interval(secs => timeout_s), handler_type, priority, ${laneSeq('ord')}
+    from ok join lanes using (lane_key)
   )
   select ord, job_id from ok`;
 

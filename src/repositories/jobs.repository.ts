@@ -207,7 +207,8 @@ export async function insertInitJobs(
 ): Promise<string[]> {
   const { rows } = await q.query<{ service_id: string }>(
     // The domain's jobs take consecutive places in its lane, after what it already has queued.
-    `with lane as (select pie_next_lane_seq($1, $2, $9, $4, $5, $10::smallint) as first)
+    // Materialized: inlined, the lane's next number would be looked up once per service.
+    `with lane as materialized (select pie_next_lane_seq($1, $2, $9, $4, $5, $10::smallint) as first)
      insert into jobs (client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
        model_version, job_type, input, features, config, max_attempts, deadline_at, handler_type,
        priority, lane_seq)

@@ -2,7 +2,7 @@ import type { Grant } from '../auth/caller.js';
 import type { Queryable } from '../db/database.js';
 import type { HandlerType } from '../domain/handlers.js';
 import { selectionWhere, type JobSelection } from './job-selection.js';
-import { laneSeqOfRows } from './lane-sql.js';
+import { laneKey, laneSeq, laneStarts } from './lane-sql.js';
 
 /** A job started again from a final one. */
 export interface RetriedJob {
@@ -32,7 +32,7 @@ export async function insertRetries(
   const values: unknown[] = [clientId, domainId];
   const where = selectionWhere(selection, models, values);
   values.push(selection.limit);
-  const { rows } = await q.query<RetriedJob & { ord: number }>(
+  const { rows } = await q.query<RetriedJob>(
     `with picked as (
        select j.job_id, j.client_id, j.domain_id, j.service_id, j.assignment_id,
          j.assignment_key, j.model_id, j.model_version, j.job_type, j.input, j.features,
@@ -46,20 +46,29 @@ export async function insertRetries(
        order by j.finished_at, j.job_id
        limit $${values.length}
      ),
+     -- Materialized, so each new job's id is drawn once and answered as inserted.
+     laned as materialized (
+       select p.*, ${laneKey('p')} as lane_key,
+         pie_job_id(nextval('pie_job_number')) as new_job_id
+       from picked p
+     ),
+     ${laneStarts('laned')},
      inserted as (
-       insert into jobs (client_id, domain_id, service_id, assignment_id, assignment_key,
+       insert into jobs (job_id, client_id, domain_id, service_id, assignment_id, assignment_key,
          model_id, model_version, job_type, input, features, config, trigger, lineage,
          max_attempts, deadline_at, handler_type, priority, lane_seq, retry_of)
-       select client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
-         model_version, job_type, input, features, config, trigger, lineage, max_attempts,
-         now() + make_interval(secs => timeout_s), handler_type, priority,
-         ${laneSeqOfRows('ord')}, job_id
-       from picked
-       returning job_id, retry_of, model_id, model_version, job_type, handler_type
+       select new_job_id, client_id, domain_id, service_id, assignment_id, assignment_key,
+         model_id, model_version, job_type, input, features, config, trigger, lineage,
+         max_attempts, now() + make_interval(secs => timeout_s), handler_type, priority,
+         ${laneSeq('ord')}, job_id
+       from laned join lanes using (lane_key)
      )
-     select inserted.*, picked.ord from inserted join picked on picked.job_id = inserted.retry_of
-     order by picked.ord`,
+     -- Answered from laned, not by joining the inserted rows back to it: nothing to match up.
+     select new_job_id as job_id, job_id as retry_of, model_id, model_version, job_type,
+       handler_type
+     from laned
+     order by ord`,
     values,
   );
-  return rows.map(({ ord: _ord, ...retried }) => retried);
+  return rows;
 }
