@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Queryable } from '../db/database.js';
-import { vacuumChurningTables } from '../db/vacuum.js';
+import { TableStatistics, vacuumChurningTables } from '../db/vacuum.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { BackgroundService } from './background-service.js';
 
@@ -19,13 +19,15 @@ const SLOW_VACUUM_MS = 500;
  * database's thread, which is Node's, so nothing else runs meanwhile; vacuuming often keeps
  * each one short, as it then has few pages to clean (the visibility map lets it skip the
  * rest). Each vacuum's duration goes to `pie_vacuum_seconds`. A failed vacuum is logged and
- * retried on the next turn.
+ * retried on the next turn. After each vacuum, the tables whose statistics went stale are
+ * analyzed too (`TableStatistics`), the other half of autovacuum's work.
  */
 export class VacuumService implements BackgroundService {
   readonly name = 'vacuum';
   private stopped = false;
   private running: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private readonly statistics = new TableStatistics();
 
   constructor(
     private readonly db: Queryable,
@@ -66,6 +68,19 @@ export class VacuumService implements BackgroundService {
       else this.log.debug(`vacuum took ${ms.toFixed(1)} ms`);
     } catch (error) {
       this.log.error({ err: error }, 'vacuum failed; retrying on the next turn');
+      return;
+    }
+    const analyzeStarted = performance.now();
+    try {
+      const analyzed = await this.statistics.refresh(this.db);
+      const ms = performance.now() - analyzeStarted;
+      if (analyzed.length > 0) {
+        const message = `analyze of ${analyzed.join(', ')} took ${ms.toFixed(0)} ms`;
+        if (ms > SLOW_VACUUM_MS) this.log.warn(message);
+        else this.log.debug(message);
+      }
+    } catch (error) {
+      this.log.error({ err: error }, 'analyze failed; retrying on the next turn');
     }
   }
 }
