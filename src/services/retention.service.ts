@@ -1,4 +1,4 @@
-import { setImmediate as nextTurn } from 'node:timers/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Database, Queryable } from '../db/database.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -27,9 +27,10 @@ export interface RetentionOptions {
 
 /**
  * 500 rows a statement: a few milliseconds on either backend, so a request waits at most that
- * long behind a batch (on PGlite, which runs on Node's thread, for the thread itself). A turn
- * deletes for at most 1 s; a turn that leaves a backlog is followed after a pause as long,
- * so catching up takes at most half of the time.
+ * long behind a batch (on PGlite, which runs on Node's thread, for the thread itself). Within a
+ * turn each round of batches is followed by a rest as long as it took, and a turn lasts at most
+ * 1 s; a turn that leaves a backlog is followed after a pause as long, so catching up deletes
+ * for at most a quarter of the time.
  */
 export const RETENTION_DEFAULTS = {
   batch: 500,
@@ -112,6 +113,7 @@ export class RetentionService implements BackgroundService {
     };
     const pending = new Map(this.deleters);
     while (pending.size > 0) {
+      const roundStarted = performance.now();
       for (const [kind, deleteBatch] of pending) {
         const deleted = await this.db.transaction(async (tx) =>
           (await tryRetentionLock(tx)) ? deleteBatch(tx) : undefined,
@@ -132,7 +134,10 @@ export class RetentionService implements BackgroundService {
         turn.backlog = true;
         break;
       }
-      await nextTurn();
+      // Rest as long as the round took: requests that arrived meanwhile run first, and their
+      // commits do not queue behind an unbroken stream of deletes (measured on PostgreSQL: the
+      // completion route's p99 under load went over 50 ms while deleting flat out).
+      await sleep(performance.now() - roundStarted);
     }
     const { jobs, idempotency } = turn.deleted;
     if (jobs + idempotency > 0 || turn.backlog) {
