@@ -36,9 +36,9 @@ const ANALYZE_AT_LEAST_EVERY_MS = 60 * 60 * 1000;
  * autovacuum's other half. Without statistics PostgreSQL plans with guesses (a table of one
  * row): the jobs list walked a whole domain and sorted it (0.5 s over 200,000 jobs instead of
  * 0.5 ms), and joins of thousands of rows ran as nested loops. A table is analyzed when it
- * never was, on this process's first turn, when its size (`reltuples`, which each VACUUM
- * refreshes) moved by more than a tenth since this process last analyzed it, and at least
- * hourly. Autovacuum counts changed rows rather than size; PGlite keeps no such counts, so size
+ * never was, when its size (`reltuples`, which each VACUUM
+ * refreshes) moved by more than a tenth since this process last analyzed it or first saw it,
+ * and at least hourly. Autovacuum counts changed rows rather than size; PGlite keeps no such counts, so size
  * stands in. ANALYZE reads a fixed-size sample, so each costs about the same at any size.
  */
 export class TableStatistics {
@@ -47,14 +47,19 @@ export class TableStatistics {
 
   /** Analyzes the churning tables whose statistics are stale; answers which it analyzed. */
   async refresh(db: Queryable, now = Date.now()): Promise<string[]> {
-    const stale = (await this.sizes(db))
-      .filter(({ table, tuples }) => {
-        const last = this.analyzed.get(table);
-        if (last === undefined || tuples < 0) return true; // never analyzed, here or at all
-        const drift = ANALYZE_DRIFT_ROWS + ANALYZE_DRIFT * last.tuples;
-        return Math.abs(tuples - last.tuples) > drift || now - last.at >= ANALYZE_AT_LEAST_EVERY_MS;
-      })
-      .map(({ table }) => table);
+    const stale: string[] = [];
+    for (const { table, tuples, analyzed } of await this.sizes(db)) {
+      const last = this.analyzed.get(table);
+      if (!analyzed) stale.push(table);
+      else if (last === undefined)
+        this.analyzed.set(table, { tuples, at: now }); // first sight
+      else if (
+        Math.abs(tuples - last.tuples) > ANALYZE_DRIFT_ROWS + ANALYZE_DRIFT * last.tuples ||
+        now - last.at >= ANALYZE_AT_LEAST_EVERY_MS
+      ) {
+        stale.push(table);
+      }
+    }
     if (stale.length === 0) return [];
     await db.exec(`analyze ${stale.join(', ')}`);
     for (const { table, tuples } of await this.sizes(db)) {
@@ -63,12 +68,20 @@ export class TableStatistics {
     return stale;
   }
 
-  /** Each churning table's estimated row count (-1 until first vacuumed or analyzed). */
-  private async sizes(db: Queryable): Promise<{ table: string; tuples: number }[]> {
-    const { rows } = await db.query<{ table: string; tuples: number }>(
-      `select t as table, c.reltuples::float8 as tuples
+  /**
+   * Each churning table's estimated row count (`reltuples`, -1 until first vacuumed or
+   * analyzed), and whether it was ever analyzed (by anyone: a table analyzed before this process
+   * started is first taken as it is, not analyzed again at once).
+   */
+  private async sizes(
+    db: Queryable,
+  ): Promise<{ table: string; tuples: number; analyzed: boolean }[]> {
+    const { rows } = await db.query<{ table: string; tuples: number; analyzed: boolean }>(
+      `select t as table, c.reltuples::float8 as tuples,
+         coalesce(s.last_analyze, s.last_autoanalyze) is not null as analyzed
        from unnest($1::text[]) with ordinality as listed (t, n)
        join pg_class c on c.oid = to_regclass(t)
+       left join pg_stat_user_tables s on s.relid = c.oid
        order by n`,
       [CHURNING_TABLES],
     );
