@@ -158,6 +158,12 @@ describe('vacuuming', () => {
         await vacuumChurningTables(db); // refreshes the size estimate, as PIE's vacuum turn does
         assert.deepEqual(await statistics.refresh(db, now), ['jobs'], '200 rows more than 0');
         assert.ok(await hasStatistics(), 'the planner now knows what jobs holds');
+        const { rows: sampled } = await db.query<{ attname: string }>(
+          `select attname from pg_stats where tablename = 'jobs' order by attname`,
+        );
+        const columns = sampled.map((row) => row.attname);
+        assert.ok(columns.includes('client_id') && columns.includes('status'), 'keys sampled');
+        assert.ok(!columns.includes('input') && !columns.includes('output'), 'payloads not');
         assert.deepEqual(await statistics.refresh(db, now + 60_000), []);
         assert.deepEqual(
           await statistics.refresh(db, now + 60 * 60 * 1000),
