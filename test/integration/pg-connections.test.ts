@@ -57,6 +57,32 @@ for (const backend of testBackends().filter((each) => each.name === 'postgres'))
       }
     });
 
+    it("paces PIE's own VACUUM and ANALYZE as autovacuum does; other settings are untouched", async () => {
+      const db = await openPostgresDatabase(url);
+      try {
+        const setting = async (name: string) =>
+          (await db.query<{ value: string }>(`select current_setting($1) as value`, [name]))
+            .rows[0]!.value;
+        assert.equal(await setting('vacuum_cost_delay'), '2ms');
+        assert.equal(await setting('statement_timeout'), '0');
+      } finally {
+        await db.close();
+      }
+      // A DATABASE_URL that sets options itself keeps its own.
+      const separator = url.includes('?') ? '&' : '?';
+      const own = await openPostgresDatabase(
+        `${url}${separator}options=-c%20vacuum_cost_delay%3D5`,
+      );
+      try {
+        const { rows } = await own.query<{ value: string }>(
+          `select current_setting('vacuum_cost_delay') as value`,
+        );
+        assert.equal(rows[0]!.value, '5ms');
+      } finally {
+        await own.close();
+      }
+    });
+
     it("announces new jobs to other processes' waiters through NOTIFY", async () => {
       const [here, there]: [Database, Database] = await Promise.all([
         openPostgresDatabase(url),
