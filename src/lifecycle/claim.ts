@@ -194,6 +194,7 @@ async function claim(db: Database, claimant: Claimant, queue: Queue): Promise<Cl
   if (found[0]?.limited !== true) return { jobs: [], limited: false };
   return { jobs: await claimWithinLimits(db, claimant, queue), limited: true };
 }
+
 /**
  * A claim under `max_in_flight` limits, in one transaction. First the rows of the limits that
  * cover the queue are locked (versions, then clients, each in key order, so claimers never
