@@ -171,28 +171,31 @@ async function claim(db: Database, claimant: Claimant, queue: Queue): Promise<Cl
   const { values, p } = parameters([claimant.holder, claimant.leaseS, claimant.limit]);
   const limits = limitsOf(queue, p);
   // No limit covers the queue: claim as many as asked. A limit present makes this statement
-  // claim nothing (checked once, before the scan), and the limited claim takes over.
-  const { rows } = await db.query<ClaimedRow>(
-    `with picked as (
+  // claim nothing (checked once, before the scan), and the limited claim takes over. The
+  // answer always has a row saying which, with the claimed job on it when there is one.
+  const { rows } = await db.query<Partial<ClaimedRow> & { limited: boolean }>(
+    `with covered as (
+       select exists (${limits.versions}) or exists (${limits.clients}) as limited
+     ), picked as (
        select client_id, job_id from jobs
        where ${startsFrom('claim')} and ${queue.jobs(p)}
-         and not exists (${limits.versions}) and not exists (${limits.clients})
+         and not (select limited from covered)
        order by ${READY_ORDER}
        limit $3
        for update skip locked
+     ), claimed as (
+       ${updateClaimed('picked')}
      )
-     ${updateClaimed('picked')}`,
+     select covered.limited, claimed.* from covered left join claimed on true`,
     values,
   );
-  if (rows.length > 0) return { jobs: rows.map(toClaimed), limited: false };
-  const check = parameters([]);
-  const covered = limitsOf(queue, check.p);
-  const { rows: found } = await db.query<{ limited: boolean }>(
-    `select exists (${covered.versions}) or exists (${covered.clients}) as limited`,
-    check.values,
+  if (rows[0]?.limited === true) {
+    return { jobs: await claimWithinLimits(db, claimant, queue), limited: true };
+  }
+  const claimed = rows.filter(
+    (row): row is ClaimedRow & { limited: boolean } => row.job_id != null,
   );
-  if (found[0]?.limited !== true) return { jobs: [], limited: false };
-  return { jobs: await claimWithinLimits(db, claimant, queue), limited: true };
+  return { jobs: claimed.map(({ limited: _limited, ...row }) => toClaimed(row)), limited: false };
 }
 
 /**
