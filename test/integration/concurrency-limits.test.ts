@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { after, before, it } from 'node:test';
 import type { Envelope } from '../../src/domain/delivery.js';
 import { assertStatus } from '../helpers/assertions.js';
+import { AcceptingHandler } from '../helpers/cancel-peers.js';
 import { RECEIVER_SECRET } from '../helpers/completing-receiver.js';
 import { createTenant, runJob, sharingClient, uniqueId, type Tenant } from '../helpers/fixtures.js';
-import { closeServer, listenOnLoopback } from '../helpers/loopback.js';
 import { scrapeMetrics } from '../helpers/scrape-metrics.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 import { describeOnEachBackend, errorMessage, type TestServer } from '../helpers/test-server.js';
@@ -262,32 +261,10 @@ describeOnEachBackend('concurrency limits', (server) => {
   });
 });
 
-/** An http handler that accepts every delivery (202) and leaves the completing to the test. */
-class AcceptingReceiver {
-  readonly received: Envelope[] = [];
-  url = '';
-  private readonly server = http.createServer((request, response) => {
-    let body = '';
-    request.on('data', (chunk: Buffer) => (body += chunk.toString()));
-    request.on('end', () => {
-      this.received.push(JSON.parse(body) as Envelope);
-      response.writeHead(202).end('{}');
-    });
-  });
-
-  async start(): Promise<void> {
-    this.url = `http://127.0.0.1:${await listenOnLoopback(this.server)}/hook`;
-  }
-
-  close(): Promise<void> {
-    return closeServer(this.server);
-  }
-}
-
 describeOnEachBackend(
   'concurrency limits, push dispatch',
   (server) => {
-    const receiver = new AcceptingReceiver();
+    const receiver = new AcceptingHandler();
     before(() => receiver.start());
     after(() => receiver.close());
 
@@ -301,7 +278,7 @@ describeOnEachBackend(
         },
       });
       const ids = await runJobs(server(), t, 6);
-      const mine = () => receiver.received.filter((job) => ids.includes(job.job_id));
+      const mine = () => receiver.deliveries.filter((job) => ids.includes(job.job_id));
       await waitFor('two deliveries', () => mine().length === 2, 10_000);
       // More time than several polls: nothing else arrives while two are in flight.
       await sleep(600);
