@@ -1,6 +1,7 @@
 import type { Grant } from '../auth/caller.js';
 import type { Database, Queryable } from '../db/database.js';
 import type { Handler, HandlerType } from '../domain/handlers.js';
+import { inFlight } from '../repositories/indexed-job-sets.js';
 import type { Job } from '../repositories/jobs.repository.js';
 import { iso, json } from '../repositories/rows.js';
 import { startsFrom } from './transition-sql.js';
@@ -240,14 +241,14 @@ async function claimWithinLimits(
          select v.model_id, v.model_version, v.max_in_flight - (
            select count(*) from jobs f
            where f.model_id = v.model_id and f.model_version = v.model_version
-             and f.status in ('dispatched', 'running')) as room
+             and ${inFlight('f')}) as room
          from model_versions v
          where v.max_in_flight is not null and exists (
            select 1 from ahead a where a.model_id = v.model_id and a.model_version = v.model_version)
        ), client_room as (
          select c.client_id, c.max_in_flight - (
            select count(*) from jobs f
-           where f.client_id = c.client_id and f.status in ('dispatched', 'running')) as room
+           where f.client_id = c.client_id and ${inFlight('f')}) as room
          from clients c
          where c.max_in_flight is not null
            and exists (select 1 from ahead a where a.client_id = c.client_id)

@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/database.js';
+import { open } from '../repositories/indexed-job-sets.js';
 import type { EmitJobEvent } from './job-events.js';
 import { followHandler, startsFrom } from './transition-sql.js';
 
@@ -66,7 +67,7 @@ export async function timeOutOverdueJobs(
   const { rows } = await q.query<{ job_type: string }>(
     `with overdue as (
        select client_id, job_id from jobs
-       where deadline_at < now() and ${startsFrom('timeOut')}
+       where deadline_at < now() and ${startsFrom('timeOut')} and ${open()}
        order by deadline_at
        limit $1
        for update skip locked

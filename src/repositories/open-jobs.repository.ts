@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/database.js';
+import { open } from './indexed-job-sets.js';
 
 /**
  * Open (queued, dispatched or running) jobs per client, for the open-jobs quota. Only clients
@@ -8,7 +9,7 @@ import type { Queryable } from '../db/database.js';
 export async function countOpenJobsByClient(q: Queryable): Promise<Map<string, number>> {
   const { rows } = await q.query<{ client_id: string; open: number }>(
     `select client_id, count(*)::integer as open from jobs
-     where status in ('queued', 'dispatched', 'running')
+     where ${open()}
      group by client_id`,
   );
   return new Map(rows.map((row) => [row.client_id, row.open]));

@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/database.js';
+import { inFlight } from './indexed-job-sets.js';
 
 /** What waits in the queues: a gauge's worth, read when metrics are scraped. */
 export interface QueueDepth {
@@ -22,12 +23,11 @@ const HELD_BACK = `
     select v.model_id, v.model_version from model_versions v
     where v.max_in_flight is not null and v.max_in_flight <= (
       select count(*) from jobs f where f.model_id = v.model_id
-        and f.model_version = v.model_version and f.status in ('dispatched', 'running'))
+        and f.model_version = v.model_version and ${inFlight('f')})
   ), full_clients as (
     select c.client_id from clients c
     where c.max_in_flight is not null and c.max_in_flight <= (
-      select count(*) from jobs f where f.client_id = c.client_id
-        and f.status in ('dispatched', 'running'))
+      select count(*) from jobs f where f.client_id = c.client_id and ${inFlight('f')})
   )
   select ${heldIn('full_versions', 'model_id, model_version')} as version,
          ${heldIn('full_clients', 'client_id')} as client`;

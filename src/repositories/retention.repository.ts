@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/database.js';
+import { finished } from './indexed-job-sets.js';
 
 /**
  * Retention's deletes, each one short statement over at most `batch` rows, oldest first.
@@ -18,9 +19,9 @@ import type { Queryable } from '../db/database.js';
 /**
  * Deletes up to `batch` finished jobs (success, failure, cancelled) that finished more than
  * `maxAgeS` seconds ago, and returns how many it deleted. Open jobs are never candidates: a final
- * status never changes, and the status test is part of the statement. The status list is
- * written out as in the partial index `jobs_finished` (migration 000007), which the planner uses
- * only when it can see the query's condition implies the index's.
+ * status never changes, and the status test is part of the statement. The test is the partial
+ * index `jobs_finished`'s own condition, which the planner uses only when it can see the
+ * query's condition implies the index's.
  *
  * No foreign key references a job. `subscriptions.created_by_job_id` and a triggered job's
  * `trigger.job_id` name their job as plain text, and keep naming it once it is deleted.
@@ -28,7 +29,7 @@ import type { Queryable } from '../db/database.js';
 export function deleteOldFinishedJobs(q: Queryable, maxAgeS: number, batch: number) {
   return deleteOldest(q, {
     table: 'jobs',
-    where: "status in ('success', 'failure', 'cancelled')",
+    where: finished(),
     age: 'finished_at',
     maxAgeS,
     batch,

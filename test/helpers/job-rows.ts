@@ -68,12 +68,14 @@ export async function insertJobs(q: Queryable, clientId: string, jobs: JobRow[])
   await q.query(
     `insert into jobs (client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
                        model_version, job_type, status, input, max_attempts, deadline_at,
-                       created_at, finished_at)
+                       created_at, finished_at, dispatched_at)
      select $1, $2, r.service_id, '00000000-0000-0000-0000-000000000001', r.assignment_key, $3,
             '1', r.job_type, r.status, jsonb_build_object('tag', r.tag), 5,
             now() + interval '1 hour',
             now() - make_interval(secs => r.created_ago_s),
-            now() - make_interval(secs => r.finished_ago_s)
+            now() - make_interval(secs => r.finished_ago_s),
+            -- A job that was ever handed out (every one but a queued job here) has a dispatch time.
+            case when r.status <> 'queued' then now() - make_interval(secs => r.created_ago_s) end
      from jsonb_to_recordset($4::jsonb) as r(tag text, status text, created_ago_s float8,
        finished_ago_s float8, service_id text, job_type text, assignment_key text)`,
     [clientId, ROW_DOMAIN, ROW_MODEL, JSON.stringify(rows)],

@@ -81,6 +81,8 @@ describeOnEachBackend('job lifecycle', (server) => {
     // Only the transition under test may find the job: others' timers stay in the future.
     await s.db.query(
       `update jobs set status = $2, attempt = 1, max_attempts = 3, locked_by = $3,
+         dispatched_at = case when $2 <> 'queued' then now() end,
+         finished_at = case when $2 in ('success', 'failure', 'cancelled') then now() end,
          run_at = case when $4 then '2000-01-01' else now() + interval '1 hour' end,
          lease_expires_at = case when $5 then now() - interval '1 second'
                                  when $6 then now() + interval '1 hour' end,

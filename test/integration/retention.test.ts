@@ -141,11 +141,10 @@ for (const backend of testBackends()) {
       await seedJobTarget(db, 'c1');
       const longAgo = 400 * DAY_S;
       await insertJobs(db, 'c1', [
-        // Open jobs of any age stay, even one carrying a finished_at.
+        // Open jobs of any age stay.
         { tag: 'queued-old', status: 'queued', createdAgoS: longAgo },
         { tag: 'dispatched-old', status: 'dispatched', createdAgoS: longAgo },
         { tag: 'running-old', status: 'running', createdAgoS: longAgo },
-        { tag: 'queued-odd', status: 'queued', createdAgoS: longAgo, finishedAgoS: longAgo },
         // Finished within the cutoff stay, whatever their creation time.
         { tag: 'success-recent', status: 'success', createdAgoS: longAgo, finishedAgoS: 30 },
         { tag: 'failure-recent', status: 'failure', createdAgoS: longAgo, finishedAgoS: 30 },
@@ -177,7 +176,6 @@ for (const backend of testBackends()) {
         'cancelled-recent',
         'dispatched-old',
         'failure-recent',
-        'queued-odd',
         'queued-old',
         'running-old',
         'success-recent',
@@ -189,6 +187,25 @@ for (const backend of testBackends()) {
       assert.equal(rows.length, 1, 'the subscription stays');
       assert.equal(rows[0]!.created_by_job_id, creator[0]!.job_id, 'naming its deleted job');
       assert.deepEqual((await service.runOnce()).deleted, { jobs: 0, idempotency: 0 });
+    });
+
+    it('cannot be handed an open job that carries a finish time', async () => {
+      // Retention deletes by finish time: the database refuses the one row that would make an
+      // open job look finished (the check of migration 000010), and a final one without it.
+      const { db } = await fresh();
+      await seedJobTarget(db, 'c1');
+      for (const odd of [
+        {
+          tag: 'queued-odd',
+          status: 'queued' as const,
+          createdAgoS: 400 * DAY_S,
+          finishedAgoS: 400 * DAY_S,
+        },
+        { tag: 'success-odd', status: 'success' as const, finishedAgoS: null },
+      ]) {
+        await assert.rejects(insertJobs(db, 'c1', [odd]), { code: '23514' });
+      }
+      assert.deepEqual(await jobTags(db), []);
     });
 
     it('ends a turn at its budget, and follows it at once while a backlog is left', async () => {
