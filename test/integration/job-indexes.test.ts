@@ -58,7 +58,7 @@ function literal(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   if (typeof value === 'string') return `'${value.replaceAll("'", "''")}'`;
-  throw new Error(`no literal for ${String(value)}`);
+  throw new Error(`no literal for ${JSON.stringify(value)}`);
 }
 
 function planText(rows: Record<string, unknown>[]): string {
