@@ -1,3 +1,5 @@
+import type { JobTrigger } from './job-trigger.js';
+
 /**
  * What a model handler receives (the envelope), and what handing a job to it can come to (a
  * delivery outcome). Handler adapters (src/dispatch/handlers/) know one handler kind each and
@@ -19,7 +21,7 @@ export interface Envelope {
   config: Record<string, unknown>;
   input: Record<string, unknown>;
   features: Record<string, unknown> | null;
-  trigger: { subscription_id: string; job_id: string; output: unknown } | null;
+  trigger: JobTrigger | null;
   /** ISO 8601: the job fails with error.code "timeout" if not finished by then. */
   deadline: string;
   /** POST {status, output?, error?} to url with `Authorization: Bearer <token>`. */

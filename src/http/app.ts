@@ -18,6 +18,7 @@ import { limitRequestRates, type RateLimitOptions } from './rate-limit.js';
 import { formatValidationErrors } from './validation-errors.js';
 import { errorResponses } from './schemas/common.schemas.js';
 import { assignmentRoutes } from './routes/assignments.routes.js';
+import { batchRoutes } from './routes/batches.routes.js';
 import { clientRoutes } from './routes/clients.routes.js';
 import { completionRoutes } from './routes/completion.routes.js';
 import { domainRoutes } from './routes/domains.routes.js';
@@ -128,6 +129,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
       modelRoutes(api, ctx);
       assignmentRoutes(api, ctx);
       jobRoutes(api, ctx);
+      batchRoutes(api, ctx);
       redriveRoutes(api, ctx);
       completionRoutes(api, ctx);
       workerRoutes(api, ctx);

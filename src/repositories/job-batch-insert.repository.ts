@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/database.js';
 import { targetIsCurrent } from './job-targets.repository.js';
+import { recordBatch } from './batches.repository.js';
 import { laneKey, laneSeq, laneStarts } from './lane-sql.js';
 import type { NewJob, TargetStamp } from './jobs.repository.js';
 import { json } from './rows.js';
@@ -15,9 +16,14 @@ const RECORD = `ord int, client_id text, domain_id text, service_id text, assign
   features jsonb, config jsonb, trigger jsonb, lineage jsonb, max_attempts int, timeout_s int,
   handler_type text, priority smallint, service_stamp text, version_stamp text`;
 
-// Ids are drawn in a materialised CTE, so the answer can pair each id with its `ord` (an
-// insert's RETURNING sees only the inserted row, which has no `ord`).
-const INSERT_JOBS_IF_TARGETS_CURRENT = `
+/**
+ * The insert of many guarded jobs. Ids are drawn in a materialised CTE, so the answer can pair
+ * each id with its `ord` (an insert's RETURNING sees only the inserted row, which has no `ord`).
+ * `batch`: all or none (nothing is inserted unless every target is current), the jobs making
+ * one batch of that kind and key (`$2`, `$3`), recorded by `recordBatch`.
+ */
+function insertGuardedSql(batch?: { kind: string; key: string }): string {
+  return `
   with r as (select * from jsonb_to_recordset($1::jsonb) as r(${RECORD})),
   ok as materialized (
     select r.*, pie_job_id(nextval('pie_job_number')) as job_id, ${laneKey('r')} as lane_key
@@ -36,16 +42,31 @@ const INSERT_JOBS_IF_TARGETS_CURRENT = `
     order by r.ord
   ),
   ${laneStarts('ok')},
+  ${batch === undefined ? '' : `batch as materialized (select gen_random_uuid() as batch_id),`}
   inserted as (
     insert into jobs (job_id, client_id, domain_id, service_id, assignment_id, assignment_key,
       model_id, model_version, job_type, input, features, config, trigger, lineage,
-      max_attempts, deadline_at, handler_type, priority, lane_seq)
+      max_attempts, deadline_at, handler_type, priority, lane_seq${batch ? ', batch_id' : ''})
     select job_id, client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
       model_version, job_type, input, features, config, trigger, lineage, max_attempts,
       now() + make_interval(secs => timeout_s), handler_type, priority, ${laneSeq('ord')}
-    from ok join lanes using (lane_key)
-  )
-  select ord, job_id from ok`;
+      ${batch ? ', batch.batch_id' : ''}
+    from ok join lanes using (lane_key)${batch ? ', batch' : ''}
+    ${batch ? 'where (select count(*) from ok) = (select count(*) from r)' : ''}
+    returning job_id, client_id, domain_id${batch ? ', batch_id, model_id, model_version' : ''}
+  )${
+    batch === undefined
+      ? ''
+      : `,
+  ${recordBatch({ client: '(select client_id from r limit 1)', domain: '(select domain_id from r limit 1)', kind: batch.kind, key: batch.key })}`
+  }
+  select ok.ord, ok.job_id${batch ? ', (select batch_id from batch) as batch_id' : ''},
+    exists (select 1 from inserted) as inserted
+  from ok`;
+}
+
+const INSERT_JOBS_IF_TARGETS_CURRENT = insertGuardedSql();
+const INSERT_BATCH_IF_TARGETS_CURRENT = insertGuardedSql({ kind: '$2', key: '$3' });
 
 /**
  * Inserts many queued jobs (no subscriptions) in one statement, each only if the target it was
@@ -56,7 +77,38 @@ export async function insertJobsIfTargetsCurrent(
   q: Queryable,
   jobs: readonly GuardedJob[],
 ): Promise<(string | undefined)[]> {
-  const records = jobs.map(({ job, expect }, ord) => ({
+  const { rows } = await q.query<{ ord: number; job_id: string }>(INSERT_JOBS_IF_TARGETS_CURRENT, [
+    json(records(jobs)),
+  ]);
+  const ids: (string | undefined)[] = jobs.map(() => undefined);
+  for (const row of rows) ids[row.ord] = row.job_id;
+  return ids;
+}
+
+/**
+ * Inserts the jobs of one batch (of one client and domain, through one assignment key) in one
+ * statement, all or none: undefined when a target was no longer current, and then nothing is
+ * inserted. Answers the batch and the jobs' ids in the order given.
+ */
+export async function insertBatchIfTargetsCurrent(
+  q: Queryable,
+  jobs: readonly GuardedJob[],
+  batch: { kind: 'bulk'; key: string },
+): Promise<{ batchId: string; jobIds: string[] } | undefined> {
+  const { rows } = await q.query<{
+    ord: number;
+    job_id: string;
+    batch_id: string;
+    inserted: boolean;
+  }>(INSERT_BATCH_IF_TARGETS_CURRENT, [json(records(jobs)), batch.kind, batch.key]);
+  if (rows.length !== jobs.length || !rows.every((row) => row.inserted)) return undefined;
+  const jobIds: string[] = jobs.map(() => '');
+  for (const row of rows) jobIds[row.ord] = row.job_id;
+  return { batchId: rows[0]!.batch_id, jobIds };
+}
+
+function records(jobs: readonly GuardedJob[]) {
+  return jobs.map(({ job, expect }, ord) => ({
     ord,
     client_id: job.clientId,
     domain_id: job.domainId,
@@ -78,10 +130,4 @@ export async function insertJobsIfTargetsCurrent(
     service_stamp: expect.serviceStamp,
     version_stamp: expect.versionStamp,
   }));
-  const { rows } = await q.query<{ ord: number; job_id: string }>(INSERT_JOBS_IF_TARGETS_CURRENT, [
-    json(records),
-  ]);
-  const ids: (string | undefined)[] = jobs.map(() => undefined);
-  for (const row of rows) ids[row.ord] = row.job_id;
-  return ids;
 }

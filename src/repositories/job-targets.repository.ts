@@ -104,3 +104,34 @@ export async function loadJobTarget(
   );
   return rows[0]!;
 }
+
+/**
+ * `loadJobTarget` for many services of one domain at once (one round trip): each service's
+ * target, by service id.
+ */
+export async function loadJobTargets(
+  q: Queryable,
+  clientId: string,
+  domainId: string,
+  serviceIds: readonly string[],
+  key: string,
+): Promise<Map<string, JobTarget>> {
+  const { rows } = await q.query<JobTarget & { requested: string }>(
+    `select req.service_id as requested, c.client_id is not null as client_exists,
+       d.status as domain_status, s.status as service_status, s.provided_features,
+       a.assignment_id, a.model_id, a.model_version, a.config, a.priority,
+       v.job_types, v.features, v.timeout_s, v.max_attempts, v.handler->>'type' as handler_type,
+       s.xmin::text as service_stamp, v.xmin::text as version_stamp
+     from (select distinct unnest($3::text[]) as service_id) as req
+     left join clients c on c.client_id = $1
+     left join domains d on d.client_id = $1 and d.domain_id = $2
+     left join services s on s.client_id = $1 and s.domain_id = $2 and s.service_id = req.service_id
+     left join lateral (
+       select a.assignment_id, a.model_id, a.model_version, a.config, a.priority
+       ${activeAssignmentForKey({ client: '$1', domain: '$2', service: 'req.service_id', key: '$4' })}
+     ) a on true
+     left join model_versions v on v.model_id = a.model_id and v.model_version = a.model_version`,
+    [clientId, domainId, serviceIds, key],
+  );
+  return new Map(rows.map(({ requested, ...target }) => [requested, target]));
+}

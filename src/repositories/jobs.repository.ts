@@ -2,16 +2,14 @@ import type { Queryable } from '../db/database.js';
 import type { FeatureValues } from '../domain/features.js';
 import type { HandlerType } from '../domain/handlers.js';
 import type { JobStatus } from '../domain/job-status.js';
+import type { JobTrigger } from '../domain/job-trigger.js';
 import type { PageRequest } from '../domain/paging.js';
 import { targetIsCurrent } from './job-targets.repository.js';
+import { recordBatch } from './batches.repository.js';
 import { iso, isoOrNull, json } from './rows.js';
 import { SqlConditions } from './sql-conditions.js';
 
-export interface JobTrigger {
-  subscription_id: string;
-  job_id: string;
-  output: unknown;
-}
+export type { JobTrigger };
 
 export interface Job {
   job_id: string;
@@ -32,6 +30,8 @@ export interface Job {
   priority: number;
   /** The failed or cancelled job this one was started again from (redrive). */
   retry_of: string | null;
+  /** The batch it was started in (services init, `jobs/batch`, a schedule's tick). */
+  batch_id: string | null;
   attempt: number;
   max_attempts: number;
   output: unknown;
@@ -54,10 +54,10 @@ export interface JobRow extends Omit<
   finished_at: Date | null;
 }
 
-export const JOB_COLUMNS = `job_id, client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
-  model_version, job_type, status, input, features, config, trigger, lineage, priority, retry_of,
-  attempt,
-  max_attempts, output, error, deadline_at, created_at, updated_at, dispatched_at, finished_at`;
+export const JOB_COLUMNS = `job_id, client_id, domain_id, service_id, assignment_id, assignment_key,
+  model_id, model_version, job_type, status, input, features, config, trigger, lineage, priority,
+  retry_of, batch_id, attempt, max_attempts, output, error, deadline_at, created_at, updated_at,
+  dispatched_at, finished_at`;
 
 export function toJob(row: JobRow): Job {
   const { deadline_at, created_at, updated_at, dispatched_at, finished_at, ...rest } = row;
@@ -189,10 +189,14 @@ export async function insertJob(
   return rows[0];
 }
 
-/** Services init: one inference job per non-departed service, in one multi-row insert. */
+/**
+ * Services init: one inference job per non-departed service, and the batch they make (none
+ * when no service is left), in one statement. Answers the services in order and the batch.
+ */
 export async function insertInitJobs(
   q: Queryable,
   init: {
+    kind: 'init' | 'schedule';
     clientId: string;
     domainId: string;
     assignmentId: string;
@@ -204,21 +208,26 @@ export async function insertInitJobs(
     handlerType: HandlerType;
     priority: number;
   },
-): Promise<string[]> {
-  const { rows } = await q.query<{ service_id: string }>(
+): Promise<{ services: string[]; batchId: string | null }> {
+  const { rows } = await q.query<{ service_id: string; batch_id: string }>(
     // The domain's jobs take consecutive places in its lane, after what it already has queued.
     // Materialized: inlined, the lane's next number would be looked up once per service.
-    `with lane as materialized (select pie_next_lane_seq($1, $2, $9, $4, $5, $10::smallint) as first)
-     insert into jobs (client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
-       model_version, job_type, input, features, config, max_attempts, deadline_at, handler_type,
-       priority, lane_seq)
-     select s.client_id, s.domain_id, s.service_id, $3, 'default', $4, $5, 'inference', '{}',
-       s.resolved_features, $6::jsonb, $7, now() + make_interval(secs => $8), $9, $10,
-       lane.first + row_number() over (order by s.service_id) - 1
-     from services s, lane
-     where s.client_id = $1 and s.domain_id = $2 and s.status = 'active'
-     order by s.service_id
-     returning service_id`,
+    `with lane as materialized (select pie_next_lane_seq($1, $2, $9, $4, $5, $10::smallint) as first),
+     batch as materialized (select gen_random_uuid() as batch_id),
+     inserted as (
+       insert into jobs (client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
+         model_version, job_type, input, features, config, max_attempts, deadline_at, handler_type,
+         priority, lane_seq, batch_id)
+       select s.client_id, s.domain_id, s.service_id, $3, 'default', $4, $5, 'inference', '{}',
+         s.resolved_features, $6::jsonb, $7, now() + make_interval(secs => $8), $9, $10,
+         lane.first + row_number() over (order by s.service_id) - 1, batch.batch_id
+       from services s, lane, batch
+       where s.client_id = $1 and s.domain_id = $2 and s.status = 'active'
+       order by s.service_id
+       returning job_id, service_id, batch_id, model_id, model_version
+     ),
+     ${recordBatch({ client: '$1', domain: '$2', kind: '$11', key: "'default'" })}
+     select service_id, batch_id from inserted order by service_id`,
     [
       init.clientId,
       init.domainId,
@@ -230,9 +239,10 @@ export async function insertInitJobs(
       init.timeoutS,
       init.handlerType,
       init.priority,
+      init.kind,
     ],
   );
-  return rows.map((row) => row.service_id);
+  return { services: rows.map((row) => row.service_id), batchId: rows[0]?.batch_id ?? null };
 }
 
 export async function findJob(
@@ -292,6 +302,7 @@ export interface JobFilter {
   serviceId?: string | undefined;
   jobType?: string | undefined;
   assignmentKey?: string | undefined;
+  batchId?: string | undefined;
 }
 
 /**
@@ -312,7 +323,8 @@ export async function listJobs(
     .add(filter.status, (p) => `status = ${p}`)
     .add(filter.serviceId, (p) => `service_id = ${p}`)
     .add(filter.jobType, (p) => `job_type = ${p}`)
-    .add(filter.assignmentKey, (p) => `assignment_key = ${p}`);
+    .add(filter.assignmentKey, (p) => `assignment_key = ${p}`)
+    .add(filter.batchId, (p) => `batch_id = ${p}::uuid`);
   if (page.after !== undefined) {
     const [createdAt, jobId] = page.after;
     where.add(

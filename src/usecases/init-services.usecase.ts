@@ -11,6 +11,14 @@ export interface InitServicesInput {
   clientId: string;
   domainId: string;
   idempotency?: IdempotencyKey | undefined;
+  /** What started it: the init route, or a schedule's tick. */
+  kind?: 'init' | 'schedule';
+}
+
+export interface InitAnswer {
+  dispatched_services: string[];
+  /** The batch of the jobs started; null when no service was left to start one for. */
+  batch_id: string | null;
 }
 
 /**
@@ -23,7 +31,7 @@ export function initServices(
   ctx: AppContext,
   caller: Caller,
   input: InitServicesInput,
-): Promise<IdempotentAnswer<{ dispatched_services: string[] }>> {
+): Promise<IdempotentAnswer<InitAnswer>> {
   const { clientId, domainId } = input;
   return withinOpenJobQuota(ctx, clientId, () =>
     ctx.events.afterCommit(async (emit) => {
@@ -39,7 +47,8 @@ export function initServices(
             await loadJobTarget(q, clientId, domainId, null, request.key),
             { ...request, jobType: 'inference', models: caller.models },
           );
-          const dispatched = await insertInitJobs(q, {
+          const { services, batchId } = await insertInitJobs(q, {
+            kind: input.kind ?? 'init',
             clientId,
             domainId,
             assignmentId: target.assignment_id,
@@ -51,11 +60,14 @@ export function initServices(
             handlerType: target.handler_type,
             priority: target.priority,
           });
-          started = dispatched.length;
+          started = services.length;
           if (started > 0) {
             emit({ type: 'queued', jobType: 'inference', count: started, wake: wakeKey(target) });
           }
-          return { statusCode: 202, body: { dispatched_services: dispatched } };
+          return {
+            statusCode: 202,
+            body: { dispatched_services: services, batch_id: batchId },
+          };
         },
       );
       return { result: answer, started: answer.replayed ? 0 : started };

@@ -47,7 +47,7 @@ const SORT_TIME = /^(?!0000)\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
  * A decoded cursor's time goes into SQL as a timestamptz; a forged one PostgreSQL could not
  * cast (month 13, year 0) must be a 400, not a 500.
  */
-function requireSortTime(after: string[] | undefined) {
+export function requireSortTime(after: string[] | undefined) {
   if (after === undefined) return;
   const createdAt = after[0] ?? '';
   const time = Date.parse(createdAt);

@@ -38,6 +38,7 @@ export function tenantParams(tenant: SeededTenant): Record<string, string> {
     key: 'default',
     job_id: tenant.queuedJobs[0]!,
     subscription_id: tenant.subscriptionId,
+    batch_id: tenant.batchId,
   };
 }
 
@@ -64,6 +65,9 @@ export function validBody(
   if (path.endsWith('/complete')) return { status: 'success' };
   if (path.endsWith('/claim')) return { worker_id: 'test-worker', wait_ms: 0 };
   if (path.endsWith('/heartbeat')) return { attempt: 1 };
+  if (path.endsWith('/jobs/batch')) {
+    return { assignment_key: 'default', jobs: [{ service_id: 'service-1' }] };
+  }
   if (path.endsWith('/subscriptions')) {
     return {
       source: { model_id: target.modelId },

@@ -11,14 +11,16 @@ export interface SeededTenant extends Tenant {
   /** A cancelled job. */
   cancelledJob: string;
   subscriptionId: string;
+  /** A batch of one queued job on service-2 (`jobs/batch`). */
+  batchId: string;
   /** Assignment keys: `default` (domain), `domain-key` (domain), `svc-key` (service-1). */
   keys: string[];
 }
 
 /**
  * Seeds a client with services `service-1` and `service-2`, the default assignment, a second
- * domain-scope key, a service-scope key, a subscription, queued jobs, a completed job and a
- * cancelled one. The version uses the pull-worker handler, so no dispatcher is needed and jobs
+ * domain-scope key, a service-scope key, a subscription, queued jobs, a completed job, a
+ * cancelled one and a batch. The version uses the pull-worker handler, so no dispatcher is needed and jobs
  * stay where the seed leaves them.
  */
 export async function seedTenant(server: TestServer, queued = 4): Promise<SeededTenant> {
@@ -43,6 +45,13 @@ export async function seedTenant(server: TestServer, queued = 4): Promise<Seeded
     queuedJobs.push((await run(path, { input: { i } })).job_id);
   }
   const cancelledJob = (await run(serviceJobs)).job_id;
+  const batch = expectBody<{ batch_id: string }>(
+    await server.post(`${domainPath}/jobs/batch`, {
+      assignment_key: 'default',
+      jobs: [{ service_id: 'service-2' }],
+    }),
+    202,
+  );
   expectBody(await server.post(`${domainPath}/jobs/${cancelledJob}/cancel`), 200);
   expectBody(
     await server.post(
@@ -62,6 +71,7 @@ export async function seedTenant(server: TestServer, queued = 4): Promise<Seeded
     completedJob: subscribed.job_id,
     cancelledJob,
     subscriptionId: subscribed.subscription_id,
+    batchId: batch.batch_id,
     keys: ['default', 'domain-key', 'svc-key'],
   };
 }

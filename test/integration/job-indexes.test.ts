@@ -102,6 +102,8 @@ const CURSOR = {
   after: [new Date(Date.now() - 1500_000).toISOString(), '500000000000'],
 };
 
+const BATCH = '00000000-0000-4000-8000-0000000000b1';
+
 /** Each documented filter, the column it tests, and one value of it. */
 const FILTERS: { name: string; filter: JobFilter; column: string }[] = [
   { name: 'no filter', filter: {}, column: 'domain_id' },
@@ -110,6 +112,7 @@ const FILTERS: { name: string; filter: JobFilter; column: string }[] = [
   { name: 'service_id', filter: { serviceId: 's7' }, column: 'service_id' },
   { name: 'job_type', filter: { jobType: 'training' }, column: 'job_type' },
   { name: 'assignment_key', filter: { assignmentKey: 'rare' }, column: 'assignment_key' },
+  { name: 'batch_id', filter: { batchId: BATCH }, column: 'batch_id' },
 ];
 
 /** 6,000 jobs over two clients, 50 services, mostly old successes, and aged idempotency records. */
@@ -136,6 +139,12 @@ for (const backend of testBackends()) {
         await seedJobTarget(db, clientId, 50);
         await insertJobs(db, clientId, manyJobs());
       }
+      // One batch of 100 of c1's jobs.
+      await db.query(
+        `update jobs set batch_id = $1
+         where job_id in (select job_id from jobs where client_id = 'c1' order by job_id limit 100)`,
+        [BATCH],
+      );
       await db.query(
         `insert into idempotency_keys (client_id, caller, key, request_hash, created_at)
          select 'c1', 'test', 'k' || i, 'hash', now() - make_interval(hours => i)

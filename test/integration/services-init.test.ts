@@ -13,7 +13,10 @@ describeOnEachBackend('services init', (server) => {
 
     const init = await server().post(`${tenant.domainPath}/services/init`);
     assert.equal(init.status, 202);
-    assert.deepEqual(init.body, { dispatched_services: ['a', 'c'] });
+    assert.deepEqual(init.body.dispatched_services, ['a', 'c']);
+    const batch = await server().get(`${tenant.domainPath}/batches/${init.body.batch_id}`);
+    assert.equal(batch.body.total, 2);
+    assert.equal(batch.body.kind, 'init');
 
     const jobs = await server().get(`${tenant.domainPath}/jobs?job_type=inference`);
     const byService = new Map(
@@ -49,7 +52,10 @@ describeOnEachBackend('services init', (server) => {
     const tenant = await createTenant(server(), { services: {} });
     const init = await server().post(`${tenant.domainPath}/services/init`);
     assert.equal(init.status, 202);
-    assert.deepEqual(init.body, { dispatched_services: [] });
+    // No jobs, no batch: nothing would ever finish it.
+    assert.deepEqual(init.body, { dispatched_services: [], batch_id: null });
+    const batches = await server().get(`${tenant.domainPath}/batches`);
+    assert.deepEqual(batches.body.items, []);
   });
 
   it('422 without an active default or in an inactive domain; 404 for unknown paths', async () => {

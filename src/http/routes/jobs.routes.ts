@@ -137,11 +137,17 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
     },
     (request) => {
       const { client_id, domain_id } = request.params;
-      const { status, service_id, job_type, assignment_key } = request.query;
+      const { status, service_id, job_type, assignment_key, batch_id } = request.query;
       return usecase.listJobs(ctx, request.caller, {
         clientId: client_id,
         domainId: domain_id,
-        filter: { status, serviceId: service_id, jobType: job_type, assignmentKey: assignment_key },
+        filter: {
+          status,
+          serviceId: service_id,
+          jobType: job_type,
+          assignmentKey: assignment_key,
+          batchId: batch_id,
+        },
         page: pageRequest(request.query, 2),
       });
     },

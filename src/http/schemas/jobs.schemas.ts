@@ -85,10 +85,21 @@ export const ServicesInitStarted = Type.Object(
     dispatched_services: Type.Array(Type.String(), {
       description: 'Service IDs for which a fresh assignment-linked inference job was dispatched.',
     }),
+    batch_id: Nullable(
+      Type.String({
+        format: 'uuid',
+        description: 'The batch of the jobs started; null when no service was left to run.',
+      }),
+    ),
   },
   {
     description: 'Batch re-initialization started',
-    examples: [{ dispatched_services: ['service-1'] }],
+    examples: [
+      {
+        dispatched_services: ['service-1'],
+        batch_id: '5f0c2a8e-7d1b-4c3e-9a55-2b6f1d0e9c47',
+      },
+    ],
   },
 );
 
@@ -154,6 +165,47 @@ export const CompletionResult = Type.Object(
 
 export const JobStatus = Type.Union(JOB_STATUSES.map((status) => Type.Literal(status)));
 
+export const BatchId = Type.String({ format: 'uuid', description: 'Batch identifier.' });
+
+const Count = Type.Integer({ minimum: 0 });
+export const BatchCounts = Type.Object(
+  {
+    queued: Count,
+    dispatched: Count,
+    running: Count,
+    success: Count,
+    failure: Count,
+    cancelled: Count,
+  },
+  { description: "The batch's jobs by status." },
+);
+
+/** What started a job a subscription fired: one of three shapes, by the subscription's kind. */
+const JobTrigger = Type.Union([
+  Type.Object(
+    { subscription_id: Type.String(), job_id: Type.String(), output: Type.Unknown() },
+    { description: 'An inference_complete subscription, fired by one completed job.' },
+  ),
+  Type.Object(
+    {
+      subscription_id: Type.String(),
+      job_ids: Type.Array(Type.String()),
+      outputs: Type.Array(Type.Unknown()),
+      count: Type.Integer(),
+    },
+    { description: 'A subscription with debounce_s: the completions that joined its job.' },
+  ),
+  Type.Object(
+    {
+      subscription_id: Type.String(),
+      batch_id: BatchId,
+      counts: BatchCounts,
+      failed_services: Type.Array(Type.String()),
+    },
+    { description: 'A batch_complete subscription, fired when the last job of a batch ended.' },
+  ),
+]);
+
 export const Job = Type.Object({
   job_id: JobId,
   client_id: Type.String(),
@@ -168,19 +220,16 @@ export const Job = Type.Object({
   input: JsonObject,
   features: Nullable(JsonObject),
   config: JsonObject,
-  trigger: Nullable(
-    Type.Object({
-      subscription_id: Type.String(),
-      job_id: Type.String(),
-      output: Type.Unknown(),
-    }),
-  ),
+  trigger: Nullable(JobTrigger),
   lineage: Type.Array(Type.String(), {
     description: 'Subscriptions that led to this job, oldest first.',
   }),
   priority: Type.Integer({ minimum: -100, maximum: 100 }),
   retry_of: Nullable(
     Type.String({ description: 'The failed or cancelled job this one was started again from.' }),
+  ),
+  batch_id: Nullable(
+    Type.String({ format: 'uuid', description: 'The batch the job was started in.' }),
   ),
   attempt: Type.Integer(),
   max_attempts: Type.Integer(),
@@ -198,6 +247,7 @@ export const ListJobsQuery = Type.Object({
   service_id: Type.Optional(ServiceId),
   job_type: Type.Optional(JobType),
   assignment_key: Type.Optional(AssignmentKey),
+  batch_id: Type.Optional(BatchId),
 });
 
 /** The fields a bulk retry or cancel selects jobs by; `statuses` are those it may act on. */
