@@ -15,17 +15,22 @@ create table batches (
   total integer not null check (total > 0),
   created_at timestamptz(3) not null default date_trunc('milliseconds', now()),
   finished_at timestamptz,
+  -- What its batch_complete subscriptions did when it finished: each one's job, or why it
+  -- could not start one (as a completion's answer lists them).
+  triggered_events jsonb not null default '[]',
   primary key (client_id, batch_id),
   foreign key (client_id, domain_id) references domains (client_id, domain_id)
 );
 create index batches_by_domain on batches (client_id, domain_id, created_at desc, batch_id desc);
 -- The batches a finisher still has to look at: few, however many finished ones are kept.
 create index batches_open on batches (created_at) where finished_at is null;
+-- Retention deletes finished batches by age, as it does their jobs.
+create index batches_finished on batches (finished_at) where finished_at is not null;
 
 -- A batch's jobs by status, kept current as they move, so that reading a batch never counts its
 -- jobs. One row per batch and shard, each job counted in the shard its id picks (from its
--- creation on): concurrent completions of one batch update different rows instead of queueing
--- for one. The batch's counts are the sums over its shards.
+-- creation on): concurrent completions of one batch mostly update different rows instead of
+-- queueing for one. The batch's counts are the sums over its shards.
 create table batch_counts (
   client_id text not null,
   batch_id uuid not null,
@@ -50,20 +55,35 @@ create index jobs_by_batch on jobs (client_id, batch_id, created_at desc, job_id
 create function pie_batch_shard(job_id text) returns smallint
 language sql immutable strict parallel safe as $$ select (hashtext(job_id) & 7)::smallint $$;
 
--- Moves a batch job's count from its old status to its new one. A row trigger whose WHEN clause
--- is evaluated before any function call: jobs outside batches cost nothing.
-create function pie_batch_count_move() returns trigger
+-- Moves the counts of the batch jobs an UPDATE statement changed, from their old statuses to
+-- their new ones: once per statement, over the statement's old and new rows, so a bulk cancel of
+-- 10,000 batch jobs is one aggregate (a row trigger took 0.7 s for 8,000 rows on the embedded
+-- database, this 0.07 s). The old rows count -1 and the new +1 for their status; a row whose
+-- status did not change cancels out, and statements that touched no batch job change nothing.
+-- (A trigger with transition tables cannot name columns, so it runs for every UPDATE of jobs;
+-- over the one or few rows of a claim or completion it costs some tens of microseconds.)
+create function pie_batch_counts_move() returns trigger
 language plpgsql as $$
 begin
   insert into batch_counts as c
     (client_id, batch_id, shard, queued, dispatched, running, success, failure, cancelled)
-  values (new.client_id, new.batch_id, pie_batch_shard(new.job_id),
-    (new.status = 'queued')::int - (old.status = 'queued')::int,
-    (new.status = 'dispatched')::int - (old.status = 'dispatched')::int,
-    (new.status = 'running')::int - (old.status = 'running')::int,
-    (new.status = 'success')::int - (old.status = 'success')::int,
-    (new.status = 'failure')::int - (old.status = 'failure')::int,
-    (new.status = 'cancelled')::int - (old.status = 'cancelled')::int)
+  select client_id, batch_id, shard, sum(queued), sum(dispatched), sum(running), sum(success),
+    sum(failure), sum(cancelled)
+  from (
+    select client_id, batch_id, pie_batch_shard(job_id) as shard,
+      (status = 'queued')::int as queued, (status = 'dispatched')::int as dispatched,
+      (status = 'running')::int as running, (status = 'success')::int as success,
+      (status = 'failure')::int as failure, (status = 'cancelled')::int as cancelled
+    from moved_new where batch_id is not null
+    union all
+    select client_id, batch_id, pie_batch_shard(job_id),
+      -(status = 'queued')::int, -(status = 'dispatched')::int, -(status = 'running')::int,
+      -(status = 'success')::int, -(status = 'failure')::int, -(status = 'cancelled')::int
+    from moved_old where batch_id is not null
+  ) as moves
+  group by client_id, batch_id, shard
+  having (sum(queued), sum(dispatched), sum(running), sum(success), sum(failure),
+          sum(cancelled)) <> (0, 0, 0, 0, 0, 0)
   on conflict (client_id, batch_id, shard) do update set
     queued = c.queued + excluded.queued,
     dispatched = c.dispatched + excluded.dispatched,
@@ -75,9 +95,9 @@ begin
 end
 $$;
 
-create trigger jobs_batch_counts after update of status on jobs
-  for each row when (old.status is distinct from new.status and new.batch_id is not null)
-  execute function pie_batch_count_move();
+create trigger jobs_batch_counts after update on jobs
+  referencing old table as moved_old new table as moved_new
+  for each statement execute function pie_batch_counts_move();
 
 -- batch_complete subscriptions: their source is a batch (optional model, assignment key and
 -- kind) rather than an inference job's model.

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { BackgroundService } from '../services/background-service.js';
+import { BatchFinisherService } from '../services/batch-finisher.service.js';
 import { OutageBackoff } from '../services/outage-backoff.js';
 import { ReaperService } from '../services/reaper.service.js';
 import type { AppContext } from '../usecases/context.js';
@@ -31,7 +32,7 @@ export interface DispatchOptions {
 
 /**
  * The services that move jobs through their lives: the claim pump (push delivery), the lease
- * and deadline reaper, the TrueFoundry run watcher and the cancel relay. They share one outage
+ * and deadline reaper, the batch finisher, the TrueFoundry run watcher and the cancel relay. They share one outage
  * backoff, so they pause and resume together while the database is away, and one handler
  * registry, which `close` releases once they have stopped.
  */
@@ -46,6 +47,7 @@ export function createDispatchServices(
     services: [
       new ClaimPump(ctx, handlers, options, backoff, log),
       new ReaperService(ctx, options.reapMs, backoff),
+      new BatchFinisherService(ctx, options.reapMs, backoff, log),
       new RunWatcher(ctx, handlers, options.watchMs, backoff, log),
       new CancelRelay(ctx, handlers, relayOptions(options), log),
     ],

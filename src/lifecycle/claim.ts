@@ -36,7 +36,8 @@ interface ClaimedRow extends Omit<ClaimedJob, 'deadline' | 'created_at'> {
 }
 
 const CLAIMED = `j.job_id, j.client_id, j.domain_id, j.service_id, j.assignment_id, j.assignment_key,
-  j.model_id, j.model_version, j.job_type, j.input, j.features, j.config, j.trigger, j.attempt,
+  j.model_id, j.model_version, j.job_type, j.input, j.features, j.config,
+  pie_job_trigger(j.client_id, j.job_id, j.debounce_subscription_id, j.trigger) as trigger, j.attempt,
   j.max_attempts, j.deadline_at, j.created_at, v.handler`;
 
 function toClaimed(row: ClaimedRow): ClaimedJob {

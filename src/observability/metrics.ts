@@ -4,6 +4,7 @@ import client from 'prom-client';
 export interface QueueReading {
   queued: { priority: number; queue: string; jobs: number }[];
   heldBack: { version: number; client: number };
+  openBatches: number;
 }
 
 /** How long one read of the queue serves scrapes: the gauges of one scrape share it. */
@@ -83,9 +84,39 @@ export class Metrics {
 
   readonly retentionDeleted = new client.Counter({
     name: 'pie_retention_deleted_total',
-    help: 'Rows retention deleted: finished jobs past PIE_RETENTION_DAYS (jobs), idempotency records past 24 h (idempotency).',
+    help: 'Rows retention deleted: finished jobs (jobs) and batches (batches) past PIE_RETENTION_DAYS, idempotency records past 24 h (idempotency).',
     labelNames: ['kind'] as const,
     registers: [this.registry],
+  });
+
+  readonly batchesFinished = new client.Counter({
+    name: 'pie_batches_finished_total',
+    help: 'Batches whose last job became final, by kind (init, bulk, schedule), as this process saw them finish.',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly batchSubscriptionsFired = new client.Counter({
+    name: 'pie_batch_subscriptions_fired_total',
+    help: 'batch_complete subscriptions fired by a finished batch, by outcome: started (a job), failed (it could not start one; logged).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly debouncedJoins = new client.Counter({
+    name: 'pie_debounced_joins_total',
+    help: 'Completions that joined the job a debounced subscription was gathering, rather than starting their own.',
+    registers: [this.registry],
+  });
+
+  readonly batchesOpen = new client.Gauge({
+    name: 'pie_batches_open',
+    help: 'Batches with jobs not yet final. Read at scrape, like pie_jobs_queued.',
+    registers: [this.registry],
+    collect: async () => {
+      const reading = await this.readQueue();
+      if (reading !== undefined) this.batchesOpen.set(reading.openBatches);
+    },
   });
 
   readonly jobsQueued = new client.Gauge({

@@ -1,6 +1,7 @@
 import type { Queryable } from '../db/database.js';
 import type { PageRequest } from '../domain/paging.js';
-import { iso, isoOrNull } from './rows.js';
+import type { TriggeredEvent } from '../domain/triggered-event.js';
+import { iso, isoOrNull, json } from './rows.js';
 
 export type BatchKind = 'init' | 'bulk' | 'schedule';
 
@@ -26,6 +27,8 @@ export interface Batch {
   counts: BatchCounts;
   created_at: string;
   finished_at: string | null;
+  /** What its batch_complete subscriptions did when it finished. */
+  triggered_events: TriggeredEvent[];
 }
 
 interface BatchRow extends Omit<Batch, 'counts' | 'created_at' | 'finished_at'> {
@@ -38,7 +41,7 @@ const STATUSES = ['queued', 'dispatched', 'running', 'success', 'failure', 'canc
 
 // A batch's counts are the sums over its shards (migration 000011): at most 8 rows.
 const COLUMNS = `b.batch_id, b.client_id, b.domain_id, b.kind, b.assignment_key, b.model_id,
-  b.model_version, b.total, b.created_at, b.finished_at,
+  b.model_version, b.total, b.created_at, b.finished_at, b.triggered_events,
   (select jsonb_build_object(${STATUSES.map((s) => `'${s}', coalesce(sum(c.${s}), 0)`).join(', ')})
    from batch_counts c where c.client_id = b.client_id and c.batch_id = b.batch_id) as counts`;
 
@@ -150,6 +153,22 @@ export async function finishBatchIfDone(
   return rows[0] && toBatch(rows[0]);
 }
 
+/** Whether the batch is open (not marked finished) though none of its jobs is: one to finish. */
+export async function isBatchDone(
+  q: Queryable,
+  clientId: string,
+  batchId: string,
+): Promise<boolean> {
+  const { rows } = await q.query<{ done: boolean }>(
+    `select b.finished_at is null and not exists (
+       select 1 from batch_counts c where c.client_id = b.client_id and c.batch_id = b.batch_id
+       group by c.batch_id having sum(c.queued + c.dispatched + c.running) > 0) as done
+     from batches b where b.client_id = $1 and b.batch_id = $2::uuid`,
+    [clientId, batchId],
+  );
+  return rows[0]?.done === true;
+}
+
 /** Batches not yet marked finished whose jobs are all final: what a finisher should finish. */
 export async function findDoneOpenBatches(
   q: Queryable,
@@ -165,6 +184,19 @@ export async function findDoneOpenBatches(
     [limit],
   );
   return rows;
+}
+
+/** Records what the finished batch's subscriptions did. */
+export async function recordBatchEvents(
+  q: Queryable,
+  clientId: string,
+  batchId: string,
+  events: TriggeredEvent[],
+): Promise<void> {
+  await q.query(
+    'update batches set triggered_events = $3::jsonb where client_id = $1 and batch_id = $2::uuid',
+    [clientId, batchId, json(events)],
+  );
 }
 
 /** The services whose job in the batch failed, in order (for a batch_complete trigger). */

@@ -54,8 +54,10 @@ export interface JobRow extends Omit<
   finished_at: Date | null;
 }
 
+// A job gathering a debounced subscription's completions composes its trigger from them.
 export const JOB_COLUMNS = `job_id, client_id, domain_id, service_id, assignment_id, assignment_key,
-  model_id, model_version, job_type, status, input, features, config, trigger, lineage, priority,
+  model_id, model_version, job_type, status, input, features, config,
+  pie_job_trigger(client_id, job_id, debounce_subscription_id, trigger) as trigger, lineage, priority,
   retry_of, batch_id, attempt, max_attempts, output, error, deadline_at, created_at, updated_at,
   dispatched_at, finished_at`;
 

@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/database.js';
+import { countOpenBatches } from './batches.repository.js';
 import { inFlight } from './indexed-job-sets.js';
 
 /** What waits in the queues: a gauge's worth, read when metrics are scraped. */
@@ -7,6 +8,8 @@ export interface QueueDepth {
   queued: { priority: number; queue: 'push' | 'pull'; jobs: number }[];
   /** Queued jobs whose model version, or whose client, is at its `max_in_flight`. */
   heldBack: { version: number; client: number };
+  /** Batches not yet finished. */
+  openBatches: number;
 }
 
 // Each count reads one of the queue's partial indexes (push or pull ready, or a lane tail), so
@@ -43,5 +46,9 @@ function heldIn(full: string, key: string): string {
 export async function readQueueDepth(q: Queryable): Promise<QueueDepth> {
   const queued = await q.query<QueueDepth['queued'][number]>(QUEUED);
   const held = await q.query<QueueDepth['heldBack']>(HELD_BACK);
-  return { queued: queued.rows, heldBack: held.rows[0] ?? { version: 0, client: 0 } };
+  return {
+    queued: queued.rows,
+    heldBack: held.rows[0] ?? { version: 0, client: 0 },
+    openBatches: await countOpenBatches(q),
+  };
 }

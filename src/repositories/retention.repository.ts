@@ -33,7 +33,42 @@ export function deleteOldFinishedJobs(q: Queryable, maxAgeS: number, batch: numb
     age: 'finished_at',
     maxAgeS,
     batch,
+    // The completions that joined a debounced job go with it.
+    cascade: `delete from debounce_joins d using gone
+              where d.client_id = gone.client_id and d.job_id = gone.job_id`,
+    returning: 'client_id, job_id',
   });
+}
+
+/**
+ * Deletes up to `batch` batches that finished more than `maxAgeS` seconds ago, with their
+ * counts, and returns how many it deleted: a batch goes when its jobs do (the retention of
+ * jobs), and an open batch never.
+ */
+export async function deleteOldFinishedBatches(
+  q: Queryable,
+  maxAgeS: number,
+  batch: number,
+): Promise<number> {
+  const { rows } = await q.query<{ deleted: number }>(
+    `with gone as (
+       delete from batches
+       where ctid = any(array(
+         select ctid from batches
+         where finished_at < now() - make_interval(secs => $1)
+         order by finished_at
+         limit $2
+         for update skip locked
+       ))
+       returning client_id, batch_id
+     ), counts as (
+       delete from batch_counts c using gone
+       where c.client_id = gone.client_id and c.batch_id = gone.batch_id
+     )
+     select count(*)::int as deleted from gone`,
+    [maxAgeS, batch],
+  );
+  return rows[0]?.deleted ?? 0;
 }
 
 /**
@@ -45,23 +80,39 @@ export function deleteOldIdempotencyRecords(q: Queryable, maxAgeS: number, batch
   return deleteOldest(q, { table: 'idempotency_keys', age: 'created_at', maxAgeS, batch });
 }
 
-/** Deletes up to `batch` rows of `table` whose `age` column is older than `maxAgeS` seconds. */
+/**
+ * Deletes up to `batch` rows of `table` whose `age` column is older than `maxAgeS` seconds,
+ * and with `cascade` what depends on them (a statement reading the deleted rows, `gone`, with
+ * the columns `returning` names).
+ */
 async function deleteOldest(
   q: Queryable,
-  old: { table: string; where?: string; age: string; maxAgeS: number; batch: number },
+  old: {
+    table: string;
+    where?: string;
+    age: string;
+    maxAgeS: number;
+    batch: number;
+    cascade?: string;
+    returning?: string;
+  },
 ): Promise<number> {
-  const { rowCount } = await q.query(
-    `delete from ${old.table}
-     where ctid = any(array(
-       select ctid from ${old.table}
-       where ${old.where ?? 'true'} and ${old.age} < now() - make_interval(secs => $1)
-       order by ${old.age}
-       limit $2
-       for update skip locked
-     ))`,
+  const { rows } = await q.query<{ deleted: number }>(
+    `with gone as (
+       delete from ${old.table}
+       where ctid = any(array(
+         select ctid from ${old.table}
+         where ${old.where ?? 'true'} and ${old.age} < now() - make_interval(secs => $1)
+         order by ${old.age}
+         limit $2
+         for update skip locked
+       ))
+       returning ${old.returning ?? '1'}
+     )${old.cascade === undefined ? '' : `, cascaded as (${old.cascade})`}
+     select count(*)::int as deleted from gone`,
     [old.maxAgeS, old.batch],
   );
-  return rowCount;
+  return rows[0]?.deleted ?? 0;
 }
 
 // Any constant works; it only has to be the same in every PIE process (and differ from the

@@ -1,14 +1,26 @@
 import type { Queryable } from '../db/database.js';
 import type { PageRequest } from '../domain/paging.js';
+import type { BatchKind } from './batches.repository.js';
 import { iso, json } from './rows.js';
 
 export type SubscriptionStatus = 'active' | 'paused';
+export type SubscriptionEvent = 'inference_complete' | 'batch_complete';
 
-export interface SubscriptionSource {
+/** What fires an `inference_complete` subscription: a successful inference job matching it. */
+export interface InferenceSource {
   model_id: string;
   model_version: string | null;
   service_id: string | null;
 }
+
+/** What fires a `batch_complete` subscription: the end of a batch matching it. */
+export interface BatchSource {
+  model_id: string | null;
+  assignment_key: string | null;
+  kind: BatchKind | null;
+}
+
+export type SubscriptionSource = InferenceSource | BatchSource;
 
 export interface SubscriptionAction {
   assignment_key: string;
@@ -22,11 +34,13 @@ export interface Subscription {
   subscription_id: string;
   client_id: string;
   domain_id: string;
-  event: 'inference_complete';
+  event: SubscriptionEvent;
   source: SubscriptionSource;
   action: SubscriptionAction;
   input: Record<string, unknown>;
   status: SubscriptionStatus;
+  /** Completions within this many seconds of the first join one job (0: one job each). */
+  debounce_s: number;
   created_by_job_id: string | null;
   created_at: string;
   updated_at: string;
@@ -36,25 +50,28 @@ interface SubscriptionRow {
   subscription_id: string;
   client_id: string;
   domain_id: string;
-  event: 'inference_complete';
-  source_model_id: string;
+  event: SubscriptionEvent;
+  source_model_id: string | null;
   source_model_version: string | null;
   source_service_id: string | null;
+  source_assignment_key: string | null;
+  source_kind: BatchKind | null;
   action_assignment_key: string;
   action_service_id: string | null;
   action_job_type: string;
   action_priority: number | null;
   input: Record<string, unknown>;
   status: SubscriptionStatus;
+  debounce_s: number;
   created_by_job_id: string | null;
   created_at: Date;
   updated_at: Date;
 }
 
 const COLUMNS = `subscription_id::text as subscription_id, client_id, domain_id, event,
-  source_model_id, source_model_version, source_service_id,
+  source_model_id, source_model_version, source_service_id, source_assignment_key, source_kind,
   action_assignment_key, action_service_id, action_job_type, action_priority,
-  input, status, created_by_job_id, created_at, updated_at`;
+  input, status, debounce_s, created_by_job_id, created_at, updated_at`;
 
 function toSubscription(row: SubscriptionRow): Subscription {
   return {
@@ -62,11 +79,18 @@ function toSubscription(row: SubscriptionRow): Subscription {
     client_id: row.client_id,
     domain_id: row.domain_id,
     event: row.event,
-    source: {
-      model_id: row.source_model_id,
-      model_version: row.source_model_version,
-      service_id: row.source_service_id,
-    },
+    source:
+      row.event === 'batch_complete'
+        ? {
+            model_id: row.source_model_id,
+            assignment_key: row.source_assignment_key,
+            kind: row.source_kind,
+          }
+        : {
+            model_id: row.source_model_id!,
+            model_version: row.source_model_version,
+            service_id: row.source_service_id,
+          },
     action: {
       assignment_key: row.action_assignment_key,
       service_id: row.action_service_id,
@@ -75,6 +99,7 @@ function toSubscription(row: SubscriptionRow): Subscription {
     },
     input: row.input,
     status: row.status,
+    debounce_s: row.debounce_s,
     created_by_job_id: row.created_by_job_id,
     created_at: iso(row.created_at),
     updated_at: iso(row.updated_at),
@@ -84,10 +109,19 @@ function toSubscription(row: SubscriptionRow): Subscription {
 export interface SubscriptionWrite {
   clientId: string;
   domainId: string;
-  source: SubscriptionSource;
+  event: SubscriptionEvent;
+  /** Every source field; those the event does not use are null. */
+  source: {
+    model_id: string | null;
+    model_version: string | null;
+    service_id: string | null;
+    assignment_key: string | null;
+    kind: BatchKind | null;
+  };
   action: SubscriptionAction;
   input: Record<string, unknown>;
   status: SubscriptionStatus;
+  debounceS: number;
   createdByJobId: string | null;
 }
 
@@ -103,9 +137,11 @@ export async function insertSubscription(
   const { rows } = await q.query<SubscriptionRow>(
     `insert into subscriptions (client_id, domain_id, source_model_id, source_model_version,
        source_service_id, action_assignment_key, action_service_id, action_job_type, input,
-       status, created_by_job_id, created_at, updated_at, action_priority)
+       status, created_by_job_id, created_at, updated_at, action_priority, event,
+       source_assignment_key, source_kind, debounce_s)
      values ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11,
-       date_trunc('milliseconds', now()), date_trunc('milliseconds', now()), $12)
+       date_trunc('milliseconds', now()), date_trunc('milliseconds', now()), $12, $13, $14, $15,
+       $16)
      returning ${COLUMNS}`,
     [
       write.clientId,
@@ -120,6 +156,10 @@ export async function insertSubscription(
       write.status,
       write.createdByJobId,
       write.action.priority,
+      write.event,
+      write.source.assignment_key,
+      write.source.kind,
+      write.debounceS,
     ],
   );
   return toSubscription(rows[0]!);
@@ -135,7 +175,8 @@ export async function probeSubscriptionReferences(
   refs: {
     clientId: string;
     domainId: string;
-    modelId: string;
+    /** null when the source names no model. */
+    modelId: string | null;
     modelVersion: string | null;
     sourceServiceId: string | null;
     actionServiceId: string | null;
@@ -148,7 +189,7 @@ export async function probeSubscriptionReferences(
     action_service: boolean;
   }>(
     `select
-       exists (select 1 from models where model_id = $3) as model,
+       ($3::text is null or exists (select 1 from models where model_id = $3)) as model,
        ($4::text is null or exists (
          select 1 from model_versions where model_id = $3 and model_version = $4)) as version,
        ($5::text is null or exists (
@@ -281,6 +322,33 @@ export async function findMatchingSubscriptions(
        and (source_service_id is null or source_service_id = $5::text)
      order by created_at, subscription_id`,
     [job.client_id, job.domain_id, job.model_id, job.model_version, job.service_id],
+  );
+  return rows.map(toSubscription);
+}
+
+/**
+ * Active batch_complete subscriptions a finished batch matches: same client and domain, and
+ * each source field null or equal (a batch of mixed versions has no model and matches only
+ * subscriptions naming none). Ordered by created_at, subscription_id.
+ */
+export async function findBatchSubscriptions(
+  q: Queryable,
+  batch: {
+    client_id: string;
+    domain_id: string;
+    model_id: string | null;
+    assignment_key: string;
+    kind: BatchKind;
+  },
+): Promise<Subscription[]> {
+  const { rows } = await q.query<SubscriptionRow>(
+    `select ${COLUMNS} from subscriptions
+     where client_id = $1 and domain_id = $2 and status = 'active' and event = 'batch_complete'
+       and (source_model_id is null or source_model_id = $3::text)
+       and (source_assignment_key is null or source_assignment_key = $4)
+       and (source_kind is null or source_kind = $5)
+     order by created_at, subscription_id`,
+    [batch.client_id, batch.domain_id, batch.model_id, batch.assignment_key, batch.kind],
   );
   return rows.map(toSubscription);
 }

@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Database, Queryable } from '../db/database.js';
 import type { Metrics } from '../observability/metrics.js';
 import {
+  deleteOldFinishedBatches,
   deleteOldFinishedJobs,
   deleteOldIdempotencyRecords,
   tryRetentionLock,
@@ -38,7 +39,7 @@ export const RETENTION_DEFAULTS = {
   idempotencyMaxAgeS: IDEMPOTENCY_MAX_AGE_S,
 } as const;
 
-type Kind = 'jobs' | 'idempotency';
+type Kind = 'jobs' | 'batches' | 'idempotency';
 
 /** What one turn did: rows deleted by kind, and why it ended. */
 export interface RetentionTurn {
@@ -50,7 +51,8 @@ export interface RetentionTurn {
 }
 
 /**
- * Deletes finished jobs past their retention and idempotency records past 24 hours, in small
+ * Deletes finished jobs and batches past their retention, and idempotency records past 24
+ * hours, in small
  * batches, by one process of the fleet at a time.
  *
  * Each batch is its own short transaction that first takes a transaction-scoped advisory lock
@@ -86,6 +88,7 @@ export class RetentionService implements BackgroundService {
     );
     if (jobsMaxAgeS !== undefined) {
       this.deleters.set('jobs', (tx) => deleteOldFinishedJobs(tx, jobsMaxAgeS, batch));
+      this.deleters.set('batches', (tx) => deleteOldFinishedBatches(tx, jobsMaxAgeS, batch));
     }
   }
 
@@ -107,7 +110,7 @@ export class RetentionService implements BackgroundService {
   async runOnce(): Promise<RetentionTurn> {
     const started = performance.now();
     const turn: RetentionTurn = {
-      deleted: { jobs: 0, idempotency: 0 },
+      deleted: { jobs: 0, batches: 0, idempotency: 0 },
       busy: false,
       backlog: false,
     };

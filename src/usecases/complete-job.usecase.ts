@@ -4,6 +4,7 @@ import type { Queryable } from '../db/database.js';
 import { AppError, conflict, forbidden, notFound } from '../domain/errors.js';
 import { cascadeRefusal } from '../domain/lineage.js';
 import type { FinalStatus } from '../domain/job-status.js';
+import type { TriggeredEvent } from '../domain/triggered-event.js';
 import type { EmitJobEvent } from '../lifecycle/job-events.js';
 import { complete } from '../lifecycle/finish.js';
 import {
@@ -11,9 +12,16 @@ import {
   type CompletionRecord,
   type Job,
 } from '../repositories/jobs.repository.js';
+import {
+  findGatheringJob,
+  holdForDebounce,
+  joinGatheringJob,
+  lockSubscriptionForFiring,
+} from '../repositories/debounce.repository.js';
 import { findMatchingSubscriptions } from '../repositories/subscriptions.repository.js';
 import type { AppContext } from './context.js';
 import type { Answer } from './idempotency.js';
+import { finishBatch } from './finish-batch.usecase.js';
 import { startJob } from './start-job.js';
 
 /** What a handler reports of a job it ran. */
@@ -23,8 +31,7 @@ export interface JobOutcome {
   error?: unknown;
 }
 
-export type TriggeredEvent =
-  { subscription_id: string; job_id: string } | { subscription_id: string; error: string };
+export type { TriggeredEvent };
 
 export interface CompletionAnswer {
   job_id: string;
@@ -47,7 +54,12 @@ export interface FinishRequest {
 
 /** How a report of a job's outcome ended: recorded, replayed, or refused and why. */
 export type FinishResult =
-  | { kind: 'completed'; answer: Answer<CompletionAnswer, 200 | 207> }
+  | {
+      kind: 'completed';
+      answer: Answer<CompletionAnswer, 200 | 207>;
+      /** The batch the job belongs to, which this completion may have finished. */
+      batch: { clientId: string; batchId: string } | undefined;
+    }
   | { kind: 'replayed'; answer: Answer<CompletionAnswer, 200 | 207> }
   | { kind: 'not-found' }
   | { kind: 'forbidden'; clientId: string }
@@ -65,10 +77,16 @@ export type FinishResult =
  * concurrent duplicates fire each subscription once: the second waits, then finds the first's
  * completion and replays it. A refusal writes nothing and says why.
  */
-export function finishJob(ctx: AppContext, request: FinishRequest): Promise<FinishResult> {
-  return ctx.events.afterCommit((emit) =>
+export async function finishJob(ctx: AppContext, request: FinishRequest): Promise<FinishResult> {
+  const result = await ctx.events.afterCommit((emit) =>
     ctx.db.transaction((tx) => finishLocked(ctx, tx, emit, request)),
   );
+  if (result.kind === 'completed' && result.batch !== undefined) {
+    // Committed: if this was the batch's last open job, finish it now. Should that fail, the
+    // completion stands and BatchFinisherService finishes the batch within a second or so.
+    await finishBatch(ctx, result.batch.clientId, result.batch.batchId).catch(() => undefined);
+  }
+  return result;
 }
 
 async function finishLocked(
@@ -115,7 +133,7 @@ async function finishLocked(
 
   const triggered =
     outcome.status === 'success' && job.job_type === 'inference'
-      ? await fireSubscriptions(tx, emit, job, completion.output)
+      ? await fireSubscriptions(ctx, tx, emit, job, completion.output)
       : [];
   const body: CompletionAnswer = {
     job_id: job.job_id,
@@ -129,7 +147,9 @@ async function finishLocked(
     request: completion,
     response: { status_code: statusCode, body },
   });
-  return { kind: 'completed', answer: { statusCode, body } };
+  const batch =
+    job.batch_id === null ? undefined : { clientId: job.client_id, batchId: job.batch_id };
+  return { kind: 'completed', answer: { statusCode, body }, batch };
 }
 
 export interface CompleteJobInput {
@@ -182,8 +202,12 @@ export async function completeJob(
   }
 }
 
-/** Starts one job per matching subscription; a subscription that cannot start reports why. */
+/**
+ * Starts one job per matching subscription, or for a debounced one joins the job it is
+ * gathering; a subscription that cannot start its job reports why.
+ */
 async function fireSubscriptions(
+  ctx: AppContext,
   q: Queryable,
   emit: EmitJobEvent,
   job: Job,
@@ -198,6 +222,26 @@ async function fireSubscriptions(
       events.push({ subscription_id: id, error: refusal });
       continue;
     }
+    const debounced = subscription.debounce_s > 0;
+    if (debounced) {
+      let gathering = await findGatheringJob(q, job.client_id, id);
+      if (gathering === undefined) {
+        // None yet: take turns with other completions about to start one, then look again.
+        await lockSubscriptionForFiring(q, job.client_id, id);
+        gathering = await findGatheringJob(q, job.client_id, id);
+      }
+      if (gathering !== undefined) {
+        await joinGatheringJob(
+          q,
+          { client_id: job.client_id, job_id: gathering },
+          job.job_id,
+          output,
+        );
+        ctx.metrics.debouncedJoins.inc();
+        events.push({ subscription_id: id, job_id: gathering });
+        continue;
+      }
+    }
     try {
       const jobType = subscription.action.job_type;
       const started = await startJob(q, {
@@ -208,11 +252,14 @@ async function fireSubscriptions(
         jobType,
         input: subscription.input,
         subscribe: false,
-        trigger: { subscription_id: id, job_id: job.job_id, output },
+        trigger: debounced
+          ? { subscription_id: id, job_ids: [job.job_id], outputs: [output], count: 1 }
+          : { subscription_id: id, job_id: job.job_id, output },
         lineage: [...job.lineage, id],
         models: '*',
         priority: subscription.action.priority ?? undefined,
       });
+      if (debounced) await holdForDebounce(q, started.job_id, id, subscription.debounce_s);
       events.push({ subscription_id: id, job_id: started.job_id });
       emit({ type: 'queued', jobType, count: 1, wake: started.wake });
     } catch (error) {

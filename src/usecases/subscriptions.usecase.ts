@@ -3,16 +3,28 @@ import type { Queryable } from '../db/database.js';
 import { badRequest, forbidden, notFound, unprocessable } from '../domain/errors.js';
 import { type PageRequest, type PageResult, toPage } from '../domain/paging.js';
 import * as subscriptions from '../repositories/subscriptions.repository.js';
-import type { Subscription, SubscriptionStatus } from '../repositories/subscriptions.repository.js';
+import type {
+  Subscription,
+  SubscriptionEvent,
+  SubscriptionStatus,
+} from '../repositories/subscriptions.repository.js';
+import type { BatchKind } from '../repositories/batches.repository.js';
 import type { AppContext } from './context.js';
 import { requireDomain } from './tenant-lookup.js';
 
 export interface CreateSubscriptionBody {
-  event?: 'inference_complete';
-  source: { model_id: string; model_version?: string; service_id?: string };
+  event?: SubscriptionEvent;
+  source: {
+    model_id?: string;
+    model_version?: string;
+    service_id?: string;
+    assignment_key?: string;
+    kind?: BatchKind;
+  };
   action: { assignment_key: string; service_id?: string; job_type: string; priority?: number };
   input?: Record<string, unknown>;
   status?: SubscriptionStatus;
+  debounce_s?: number;
 }
 
 /** Where a subscription lives. */
@@ -23,10 +35,10 @@ export interface SubscriptionPath {
 }
 
 /**
- * Creates a subscription after checking, in this order, the token's `models` claim (403), the
- * tenant path (404), and that the source model, version and services exist (422). The action's
- * assignment is not checked: it may be created, archived or replaced later, and a firing that
- * cannot start its job reports why.
+ * Creates a subscription after checking, in this order, that the source fits the event (400),
+ * the token's `models` claim (403), the tenant path (404), and that the source model, version
+ * and services exist (422). The action's assignment is not checked: it may be created,
+ * archived or replaced later, and a firing that cannot start its job reports why.
  */
 export async function createSubscription(
   ctx: AppContext,
@@ -35,22 +47,27 @@ export async function createSubscription(
 ): Promise<Subscription> {
   const { clientId, domainId, body } = input;
   const { source, action } = body;
-  requireModelGrant(caller, source.model_id);
+  const event = body.event ?? 'inference_complete';
+  requireSourceFitsEvent(event, source);
+  if (event === 'batch_complete' && (body.debounce_s ?? 0) > 0) {
+    throw badRequest('debounce_s applies to inference_complete subscriptions only');
+  }
+  requireModelGrant(caller, source.model_id ?? null);
   await requireDomain(ctx.db, clientId, domainId);
   const found = await subscriptions.probeSubscriptionReferences(ctx.db, {
     clientId,
     domainId,
-    modelId: source.model_id,
+    modelId: source.model_id ?? null,
     modelVersion: source.model_version ?? null,
     sourceServiceId: source.service_id ?? null,
     actionServiceId: action.service_id ?? null,
   });
   const problems: string[] = [];
   if (!found.model) {
-    problems.push(`source model "${source.model_id}" is not registered`);
+    problems.push(`source model "${source.model_id ?? ''}" is not registered`);
   } else if (!found.version) {
     problems.push(
-      `source model "${source.model_id}" has no version "${source.model_version ?? ''}"`,
+      `source model "${source.model_id ?? ''}" has no version "${source.model_version ?? ''}"`,
     );
   }
   if (!found.sourceService) {
@@ -64,10 +81,13 @@ export async function createSubscription(
   return subscriptions.insertSubscription(ctx.db, {
     clientId,
     domainId,
+    event,
     source: {
-      model_id: source.model_id,
+      model_id: source.model_id ?? null,
       model_version: source.model_version ?? null,
       service_id: source.service_id ?? null,
+      assignment_key: source.assignment_key ?? null,
+      kind: source.kind ?? null,
     },
     action: {
       assignment_key: action.assignment_key,
@@ -77,6 +97,7 @@ export async function createSubscription(
     },
     input: body.input ?? {},
     status: body.status ?? 'active',
+    debounceS: body.debounce_s ?? 0,
     createdByJobId: null,
   });
 }
@@ -149,8 +170,35 @@ export function deleteSubscription(
   });
 }
 
-function requireModelGrant(caller: Caller, modelId: string) {
-  if (!grants(caller.models, modelId)) {
+/** A source names what its event can match on, and an inference source names its model. */
+function requireSourceFitsEvent(
+  event: SubscriptionEvent,
+  source: CreateSubscriptionBody['source'],
+) {
+  if (event === 'inference_complete') {
+    if (
+      source.model_id === undefined ||
+      source.assignment_key !== undefined ||
+      source.kind !== undefined
+    ) {
+      throw badRequest(
+        'an inference_complete source names model_id, and optionally model_version and service_id',
+      );
+    }
+  } else if (source.model_version !== undefined || source.service_id !== undefined) {
+    throw badRequest(
+      'a batch_complete source names model_id, assignment_key and kind, each optional',
+    );
+  }
+}
+
+/** A token limited to some models may act on subscriptions to one of them, never to any model. */
+function requireModelGrant(caller: Caller, modelId: string | null) {
+  if (modelId === null) {
+    if (caller.models !== '*') {
+      throw forbidden('this token may act on some models only; name one as the source model_id');
+    }
+  } else if (!grants(caller.models, modelId)) {
     throw forbidden(`this token may not act on model "${modelId}"`);
   }
 }

@@ -105,8 +105,10 @@ function recordingLockedBatches(db: Database, batches: LockedBatch[]): Database 
             if (text.includes('pg_try_advisory_xact_lock')) {
               const locked = (result.rows[0] as { locked?: boolean } | undefined)?.locked;
               if (locked === true) lockedAt = await tick(tx);
-            } else if (/^\s*delete\b/i.test(text) && lockedAt !== undefined) {
-              batches.push({ from: lockedAt, to: await tick(tx), deleted: result.rowCount });
+            } else if (/\bdelete from\b/i.test(text) && lockedAt !== undefined) {
+              // Each delete answers how many rows it deleted.
+              const deleted = (result.rows[0] as { deleted: number } | undefined)?.deleted ?? 0;
+              batches.push({ from: lockedAt, to: await tick(tx), deleted });
             }
             return result;
           },
@@ -118,7 +120,7 @@ function recordingLockedBatches(db: Database, batches: LockedBatch[]): Database 
 /** Empties what a test of retention writes, so each starts from nothing. */
 async function emptyTables(db: Database): Promise<void> {
   await db.exec(
-    'truncate jobs, idempotency_keys, subscriptions, assignments, services, domains, clients',
+    'truncate jobs, batch_counts, batches, idempotency_keys, subscriptions, assignments, services, domains, clients',
   );
 }
 
@@ -162,13 +164,41 @@ for (const backend of testBackends()) {
          from jobs where input->>'tag' = 'success-old-0'
          returning created_by_job_id as job_id`,
       );
+      // Batches go by their finish time too, with their counts; an open one never.
+      await db.exec(
+        `insert into batches (client_id, batch_id, domain_id, kind, assignment_key, total,
+                              created_at, finished_at)
+         values ('c1', '00000000-0000-4000-8000-00000000000a', 'd1', 'bulk', 'default', 1,
+                 now() - interval '400 days', now() - interval '120 seconds'),
+                ('c1', '00000000-0000-4000-8000-00000000000b', 'd1', 'bulk', 'default', 1,
+                 now() - interval '400 days', null),
+                ('c1', '00000000-0000-4000-8000-00000000000c', 'd1', 'bulk', 'default', 1,
+                 now() - interval '400 days', now() - interval '30 seconds');
+         insert into batch_counts (client_id, batch_id, shard, success)
+         values ('c1', '00000000-0000-4000-8000-00000000000a', 0, 1),
+                ('c1', '00000000-0000-4000-8000-00000000000c', 0, 1)`,
+      );
       const metrics = new Metrics();
       const service = retention(db, { jobsMaxAgeS: 60, batch: 3 }, metrics);
 
       const turn = await service.runOnce();
 
+      const { rows: batchesLeft } = await db.query<{ batch_id: string; shards: number }>(
+        `select b.batch_id,
+           (select count(*)::int from batch_counts c where c.batch_id = b.batch_id) as shards
+         from batches b order by b.batch_id`,
+      );
+      assert.deepEqual(batchesLeft, [
+        { batch_id: '00000000-0000-4000-8000-00000000000b', shards: 0 },
+        { batch_id: '00000000-0000-4000-8000-00000000000c', shards: 1 },
+      ]);
+      const { rows: orphans } = await db.query<{ n: number }>(
+        `select count(*)::int as n from batch_counts
+         where batch_id = '00000000-0000-4000-8000-00000000000a'`,
+      );
+      assert.equal(orphans[0]!.n, 0, "the deleted batch's counts went with it");
       assert.deepEqual(turn, {
-        deleted: { jobs: 10, idempotency: 0 },
+        deleted: { jobs: 10, batches: 1, idempotency: 0 },
         busy: false,
         backlog: false,
       });
@@ -186,7 +216,11 @@ for (const backend of testBackends()) {
       );
       assert.equal(rows.length, 1, 'the subscription stays');
       assert.equal(rows[0]!.created_by_job_id, creator[0]!.job_id, 'naming its deleted job');
-      assert.deepEqual((await service.runOnce()).deleted, { jobs: 0, idempotency: 0 });
+      assert.deepEqual((await service.runOnce()).deleted, {
+        jobs: 0,
+        batches: 0,
+        idempotency: 0,
+      });
     });
 
     it('cannot be handed an open job that carries a finish time', async () => {
@@ -218,7 +252,7 @@ for (const backend of testBackends()) {
 
       const first = await service.runOnce();
       assert.deepEqual(first, {
-        deleted: { jobs: 3, idempotency: 0 },
+        deleted: { jobs: 3, batches: 0, idempotency: 0 },
         busy: false,
         backlog: true,
       });
@@ -250,7 +284,7 @@ for (const backend of testBackends()) {
 
       const turn = await service.runOnce();
 
-      assert.deepEqual(turn.deleted, { jobs: 0, idempotency: 2 });
+      assert.deepEqual(turn.deleted, { jobs: 0, batches: 0, idempotency: 2 });
       assert.deepEqual(await idempotencyKeys(db), ['answered-23h', 'answered-now']);
       assert.deepEqual(await jobTags(db), ['ancient-0'], 'jobs are kept');
       assert.equal(await deletedCount(metrics, 'idempotency'), 2);
@@ -315,14 +349,18 @@ for (const backend of testBackends()) {
           });
 
           assert.deepEqual(blocked, {
-            deleted: { jobs: 0, idempotency: 0 },
+            deleted: { jobs: 0, batches: 0, idempotency: 0 },
             busy: true,
             backlog: false,
           });
           assert.equal((await jobTags(db)).length, 5);
           assert.deepEqual(await idempotencyKeys(db), ['old']);
           const after = await service.runOnce();
-          assert.deepEqual(after.deleted, { jobs: 5, idempotency: 1 }, 'once it is released');
+          assert.deepEqual(
+            after.deleted,
+            { jobs: 5, batches: 0, idempotency: 1 },
+            'once it is released',
+          );
         } finally {
           await other.close();
         }

@@ -97,6 +97,7 @@ describeOnEachBackend('subscriptions', (server) => {
           },
           input: {},
           status: 'active',
+          debounce_s: 0,
           created_by_job_id: null,
           created_at: 'at',
           updated_at: 'at',

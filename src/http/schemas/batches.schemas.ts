@@ -8,7 +8,14 @@ import {
   ServiceId,
   Timestamp,
 } from './common.schemas.js';
-import { AssignmentKey, BatchCounts, BatchId, JobId, JobType } from './jobs.schemas.js';
+import {
+  AssignmentKey,
+  BatchCounts,
+  BatchId,
+  JobId,
+  JobType,
+  TriggeredEvent,
+} from './jobs.schemas.js';
 
 export const BatchKind = Type.Union(
   [Type.Literal('init'), Type.Literal('bulk'), Type.Literal('schedule')],
@@ -85,6 +92,11 @@ export const Batch = Type.Object(
       ...Timestamp,
       description: 'When the last of its jobs became final; null while any is open.',
     }),
+    triggered_events: Type.Array(TriggeredEvent, {
+      description:
+        'What its batch_complete subscriptions did when it finished: the job each started, ' +
+        'or why it could not start one.',
+    }),
   },
   {
     examples: [
@@ -100,6 +112,7 @@ export const Batch = Type.Object(
         counts: { queued: 0, dispatched: 0, running: 1, success: 1, failure: 0, cancelled: 0 },
         created_at: '2026-11-29T08:00:00.000Z',
         finished_at: null,
+        triggered_events: [],
       },
     ],
   },

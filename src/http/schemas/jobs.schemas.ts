@@ -126,7 +126,7 @@ export const CompleteJobBody = Type.Object(
   { additionalProperties: false, examples: [{ status: 'success', output: {}, error: {} }] },
 );
 
-const TriggeredEvent = Type.Object({
+export const TriggeredEvent = Type.Object({
   subscription_id: Type.String({ format: 'uuid' }),
   job_id: Type.Optional({
     ...JobId,

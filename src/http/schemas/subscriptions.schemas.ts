@@ -11,6 +11,7 @@ import {
   ServiceId,
   Timestamp,
 } from './common.schemas.js';
+import { BatchKind } from './batches.schemas.js';
 
 // `format: uuid` alone would also accept the `urn:uuid:` form, which PostgreSQL's uuid type
 // refuses; the pattern keeps every accepted id storable.
@@ -27,9 +28,14 @@ export const SubscriptionParams = Type.Object({
   subscription_id: SubscriptionId,
 });
 
-export const SubscriptionEvent = Type.Literal('inference_complete', {
-  description: 'The event that fires the subscription: a successful inference job.',
-});
+export const SubscriptionEvent = Type.Union(
+  [Type.Literal('inference_complete'), Type.Literal('batch_complete')],
+  {
+    description:
+      'What fires the subscription: a successful inference job (`inference_complete`), or ' +
+      'the last job of a batch becoming final (`batch_complete`).',
+  },
+);
 
 export const SubscriptionStatus = Type.Union([Type.Literal('active'), Type.Literal('paused')], {
   description: 'Paused subscriptions do not fire.',
@@ -61,6 +67,21 @@ export const SubscriptionSourceInput = Type.Object(
   { additionalProperties: false, description: 'What a completed inference job must match.' },
 );
 
+export const BatchSourceInput = Type.Object(
+  {
+    model_id: Type.Optional({
+      ...ModelId,
+      description: 'Only batches whose jobs all ran on this model; omit to match any.',
+    }),
+    assignment_key: Type.Optional({
+      ...AssignmentKey,
+      description: 'Only batches started through this assignment key; omit to match any.',
+    }),
+    kind: Type.Optional(BatchKind),
+  },
+  { additionalProperties: false, description: 'What a finished batch must match.' },
+);
+
 export const SubscriptionActionInput = Type.Object(
   {
     assignment_key: AssignmentKey,
@@ -79,10 +100,24 @@ export const SubscriptionActionInput = Type.Object(
   { additionalProperties: false, description: 'The job a firing starts.' },
 );
 
+const DebounceS = Type.Integer({
+  minimum: 0,
+  maximum: 86_400,
+  default: 0,
+  description:
+    'inference_complete only. 0: each matching completion starts its own job. Above 0: the ' +
+    'first starts a job due this many seconds later, and matching completions until then ' +
+    'join it (its trigger lists their job ids and outputs, and their count).',
+});
+
 export const CreateSubscriptionBody = Type.Object(
   {
     event: Type.Optional({ ...SubscriptionEvent, default: 'inference_complete' }),
-    source: SubscriptionSourceInput,
+    source: Type.Union([SubscriptionSourceInput, BatchSourceInput], {
+      description:
+        'For inference_complete: model_id, and optionally model_version and service_id. ' +
+        'For batch_complete: model_id, assignment_key and kind, each optional.',
+    }),
     action: SubscriptionActionInput,
     input: Type.Optional({
       ...JsonObject,
@@ -90,6 +125,7 @@ export const CreateSubscriptionBody = Type.Object(
       description: 'Stored input of every job the subscription starts.',
     }),
     status: Type.Optional({ ...SubscriptionStatus, default: 'active' }),
+    debounce_s: Type.Optional(DebounceS),
   },
   {
     additionalProperties: false,
@@ -109,11 +145,18 @@ export const Subscription = Type.Object(
     client_id: Type.String(),
     domain_id: Type.String(),
     event: SubscriptionEvent,
-    source: Type.Object({
-      model_id: Type.String(),
-      model_version: Nullable(Type.String()),
-      service_id: Nullable(Type.String()),
-    }),
+    source: Type.Union([
+      Type.Object({
+        model_id: Type.String(),
+        model_version: Nullable(Type.String()),
+        service_id: Nullable(Type.String()),
+      }),
+      Type.Object({
+        model_id: Nullable(Type.String()),
+        assignment_key: Nullable(Type.String()),
+        kind: Nullable(BatchKind),
+      }),
+    ]),
     action: Type.Object({
       assignment_key: Type.String(),
       service_id: Nullable(Type.String()),
@@ -122,6 +165,7 @@ export const Subscription = Type.Object(
     }),
     input: JsonObject,
     status: SubscriptionStatus,
+    debounce_s: DebounceS,
     created_by_job_id: Nullable(
       Type.String({ description: 'The job whose `subscribe: true` created it.' }),
     ),
@@ -144,6 +188,7 @@ export const Subscription = Type.Object(
         },
         input: { epochs: 3 },
         status: 'active',
+        debounce_s: 0,
         created_by_job_id: null,
         created_at: '2026-01-01T00:00:00.000Z',
         updated_at: '2026-01-01T00:00:00.000Z',
