@@ -38,6 +38,8 @@ export function tenantParams(tenant: SeededTenant): Record<string, string> {
     key: 'default',
     job_id: tenant.queuedJobs[0]!,
     subscription_id: tenant.subscriptionId,
+    // A schedule the seed does not make: reads of it are a 404, a PUT creates it.
+    name: 'seeded-schedule',
   };
 }
 
@@ -69,6 +71,9 @@ export function validBody(
       source: { model_id: target.modelId },
       action: { assignment_key: 'default', job_type: 'training' },
     };
+  }
+  if (method === 'PUT' && path.endsWith('/schedules/{name}')) {
+    return { cron: '0 0 1 1 *', action: { type: 'services_init' } };
   }
   const assignment = { model_id: target.modelId, model_version: target.version };
   if (method === 'PUT' && path.endsWith('/assignments/{key}')) return assignment;

@@ -19,6 +19,7 @@ const PARAMS: Record<string, string> = {
   key: 'default',
   job_id: '123456789012',
   subscription_id: '2489e9ad-2ee2-4e00-8ec9-32d5f69181c0',
+  name: 'matrix-schedule',
 };
 
 const fill = (path: string) => fillPath(path, PARAMS);
