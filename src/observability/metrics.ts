@@ -88,6 +88,26 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly scheduleTicks = new client.Counter({
+    name: 'pie_schedule_ticks_total',
+    help: "Schedule ticks this process fired, by outcome: fired (the action started its jobs) or failed (it started nothing; the schedule's last_error says why, and the next tick is still owed).",
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly scheduleTicksLate = new client.Counter({
+    name: 'pie_schedule_ticks_late_total',
+    help: 'Ticks fired after the tick that follows them had come too: ticks were missed (no process could fire them), and this one firing stood for them all. Also counted in pie_schedule_ticks_total.',
+    registers: [this.registry],
+  });
+
+  readonly scheduleTickLateness = new client.Histogram({
+    name: 'pie_schedule_tick_lateness_seconds',
+    help: "From a schedule's tick to its firing, on the database's clock.",
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+    registers: [this.registry],
+  });
+
   readonly jobsQueued = new client.Gauge({
     name: 'pie_jobs_queued',
     help: 'Jobs waiting in the queues, by priority and queue (push: http, command, truefoundry; pull: workers). Read from the database at scrape: every process reports the same figure, do not sum.',
