@@ -60,14 +60,13 @@ function parseCron(expression: string, timezone: string): Cron | string {
       '(minute hour day-of-month month day-of-week) or 6 (second first)'
     );
   }
-  let cron: Cron;
   try {
-    // Without a function to run, croner starts no timer: this only reads the pattern.
-    cron = new Cron(expression, { timezone, mode: '5-or-6-parts' });
+    // Without a function to run, croner starts no timer: this only reads the pattern, and
+    // steps it once in the time zone, which is where a zone croner cannot use would fail.
+    const cron = new Cron(expression, { timezone, mode: '5-or-6-parts' });
+    return cron.nextRun() === null ? `cron "${expression}" never fires` : cron;
   } catch (error) {
     const reason = error instanceof Error ? error.message.replace(/^CronPattern: /, '') : '';
     return `cron "${expression}" is not valid: ${reason}`;
   }
-  if (cron.nextRun() === null) return `cron "${expression}" never fires`;
-  return cron;
 }

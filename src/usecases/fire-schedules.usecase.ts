@@ -76,7 +76,7 @@ async function fireTick(ctx: AppContext, schedule: DueSchedule): Promise<FiredTi
         if (!(await recordTick(tx, schedule, record))) {
           throw new Error(`schedule "${schedule.name}" moved on while its tick was locked`);
         }
-        if (result.ok) result.events.forEach(emit);
+        if (result.ok) for (const event of result.events) emit(event);
         const followingTick = cron.ok ? cron.schedule.nextAfter(schedule.due) : null;
         return {
           tick: {

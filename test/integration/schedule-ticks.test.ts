@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { loadConfig } from '../../src/config/config.js';
+import { SchedulerService } from '../../src/services/scheduler.service.js';
 import { fireDueSchedules, type FiredTick } from '../../src/usecases/fire-schedules.usecase.js';
 import { assertStatus, expectBody } from '../helpers/assertions.js';
 import { createTenant, type Tenant } from '../helpers/fixtures.js';
 import type { Page } from '../helpers/paging.js';
 import { makeTickDue, type Schedule } from '../helpers/schedules.js';
 import { describeOnEachBackend, type TestServer } from '../helpers/test-server.js';
+import { sleep, waitForValue } from '../helpers/wait.js';
 
 /**
  * Firing ticks, driven by hand: a test makes a schedule's tick due by moving next_run_at into
@@ -237,6 +240,46 @@ describeOnEachBackend('schedules: firing ticks', (server) => {
       assert.deepEqual(await fire(s, t), [], 'the ticks missed while paused do not fire');
       assert.deepEqual(await jobs(s, t), []);
       assertStatus(await s.call('DELETE', path), 204);
+    });
+  });
+
+  describe('the scheduler service', () => {
+    it('fires ticks as they come, by itself, and stops with its tick committed', async () => {
+      const s = server();
+      const t = await createTenant(s);
+      const action = { type: 'run_job', assignment_key: 'default', service_id: 'service-1' };
+      await put(s, t, 'by-itself', { cron: '* * * * * *', action });
+      const quiet = { debug: () => undefined, info: () => undefined, warn: () => undefined };
+      const errors: unknown[] = [];
+      const scheduler = new SchedulerService(s.ctx, 50, {
+        ...quiet,
+        error: (...args: unknown[]) => errors.push(args),
+      });
+      scheduler.start();
+      try {
+        const started = await waitForValue(
+          'two ticks fired by the service',
+          async () => ((await jobs(s, t)).length >= 2 ? jobs(s, t) : undefined),
+          10_000,
+        );
+        assert.ok(started.every((job) => job.service_id === 'service-1'));
+      } finally {
+        await scheduler.stop();
+      }
+      const stopped = (await jobs(s, t)).length;
+      const schedule = await get(s, t, 'by-itself');
+      assert.equal(schedule.last_job_id, (await jobs(s, t))[0]?.job_id, 'the newest job');
+      assert.equal(schedule.last_error, null);
+      assert.deepEqual(errors, []);
+      await sleep(1200);
+      assert.equal((await jobs(s, t)).length, stopped, 'no tick fired once it stopped');
+      assertStatus(await s.call('DELETE', `${t.domainPath}/schedules/by-itself`), 204);
+    });
+
+    it('polls every PIE_SCHEDULE_POLL_MS, 250 by default; 0 leaves it off', () => {
+      assert.equal(loadConfig({}).schedulePollMs, 250);
+      assert.equal(loadConfig({ PIE_SCHEDULE_POLL_MS: '0' }).schedulePollMs, 0);
+      assert.throws(() => loadConfig({ PIE_SCHEDULE_POLL_MS: '-1' }), /PIE_SCHEDULE_POLL_MS/);
     });
   });
 });
