@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { AppContext } from '../usecases/context.js';
-import { fireDueSchedules } from '../usecases/fire-schedules.usecase.js';
+import { fireDueSchedules, type FiredTick } from '../usecases/fire-schedules.usecase.js';
 import { Periodic, type BackgroundService } from './background-service.js';
 import { OutageBackoff } from './outage-backoff.js';
 
@@ -42,19 +42,28 @@ export class SchedulerService implements BackgroundService {
 
   private async fire(): Promise<void> {
     try {
-      const ticks = await fireDueSchedules(this.ctx, TICKS_PER_TURN);
+      const { fired, unfired } = await fireDueSchedules(this.ctx, TICKS_PER_TURN);
       this.backoff.succeeded();
-      for (const tick of ticks) {
-        const { clientId, domainId, name } = tick.schedule;
-        const where = `schedule "${name}" of ${clientId}/${domainId}`;
+      for (const tick of fired) {
         if (tick.fault !== undefined) {
-          this.log.error({ err: tick.fault }, `${where}: its action failed unexpectedly`);
+          this.log.error({ err: tick.fault }, `${where(tick)}: its action failed unexpectedly`);
         } else if (tick.outcome === 'failed') {
-          this.log.debug(`${where}: its tick started nothing (see its last_error)`);
+          this.log.debug(`${where(tick)}: its tick started nothing (see its last_error)`);
         }
+      }
+      for (const tick of unfired) {
+        this.log.error(
+          { err: tick.error },
+          `${where(tick)}: its tick could not be fired; retrying`,
+        );
       }
     } catch (error) {
       this.backoff.failed(error, 'firing schedules');
     }
   }
+}
+
+function where(tick: Pick<FiredTick, 'schedule'>): string {
+  const { clientId, domainId, name } = tick.schedule;
+  return `schedule "${name}" of ${clientId}/${domainId}`;
 }

@@ -33,17 +33,34 @@ type ActionResult =
   | { ok: true; jobs: number; jobId?: string; batchId?: string | null; events: JobEvent[] }
   | { ok: false; message: string; fault?: unknown };
 
+/** A tick that could not be fired or recorded, so it stays owed and is tried again. */
+export interface UnfiredTick {
+  schedule: DueSchedule;
+  error: unknown;
+}
+
 /**
  * Fires the ticks that have come, at most `limit`, most overdue first. Any number of processes
- * may run this at once: each tick fires in exactly one of them (see migration 000012).
+ * may run this at once: each tick fires in exactly one of them (see migration 000012). A tick
+ * whose transaction fails for a reason other than the database being away is passed over, so
+ * that it cannot hold back the ticks behind it; the database being away ends the turn.
  */
-export async function fireDueSchedules(ctx: AppContext, limit: number): Promise<FiredTick[]> {
+export async function fireDueSchedules(
+  ctx: AppContext,
+  limit: number,
+): Promise<{ fired: FiredTick[]; unfired: UnfiredTick[] }> {
   const fired: FiredTick[] = [];
+  const unfired: UnfiredTick[] = [];
   for (const schedule of await listDueSchedules(ctx.db, limit)) {
-    const tick = await fireTick(ctx, schedule);
-    if (tick !== undefined) fired.push(tick);
+    try {
+      const tick = await fireTick(ctx, schedule);
+      if (tick !== undefined) fired.push(tick);
+    } catch (error) {
+      if (isDatabaseUnavailable(error)) throw error;
+      unfired.push({ schedule, error });
+    }
   }
-  return fired;
+  return { fired, unfired };
 }
 
 /**

@@ -43,8 +43,9 @@ function makeDue(s: TestServer, t: Tenant, name: string, ago = '1 hour') {
 
 /** Fires what is due, as a turn of the scheduler would; the ticks of `t`'s schedules. */
 async function fire(s: TestServer, t: Tenant): Promise<FiredTick[]> {
-  const ticks = await fireDueSchedules(s.ctx, 100);
-  return ticks.filter((tick) => tick.schedule.clientId === t.clientId);
+  const { fired, unfired } = await fireDueSchedules(s.ctx, 100);
+  assert.deepEqual(unfired, [], 'every due tick fired or was fired elsewhere');
+  return fired.filter((tick) => tick.schedule.clientId === t.clientId);
 }
 
 async function jobs(s: TestServer, t: Tenant): Promise<Job[]> {
@@ -190,6 +191,60 @@ describeOnEachBackend('schedules: firing ticks', (server) => {
       assert.equal((await fire(s, t))[0]?.outcome, 'failed');
       assert.match((await get(s, t, 'init')).last_error ?? '', /is inactive/);
       assert.deepEqual(await jobs(s, t), []);
+    });
+  });
+
+  describe('faults', () => {
+    /** Makes the database refuse writes to `table` for `t`'s client, until the returned undo. */
+    async function refuseWrites(s: TestServer, t: Tenant, table: 'jobs' | 'schedules') {
+      const name = `refuse_${table}_${t.clientId.replace(/\W/g, '_')}`;
+      await s.db.exec(`
+        create function ${name}() returns trigger language plpgsql as $$
+        begin
+          if new.client_id = '${t.clientId}' then raise exception 'refused by the test'; end if;
+          return new;
+        end $$;
+        create trigger ${name} before insert or update on ${table}
+          for each row execute function ${name}();`);
+      return () => s.db.exec(`drop trigger ${name} on ${table}; drop function ${name}();`);
+    }
+
+    it('an action that fails in the database is undone alone: recorded, and the next tick owed', async () => {
+      const s = server();
+      const t = await createTenant(s);
+      const action = { type: 'run_job', assignment_key: 'default', service_id: 'service-1' };
+      const created = await put(s, t, 'faulty', { cron: YEARLY, action });
+      await makeDue(s, t, 'faulty');
+      const undo = await refuseWrites(s, t, 'jobs');
+      const [tick] = await fire(s, t).finally(undo);
+      assert.equal(tick?.outcome, 'failed');
+      assert.match(String(tick.fault), /refused by the test/, 'the fault is handed to the log');
+      const after = await get(s, t, 'faulty');
+      assert.match(after.last_error ?? '', /failed unexpectedly/);
+      assert.equal(after.next_run_at, created.next_run_at);
+      assert.deepEqual(await jobs(s, t), []);
+    });
+
+    it('a tick that cannot be recorded stays owed, and holds back no other tick', async () => {
+      const s = server();
+      const stuck = await createTenant(s);
+      const other = await createTenant(s);
+      const action = { type: 'run_job', assignment_key: 'default', service_id: 'service-1' };
+      await put(s, stuck, 'stuck', { cron: YEARLY, action });
+      await put(s, other, 'other', { cron: YEARLY, action });
+      // The stuck one is the more overdue, so it comes first.
+      await makeDue(s, stuck, 'stuck', '2 hours');
+      await makeDue(s, other, 'other', '1 hour');
+      const undo = await refuseWrites(s, stuck, 'schedules');
+      const { fired, unfired } = await fireDueSchedules(s.ctx, 100).finally(undo);
+      assert.deepEqual(
+        unfired.map((tick) => tick.schedule.name),
+        ['stuck'],
+      );
+      assert.match(String(unfired[0]?.error), /refused by the test/);
+      assert.ok(fired.some((tick) => tick.schedule.name === 'other' && tick.outcome === 'fired'));
+      assert.deepEqual(await jobs(s, stuck), [], 'its job was rolled back with it');
+      assert.equal((await fire(s, stuck))[0]?.outcome, 'fired', 'still owed, and fires later');
     });
   });
 
