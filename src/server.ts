@@ -11,6 +11,7 @@ import { buildApp } from './http/app.js';
 import type { TypedApp } from './http/typed-app.js';
 import { ServiceList, type BackgroundService } from './services/background-service.js';
 import { RetentionService } from './services/retention.service.js';
+import { SchedulerService } from './services/scheduler.service.js';
 import { VacuumService } from './services/vacuum.service.js';
 import { createAppContext } from './usecases/context.js';
 
@@ -85,6 +86,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
         ctx.metrics,
       ),
     );
+    // Every process fires schedules, dispatching or not (PIE_DISPATCH=off): each tick is
+    // claimed by one of them, so more processes only make ticks less late.
+    if (config.schedulePollMs > 0) {
+      services.push(new SchedulerService(ctx, config.schedulePollMs, app.log));
+    }
     const background = new ServiceList(services, [dispatch.close]);
     background.start();
     return {

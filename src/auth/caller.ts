@@ -34,3 +34,12 @@ export function hasScope(caller: Caller, scope: Scope): boolean {
 export function grants(grant: Grant, id: string): boolean {
   return grant === '*' || grant.includes(id);
 }
+
+/**
+ * The caller PIE itself acts as when a tenant's standing instruction runs without a request (a
+ * schedule's tick): the rights of that tenant, every model included, and nothing beyond it.
+ * The subject names the instruction, for whatever records who started a job.
+ */
+export function tenantAgent(subject: string, clientId: string): Caller {
+  return { subject, scopes: new Set(['jobs:write']), clients: [clientId], models: '*' };
+}

@@ -25,6 +25,8 @@ export interface Config {
   retentionDays: number;
   /** Seconds between retention's turns (deleting old finished jobs and idempotency records). */
   retentionIntervalS: number;
+  /** Milliseconds between the scheduler's looks for due schedule ticks; 0: this process fires none. */
+  schedulePollMs: number;
 }
 
 /** What one client may ask of this process (beyond it, a 429 with Retry-After), and how deep a body may nest. */
@@ -124,6 +126,7 @@ export function loadConfig(env: Env = process.env): Config {
     vacuumS: integer(env, 'PIE_VACUUM_S', 10, 0, 86_400),
     retentionDays: integer(env, 'PIE_RETENTION_DAYS', 30, 0, 36_500),
     retentionIntervalS: integer(env, 'PIE_RETENTION_INTERVAL_S', 60, 1, 86_400),
+    schedulePollMs: integer(env, 'PIE_SCHEDULE_POLL_MS', 250, 0, 60_000),
   };
 }
 

@@ -26,6 +26,7 @@ import { healthRoutes } from './routes/health.routes.js';
 import { jobRoutes } from './routes/jobs.routes.js';
 import { redriveRoutes } from './routes/redrive.routes.js';
 import { modelRoutes } from './routes/models.routes.js';
+import { scheduleRoutes } from './routes/schedules.routes.js';
 import { serviceRoutes } from './routes/services.routes.js';
 import { subscriptionRoutes } from './routes/subscriptions.routes.js';
 import { workerRoutes } from './routes/workers.routes.js';
@@ -99,6 +100,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
         { name: 'assignments', description: 'Which model version serves a domain or service' },
         { name: 'jobs', description: 'Running, completing and cancelling jobs' },
         { name: 'subscriptions', description: 'Work triggered by completed inference' },
+        { name: 'schedules', description: 'Work started on a cron schedule' },
         { name: 'workers', description: 'Pull workers: claim jobs and keep their leases' },
         { name: 'operations', description: 'Health and readiness' },
       ],
@@ -134,6 +136,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
       completionRoutes(api, ctx);
       workerRoutes(api, ctx);
       subscriptionRoutes(api, ctx);
+      scheduleRoutes(api, ctx);
     },
     { prefix: '/v2' },
   );

@@ -12,6 +12,10 @@ export function formatValidationErrors(
       if (error.keyword === 'additionalProperties' && typeof unknownField === 'string') {
         return `${where} has an unknown field "${unknownField}"`;
       }
+      // Each branch of a tagged union (a handler, a schedule's action) names its tag this way.
+      if (error.keyword === 'const') {
+        return `${where} must be ${JSON.stringify(error.params['allowedValue'])}`;
+      }
       if (error.keyword === 'enum' && Array.isArray(error.params['allowedValues'])) {
         return `${where} must be one of ${error.params['allowedValues'].map((v) => JSON.stringify(v)).join(', ')}`;
       }

@@ -98,7 +98,7 @@ export class Metrics {
 
   readonly batchSubscriptionsFired = new client.Counter({
     name: 'pie_batch_subscriptions_fired_total',
-    help: 'batch_complete subscriptions fired by a finished batch, by outcome: started (a job), failed (it could not start one; logged).',
+    help: "batch_complete subscriptions fired by a finished batch, by outcome: started (a job), failed (it could not start one; the batch's triggered_events says why).",
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
@@ -117,6 +117,26 @@ export class Metrics {
       const reading = await this.readQueue();
       if (reading !== undefined) this.batchesOpen.set(reading.openBatches);
     },
+  });
+
+  readonly scheduleTicks = new client.Counter({
+    name: 'pie_schedule_ticks_total',
+    help: "Schedule ticks this process fired, by outcome: fired (the action started its jobs) or failed (it started nothing; the schedule's last_error says why, and the next tick is still owed).",
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly scheduleTicksLate = new client.Counter({
+    name: 'pie_schedule_ticks_late_total',
+    help: 'Ticks fired after the tick that follows them had come too: ticks were missed (no process could fire them), and this one firing stood for them all. Also counted in pie_schedule_ticks_total.',
+    registers: [this.registry],
+  });
+
+  readonly scheduleTickLateness = new client.Histogram({
+    name: 'pie_schedule_tick_lateness_seconds',
+    help: "From a schedule's tick to its firing, on the database's clock.",
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+    registers: [this.registry],
   });
 
   readonly jobsQueued = new client.Gauge({

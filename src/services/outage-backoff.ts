@@ -14,7 +14,11 @@ export class OutageBackoff {
   private pausedUntil = 0;
   private failures = 0;
 
-  constructor(private readonly log: Pick<FastifyBaseLogger, 'warn' | 'info' | 'error'>) {}
+  constructor(
+    private readonly log: Pick<FastifyBaseLogger, 'warn' | 'info' | 'error'>,
+    /** What pauses, in the warning. */
+    private readonly what = 'dispatch',
+  ) {}
 
   /** Whether loops should skip this turn. */
   get paused(): boolean {
@@ -38,7 +42,7 @@ export class OutageBackoff {
     if (this.failures === 1) {
       this.log.warn(
         { err: error instanceof Error ? error.message : String(error) },
-        'database unavailable: dispatch paused, retrying with backoff',
+        `database unavailable: ${this.what} paused, retrying with backoff`,
       );
     }
   }

@@ -1,9 +1,16 @@
 import type { Caller } from '../auth/caller.js';
+import type { Queryable } from '../db/database.js';
+import type { EmitJobEvent } from '../lifecycle/job-events.js';
 import { wakeKey } from '../lifecycle/job-wakeups.js';
 import { loadJobTarget } from '../repositories/job-targets.repository.js';
 import { insertInitJobs } from '../repositories/jobs.repository.js';
 import type { AppContext } from './context.js';
-import { answerIdempotently, type IdempotencyKey, type IdempotentAnswer } from './idempotency.js';
+import {
+  answerIdempotently,
+  type Answer,
+  type IdempotencyKey,
+  type IdempotentAnswer,
+} from './idempotency.js';
 import { withinOpenJobQuota } from './open-job-admission.js';
 import { requireRunnableTarget } from './start-job.js';
 
@@ -42,35 +49,64 @@ export function initServices(
         clientId,
         input.idempotency,
         async (q) => {
-          const request = { clientId, domainId, serviceId: null, key: 'default' };
-          const target = requireRunnableTarget(
-            await loadJobTarget(q, clientId, domainId, null, request.key),
-            { ...request, jobType: 'inference', models: caller.models },
+          const init = await startServicesInit(
+            q,
+            caller,
+            { clientId, domainId, kind: input.kind ?? 'init' },
+            emit,
           );
-          const { services, batchId } = await insertInitJobs(q, {
-            kind: input.kind ?? 'init',
-            clientId,
-            domainId,
-            assignmentId: target.assignment_id,
-            modelId: target.model_id,
-            modelVersion: target.model_version,
-            config: target.config,
-            maxAttempts: target.max_attempts,
-            timeoutS: target.timeout_s,
-            handlerType: target.handler_type,
-            priority: target.priority,
-          });
-          started = services.length;
-          if (started > 0) {
-            emit({ type: 'queued', jobType: 'inference', count: started, wake: wakeKey(target) });
-          }
-          return {
-            statusCode: 202,
-            body: { dispatched_services: services, batch_id: batchId },
-          };
+          started = init.body.dispatched_services.length;
+          return init;
         },
       );
       return { result: answer, started: answer.replayed ? 0 : started };
     }),
   );
+}
+
+/**
+ * The work of services init on `q`, inside the caller's transaction (or as one statement after
+ * the read), emitting a `queued` event for the jobs: what the route runs under its
+ * Idempotency-Key, and a schedule's tick runs in the transaction that moves the schedule on.
+ * `priority` overrides the assignment's.
+ */
+export async function startServicesInit(
+  q: Queryable,
+  caller: Caller,
+  input: {
+    clientId: string;
+    domainId: string;
+    kind: 'init' | 'schedule';
+    priority?: number | undefined;
+  },
+  emit: EmitJobEvent,
+): Promise<Answer<InitAnswer, 202>> {
+  const { clientId, domainId } = input;
+  const request = { clientId, domainId, serviceId: null, key: 'default' };
+  const target = requireRunnableTarget(
+    await loadJobTarget(q, clientId, domainId, null, request.key),
+    { ...request, jobType: 'inference', models: caller.models },
+  );
+  const { services, batchId } = await insertInitJobs(q, {
+    kind: input.kind,
+    clientId,
+    domainId,
+    assignmentId: target.assignment_id,
+    modelId: target.model_id,
+    modelVersion: target.model_version,
+    config: target.config,
+    maxAttempts: target.max_attempts,
+    timeoutS: target.timeout_s,
+    handlerType: target.handler_type,
+    priority: input.priority ?? target.priority,
+  });
+  if (services.length > 0) {
+    emit({
+      type: 'queued',
+      jobType: 'inference',
+      count: services.length,
+      wake: wakeKey(target),
+    });
+  }
+  return { statusCode: 202, body: { dispatched_services: services, batch_id: batchId } };
 }

@@ -39,6 +39,8 @@ export function tenantParams(tenant: SeededTenant): Record<string, string> {
     job_id: tenant.queuedJobs[0]!,
     subscription_id: tenant.subscriptionId,
     batch_id: tenant.batchId,
+    // A schedule the seed does not make: reads of it are a 404, a PUT creates it.
+    name: 'seeded-schedule',
   };
 }
 
@@ -73,6 +75,9 @@ export function validBody(
       source: { model_id: target.modelId },
       action: { assignment_key: 'default', job_type: 'training' },
     };
+  }
+  if (method === 'PUT' && path.endsWith('/schedules/{name}')) {
+    return { cron: '0 0 1 1 *', action: { type: 'services_init' } };
   }
   const assignment = { model_id: target.modelId, model_version: target.version };
   if (method === 'PUT' && path.endsWith('/assignments/{key}')) return assignment;

@@ -56,6 +56,10 @@ const EXPECTED_OPERATIONS = [
   'DELETE /v2/clients/{client_id}/domains/{domain_id}/subscriptions/{subscription_id}',
   'POST /v2/clients/{client_id}/domains/{domain_id}/subscriptions/{subscription_id}/pause',
   'POST /v2/clients/{client_id}/domains/{domain_id}/subscriptions/{subscription_id}/resume',
+  'GET /v2/clients/{client_id}/domains/{domain_id}/schedules',
+  'GET /v2/clients/{client_id}/domains/{domain_id}/schedules/{name}',
+  'PUT /v2/clients/{client_id}/domains/{domain_id}/schedules/{name}',
+  'DELETE /v2/clients/{client_id}/domains/{domain_id}/schedules/{name}',
 ].sort();
 
 interface Media {

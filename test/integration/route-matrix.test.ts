@@ -20,6 +20,7 @@ const PARAMS: Record<string, string> = {
   job_id: '123456789012',
   subscription_id: '2489e9ad-2ee2-4e00-8ec9-32d5f69181c0',
   batch_id: '5f0c2a8e-7d1b-4c3e-9a55-2b6f1d0e9c47',
+  name: 'matrix-schedule',
 };
 
 const fill = (path: string) => fillPath(path, PARAMS);

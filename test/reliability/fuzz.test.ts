@@ -57,6 +57,9 @@ function hintsFor(tenant: SeededTenant): Hints {
       subscription_id: [tenant.subscriptionId],
       job_type: ['inference', 'training'],
       worker_id: ['fuzz-worker'],
+      // Schedules: patterns and zones that pass, so that bodies reach the writes and ticks.
+      cron: ['30 2 * * *', '* * * * * *', '0 0 30 2 *'],
+      timezone: ['UTC', 'Australia/Adelaide'],
     },
     // A claim waits up to wait_ms for a job; keep the valid ones short.
     integers: { wait_ms: { min: 0, max: 20 } },
