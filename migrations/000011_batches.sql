@@ -65,6 +65,10 @@ language sql immutable strict parallel safe as $$ select (hashtext(job_id) & 7):
 create function pie_batch_counts_move() returns trigger
 language plpgsql as $$
 begin
+  -- Most statements move no batch job: one look, and done.
+  if not exists (select 1 from moved_new where batch_id is not null) then
+    return null;
+  end if;
   insert into batch_counts as c
     (client_id, batch_id, shard, queued, dispatched, running, success, failure, cancelled)
   select client_id, batch_id, shard, sum(queued), sum(dispatched), sum(running), sum(success),

@@ -2,7 +2,7 @@ import type { Grant } from '../auth/caller.js';
 import type { Database, Queryable } from '../db/database.js';
 import type { Handler, HandlerType } from '../domain/handlers.js';
 import { inFlight } from '../repositories/indexed-job-sets.js';
-import type { Job } from '../repositories/jobs.repository.js';
+import { TRIGGER_COLUMN, type Job } from '../repositories/jobs.repository.js';
 import { iso, json } from '../repositories/rows.js';
 import { startsFrom } from './transition-sql.js';
 
@@ -37,7 +37,7 @@ interface ClaimedRow extends Omit<ClaimedJob, 'deadline' | 'created_at'> {
 
 const CLAIMED = `j.job_id, j.client_id, j.domain_id, j.service_id, j.assignment_id, j.assignment_key,
   j.model_id, j.model_version, j.job_type, j.input, j.features, j.config,
-  pie_job_trigger(j.client_id, j.job_id, j.debounce_subscription_id, j.trigger) as trigger, j.attempt,
+  ${TRIGGER_COLUMN('j.')}, j.attempt,
   j.max_attempts, j.deadline_at, j.created_at, v.handler`;
 
 function toClaimed(row: ClaimedRow): ClaimedJob {

@@ -190,7 +190,8 @@ for (const backend of testBackends()) {
         await customPlan(database, statement),
         await genericPlan(database, statement),
       ]) {
-        assert.doesNotMatch(plan, /Seq Scan/, plan);
+        // (The debounce joins of the deleted jobs go too; that table is empty here.)
+        assert.doesNotMatch(plan, /Seq Scan on jobs\b/, plan);
         assert.match(plan, /Index Scan using jobs_finished on jobs/, plan);
         assert.match(plan, /Tid Scan on jobs/, plan);
       }
