@@ -88,6 +88,9 @@ begin
   group by client_id, batch_id, shard
   having (sum(queued), sum(dispatched), sum(running), sum(success), sum(failure),
           sum(cancelled)) <> (0, 0, 0, 0, 0, 0)
+  -- Shard rows are locked in key order, so two statements moving jobs of the same shards (two
+  -- claims of one batch's jobs) wait for each other instead of deadlocking.
+  order by client_id, batch_id, shard
   on conflict (client_id, batch_id, shard) do update set
     queued = c.queued + excluded.queued,
     dispatched = c.dispatched + excluded.dispatched,

@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { grants, type Caller, type Grant } from '../auth/caller.js';
 import type { Queryable } from '../db/database.js';
-import { AppError, conflict, forbidden, notFound } from '../domain/errors.js';
+import { conflict, forbidden, notFound } from '../domain/errors.js';
 import { cascadeRefusal } from '../domain/lineage.js';
 import type { FinalStatus } from '../domain/job-status.js';
 import type { TriggeredEvent } from '../domain/triggered-event.js';
@@ -22,7 +22,7 @@ import { findMatchingSubscriptions } from '../repositories/subscriptions.reposit
 import type { AppContext } from './context.js';
 import type { Answer } from './idempotency.js';
 import { finishBatch } from './finish-batch.usecase.js';
-import { startJob } from './start-job.js';
+import { startSubscriptionJob } from './subscription-job.js';
 
 /** What a handler reports of a job it ran. */
 export interface JobOutcome {
@@ -242,32 +242,17 @@ async function fireSubscriptions(
         continue;
       }
     }
-    try {
-      const jobType = subscription.action.job_type;
-      const started = await startJob(q, {
-        clientId: job.client_id,
-        domainId: job.domain_id,
-        serviceId: subscription.action.service_id,
-        key: subscription.action.assignment_key,
-        jobType,
-        input: subscription.input,
-        subscribe: false,
+    events.push(
+      await startSubscriptionJob(q, emit, subscription, {
         trigger: debounced
           ? { subscription_id: id, job_ids: [job.job_id], outputs: [output], count: 1 }
           : { subscription_id: id, job_id: job.job_id, output },
         lineage: [...job.lineage, id],
-        models: '*',
-        priority: subscription.action.priority ?? undefined,
-      });
-      if (debounced) await holdForDebounce(q, started.job_id, id, subscription.debounce_s);
-      events.push({ subscription_id: id, job_id: started.job_id });
-      emit({ type: 'queued', jobType, count: 1, wake: started.wake });
-    } catch (error) {
-      // Only PIE's own refusals (inactive domain, archived assignment, contract mismatch...)
-      // are per-subscription outcomes; a database fault aborts the whole completion.
-      if (!(error instanceof AppError)) throw error;
-      events.push({ subscription_id: id, error: error.message });
-    }
+        started: debounced
+          ? (jobId) => holdForDebounce(q, jobId, id, subscription.debounce_s)
+          : undefined,
+      }),
+    );
   }
   return events;
 }

@@ -1,11 +1,10 @@
 import type { Queryable } from '../db/database.js';
-import { AppError } from '../domain/errors.js';
 import type { TriggeredEvent } from '../domain/triggered-event.js';
 import type { EmitJobEvent } from '../lifecycle/job-events.js';
 import * as batches from '../repositories/batches.repository.js';
 import { findBatchSubscriptions } from '../repositories/subscriptions.repository.js';
 import type { AppContext } from './context.js';
-import { startJob } from './start-job.js';
+import { startSubscriptionJob } from './subscription-job.js';
 
 /**
  * Fan-in. A batch is finished once none of its jobs is open: then, in one transaction, it is
@@ -65,34 +64,13 @@ async function fireBatchSubscriptions(
   const events: TriggeredEvent[] = [];
   for (const subscription of subscriptions) {
     const id = subscription.subscription_id;
-    try {
-      const jobType = subscription.action.job_type;
-      const started = await startJob(q, {
-        clientId: batch.client_id,
-        domainId: batch.domain_id,
-        serviceId: subscription.action.service_id,
-        key: subscription.action.assignment_key,
-        jobType,
-        input: subscription.input,
-        subscribe: false,
-        trigger: {
-          subscription_id: id,
-          batch_id: batch.batch_id,
-          counts: batch.counts,
-          failed_services: failed,
-        },
-        lineage: [id],
-        models: '*',
-        priority: subscription.action.priority ?? undefined,
-      });
-      events.push({ subscription_id: id, job_id: started.job_id });
-      emit({ type: 'queued', jobType, count: 1, wake: started.wake });
-    } catch (error) {
-      // As for a completion's subscriptions: PIE's own refusals are this subscription's
-      // outcome; a database fault aborts the transaction and the batch stays open.
-      if (!(error instanceof AppError)) throw error;
-      events.push({ subscription_id: id, error: error.message });
-    }
+    const trigger = {
+      subscription_id: id,
+      batch_id: batch.batch_id,
+      counts: batch.counts,
+      failed_services: failed,
+    };
+    events.push(await startSubscriptionJob(q, emit, subscription, { trigger, lineage: [id] }));
   }
   return events;
 }

@@ -115,6 +115,11 @@ export async function sharingClient(
   return domainPath;
 }
 
+/** The completion route of one of the tenant's jobs. */
+export function completePath(tenant: Tenant, jobId: string): string {
+  return `/v2/models/${tenant.modelId}/versions/${tenant.version}/jobs/${jobId}/complete`;
+}
+
 /** The run-job route of a service's assignment `key`. */
 export function runJobPath(domainPath: string, serviceId = 'service-1', key = 'default'): string {
   return `${domainPath}/service/${serviceId}/assignments/${key}/jobs`;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { finishBatch, finishDoneBatches } from '../../src/usecases/finish-batch.usecase.js';
 import { assertStatus } from '../helpers/assertions.js';
-import { createTenant, type Tenant } from '../helpers/fixtures.js';
+import { completePath, createTenant, type Tenant } from '../helpers/fixtures.js';
 import { scrapeMetrics } from '../helpers/scrape-metrics.js';
 import { describeOnEachBackend, errorMessage, type TestServer } from '../helpers/test-server.js';
 
@@ -11,9 +11,6 @@ import { describeOnEachBackend, errorMessage, type TestServer } from '../helpers
  * matching batch becomes final, however the last ones arrive, with the batch's counts and
  * failed services in its trigger.
  */
-
-const completePath = (t: Tenant, jobId: string) =>
-  `/v2/models/${t.modelId}/versions/${t.version}/jobs/${jobId}/complete`;
 
 async function tenantWithServices(server: TestServer, count: number): Promise<Tenant> {
   const tenant = await createTenant(server, { features: [], services: {} });

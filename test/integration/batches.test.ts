@@ -1,16 +1,13 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { assertStatus } from '../helpers/assertions.js';
-import { createTenant, runJobPath, type Tenant } from '../helpers/fixtures.js';
+import { completePath, createTenant, runJobPath, type Tenant } from '../helpers/fixtures.js';
 import { describeOnEachBackend, errorMessage, type TestServer } from '../helpers/test-server.js';
 
 /**
  * Batches: services init and `jobs/batch` start their jobs as one batch, read with counts by
  * status that follow the jobs as they move, and the jobs list filters by batch.
  */
-
-const completePath = (t: Tenant, jobId: string) =>
-  `/v2/models/${t.modelId}/versions/${t.version}/jobs/${jobId}/complete`;
 
 /** A tenant without a feature contract and `count` services (`svc-1`...), made in SQL. */
 async function tenantWithServices(server: TestServer, count: number): Promise<Tenant> {
@@ -93,6 +90,41 @@ describeOnEachBackend('batches', (server) => {
     assert.equal((await batchJobs(server(), t, batchId)).length, 30);
     const job = await server().get(`${t.domainPath}/jobs/${single.body.job_id}`);
     assert.equal(job.body.batch_id, null);
+  });
+
+  it('four workers claiming and completing one batch at once leave its counts right', async () => {
+    const t = await tenantWithServices(server(), 400);
+    const init = await server().post(`${t.domainPath}/services/init`, {});
+    const batchId = init.body.batch_id as string;
+    const claimPath = `/v2/models/${t.modelId}/versions/${t.version}/jobs/claim`;
+    let done = 0;
+    const worker = async (name: string) => {
+      for (;;) {
+        const claim = await server().post(claimPath, { worker_id: name, max_jobs: 10, wait_ms: 0 });
+        assertStatus(claim, 200);
+        const jobs = claim.body.jobs as { job_id: string; attempt: number }[];
+        if (jobs.length === 0) return;
+        await Promise.all(
+          jobs.map(async (job) => {
+            const body = { status: 'success', attempt: job.attempt };
+            assertStatus(await server().post(completePath(t, job.job_id), body), 200);
+          }),
+        );
+        done += jobs.length;
+      }
+    };
+    await Promise.all(['w1', 'w2', 'w3', 'w4'].map(worker));
+    assert.equal(done, 400);
+    const batch = await batchOf(server(), t, batchId);
+    assert.deepEqual(batch.counts, {
+      queued: 0,
+      dispatched: 0,
+      running: 0,
+      success: 400,
+      failure: 0,
+      cancelled: 0,
+    });
+    assert.notEqual(batch.finished_at, null);
   });
 
   it('jobs/batch starts every job or none, and lists each service that cannot run', async () => {

@@ -1,11 +1,8 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { MAX_CASCADE_DEPTH } from '../../src/domain/lineage.js';
-import { createTenant, runJob, type Tenant } from '../helpers/fixtures.js';
+import { completePath, createTenant, runJob, type Tenant } from '../helpers/fixtures.js';
 import { describeOnEachBackend, errorMessage, type TestServer } from '../helpers/test-server.js';
-
-const completePath = (tenant: Tenant, jobId: string) =>
-  `/v2/models/${tenant.modelId}/versions/${tenant.version}/jobs/${jobId}/complete`;
 
 async function subscribe(
   server: TestServer,

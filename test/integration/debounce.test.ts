@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { assertStatus } from '../helpers/assertions.js';
-import { createTenant, type Tenant } from '../helpers/fixtures.js';
+import { completePath, createTenant, type Tenant } from '../helpers/fixtures.js';
 import { scrapeMetrics } from '../helpers/scrape-metrics.js';
 import { describeOnEachBackend, errorMessage, type TestServer } from '../helpers/test-server.js';
 
@@ -10,9 +10,6 @@ import { describeOnEachBackend, errorMessage, type TestServer } from '../helpers
  * when they arrive together, and each reports that job; a completion after the window starts
  * the next one.
  */
-
-const completePath = (t: Tenant, jobId: string) =>
-  `/v2/models/${t.modelId}/versions/${t.version}/jobs/${jobId}/complete`;
 
 async function queueInference(server: TestServer, t: Tenant, count: number): Promise<string[]> {
   const started = await server.post(`${t.domainPath}/jobs/batch`, {

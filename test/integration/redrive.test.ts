@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { assertStatus } from '../helpers/assertions.js';
-import { createTenant, runJob, type Tenant } from '../helpers/fixtures.js';
+import { completePath, createTenant, runJob, type Tenant } from '../helpers/fixtures.js';
 import { describeOnEachBackend, type TestServer } from '../helpers/test-server.js';
 
 /** Final jobs never change: failed or cancelled work is run again as new jobs (`retry_of`). */
-
-const completePath = (tenant: Tenant, jobId: string) =>
-  `/v2/models/${tenant.modelId}/versions/${tenant.version}/jobs/${jobId}/complete`;
 
 /** Runs `count` jobs and fails each through the completion route with `code`. */
 async function failJobs(server: TestServer, tenant: Tenant, count: number, code: string) {

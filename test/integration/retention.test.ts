@@ -120,7 +120,7 @@ function recordingLockedBatches(db: Database, batches: LockedBatch[]): Database 
 /** Empties what a test of retention writes, so each starts from nothing. */
 async function emptyTables(db: Database): Promise<void> {
   await db.exec(
-    'truncate jobs, batch_counts, batches, idempotency_keys, subscriptions, assignments, services, domains, clients',
+    'truncate jobs, batch_counts, batches, debounce_joins, schedules, idempotency_keys, subscriptions, assignments, services, domains, clients',
   );
 }
 

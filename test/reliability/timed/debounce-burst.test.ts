@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { assertStatus } from '../../helpers/assertions.js';
-import { createTenant, runJob, type Tenant } from '../../helpers/fixtures.js';
+import { completePath, createTenant, runJob, type Tenant } from '../../helpers/fixtures.js';
 import { sleep } from '../../helpers/wait.js';
 import { describeOnEachBackend, type TestServer } from '../../helpers/test-server.js';
 
@@ -10,9 +10,6 @@ import { describeOnEachBackend, type TestServer } from '../../helpers/test-serve
  * time → one training job with `count: 200`, reported in every completion; a completion after
  * the window starts a second job. Timed (the burst must fit in the window), so it runs alone.
  */
-
-const completePath = (t: Tenant, jobId: string) =>
-  `/v2/models/${t.modelId}/versions/${t.version}/jobs/${jobId}/complete`;
 
 async function trainingJobs(server: TestServer, t: Tenant) {
   const { rows } = await server.db.query<{ job_id: string; trigger: any; run_at: Date }>(
