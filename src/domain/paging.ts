@@ -49,3 +49,32 @@ function decodeCursor(cursor: string | undefined, keyLength: number): string[] |
   }
   return key;
 }
+
+// PostgreSQL has no year 0 (1 BC comes before 1 AD), though JavaScript dates do.
+const SORT_TIME = /^(?!0000)\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** What a cursor part goes into SQL as: a timestamptz, a uuid, or text (always castable). */
+export type CursorPart = 'time' | 'uuid' | 'text';
+
+function castable(value: string, part: CursorPart): boolean {
+  if (part === 'uuid') return UUID.test(value);
+  if (part === 'text') return true;
+  const time = Date.parse(value);
+  // The round trip catches well-formed but impossible dates such as February 30.
+  return SORT_TIME.test(value) && !Number.isNaN(time) && new Date(time).toISOString() === value;
+}
+
+/**
+ * A decoded cursor's parts go into SQL as the types `parts` names; a forged one PostgreSQL
+ * could not cast (month 13, year 0, not a uuid) must be a 400, not a 500.
+ */
+export function requireCastableCursor(
+  after: string[] | undefined,
+  parts: readonly CursorPart[],
+): void {
+  if (after === undefined) return;
+  if (!parts.every((part, i) => castable(after[i] ?? '', part))) {
+    throw badRequest('cursor is not valid; pass the next_cursor of a previous page');
+  }
+}

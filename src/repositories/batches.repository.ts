@@ -61,6 +61,11 @@ function toBatch(row: BatchRow): Batch {
   };
 }
 
+// Batch `b` has no open job left: its shards' counts of open statuses add up to nothing.
+const DONE = `not exists (
+  select 1 from batch_counts c where c.client_id = b.client_id and c.batch_id = b.batch_id
+  group by c.batch_id having sum(c.queued + c.dispatched + c.running) > 0)`;
+
 /**
  * SQL common table expressions that record the batch of the jobs a statement inserts: `jobs`
  * names a CTE returning each inserted job's `job_id`, `batch_id`, `model_id` and
@@ -142,9 +147,7 @@ export async function finishBatchIfDone(
     `with finished as (
        update batches b set finished_at = now()
        where b.client_id = $1 and b.batch_id = $2::uuid and b.finished_at is null
-         and not exists (
-           select 1 from batch_counts c where c.client_id = b.client_id and c.batch_id = b.batch_id
-           group by c.batch_id having sum(c.queued + c.dispatched + c.running) > 0)
+         and ${DONE}
        returning b.*
      )
      select ${COLUMNS} from finished b`,
@@ -160,9 +163,7 @@ export async function isBatchDone(
   batchId: string,
 ): Promise<boolean> {
   const { rows } = await q.query<{ done: boolean }>(
-    `select b.finished_at is null and not exists (
-       select 1 from batch_counts c where c.client_id = b.client_id and c.batch_id = b.batch_id
-       group by c.batch_id having sum(c.queued + c.dispatched + c.running) > 0) as done
+    `select b.finished_at is null and ${DONE} as done
      from batches b where b.client_id = $1 and b.batch_id = $2::uuid`,
     [clientId, batchId],
   );
@@ -176,9 +177,7 @@ export async function findDoneOpenBatches(
 ): Promise<{ client_id: string; batch_id: string }[]> {
   const { rows } = await q.query<{ client_id: string; batch_id: string }>(
     `select b.client_id, b.batch_id from batches b
-     where b.finished_at is null and not exists (
-       select 1 from batch_counts c where c.client_id = b.client_id and c.batch_id = b.batch_id
-       group by c.batch_id having sum(c.queued + c.dispatched + c.running) > 0)
+     where b.finished_at is null and ${DONE}
      order by b.created_at
      limit $1`,
     [limit],

@@ -78,6 +78,34 @@ export function targetIsCurrent(
   and (select a.assignment_id ${activeAssignmentForKey(t)}) = ${t.assignmentId}`;
 }
 
+/**
+ * The read of a job target ($1 client, $2 domain, $4 key) for each row of `from`, whose
+ * service is the SQL expression `service` (null at domain scope), with `extra` columns first.
+ */
+function targetRead(from: string, service: string, extra = ''): string {
+  return `select ${extra} c.client_id is not null as client_exists,
+       d.status as domain_status, s.status as service_status, s.provided_features,
+       a.assignment_id, a.model_id, a.model_version, a.config, a.priority,
+       v.job_types, v.features, v.timeout_s, v.max_attempts, v.handler->>'type' as handler_type,
+       s.xmin::text as service_stamp, v.xmin::text as version_stamp
+     from ${from}
+     left join clients c on c.client_id = $1
+     left join domains d on d.client_id = $1 and d.domain_id = $2
+     left join services s on s.client_id = $1 and s.domain_id = $2 and s.service_id = ${service}
+     left join lateral (
+       select a.assignment_id, a.model_id, a.model_version, a.config, a.priority
+       ${activeAssignmentForKey({ client: '$1', domain: '$2', service, key: '$4' })}
+     ) a on true
+     left join model_versions v on v.model_id = a.model_id and v.model_version = a.model_version`;
+}
+
+const LOAD_TARGET = targetRead('(select 1) as one', '$3');
+const LOAD_TARGETS = targetRead(
+  '(select distinct unnest($3::text[]) as service_id) as req',
+  'req.service_id',
+  'req.service_id as requested,',
+);
+
 export async function loadJobTarget(
   q: Queryable,
   clientId: string,
@@ -85,23 +113,7 @@ export async function loadJobTarget(
   serviceId: string | null,
   key: string,
 ): Promise<JobTarget> {
-  const { rows } = await q.query<JobTarget>(
-    `select c.client_id is not null as client_exists,
-       d.status as domain_status, s.status as service_status, s.provided_features,
-       a.assignment_id, a.model_id, a.model_version, a.config, a.priority,
-       v.job_types, v.features, v.timeout_s, v.max_attempts, v.handler->>'type' as handler_type,
-       s.xmin::text as service_stamp, v.xmin::text as version_stamp
-     from (select 1) as one
-     left join clients c on c.client_id = $1
-     left join domains d on d.client_id = $1 and d.domain_id = $2
-     left join services s on s.client_id = $1 and s.domain_id = $2 and s.service_id = $3
-     left join lateral (
-       select a.assignment_id, a.model_id, a.model_version, a.config, a.priority
-       ${activeAssignmentForKey({ client: '$1', domain: '$2', service: '$3', key: '$4' })}
-     ) a on true
-     left join model_versions v on v.model_id = a.model_id and v.model_version = a.model_version`,
-    [clientId, domainId, serviceId, key],
-  );
+  const { rows } = await q.query<JobTarget>(LOAD_TARGET, [clientId, domainId, serviceId, key]);
   return rows[0]!;
 }
 
@@ -116,22 +128,11 @@ export async function loadJobTargets(
   serviceIds: readonly string[],
   key: string,
 ): Promise<Map<string, JobTarget>> {
-  const { rows } = await q.query<JobTarget & { requested: string }>(
-    `select req.service_id as requested, c.client_id is not null as client_exists,
-       d.status as domain_status, s.status as service_status, s.provided_features,
-       a.assignment_id, a.model_id, a.model_version, a.config, a.priority,
-       v.job_types, v.features, v.timeout_s, v.max_attempts, v.handler->>'type' as handler_type,
-       s.xmin::text as service_stamp, v.xmin::text as version_stamp
-     from (select distinct unnest($3::text[]) as service_id) as req
-     left join clients c on c.client_id = $1
-     left join domains d on d.client_id = $1 and d.domain_id = $2
-     left join services s on s.client_id = $1 and s.domain_id = $2 and s.service_id = req.service_id
-     left join lateral (
-       select a.assignment_id, a.model_id, a.model_version, a.config, a.priority
-       ${activeAssignmentForKey({ client: '$1', domain: '$2', service: 'req.service_id', key: '$4' })}
-     ) a on true
-     left join model_versions v on v.model_id = a.model_id and v.model_version = a.model_version`,
-    [clientId, domainId, serviceIds, key],
-  );
+  const { rows } = await q.query<JobTarget & { requested: string }>(LOAD_TARGETS, [
+    clientId,
+    domainId,
+    serviceIds,
+    key,
+  ]);
   return new Map(rows.map(({ requested, ...target }) => [requested, target]));
 }

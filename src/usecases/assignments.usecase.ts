@@ -3,8 +3,8 @@ import { grants, type Caller } from '../auth/caller.js';
 import type { Queryable } from '../db/database.js';
 import { describeProblems, resolveFeatures } from '../domain/features.js';
 import { mergeProvidedFeatures } from '../domain/provided-features.js';
-import { badRequest, forbidden, notFound, unprocessable } from '../domain/errors.js';
-import { type PageRequest, toPage } from '../domain/paging.js';
+import { forbidden, notFound, unprocessable } from '../domain/errors.js';
+import { type PageRequest, requireCastableCursor, toPage } from '../domain/paging.js';
 import * as assignments from '../repositories/assignments.repository.js';
 import type {
   Assignment,
@@ -144,8 +144,6 @@ export async function listAssignments(
   return toPage(rows, page.limit, (row) => [row.key]);
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 export async function listRevisions(
   ctx: AppContext,
   _caller: Caller,
@@ -153,10 +151,8 @@ export async function listRevisions(
 ) {
   const { key, page, ...place } = input;
   // The cursor is a revision id; anything else would reach PostgreSQL's uuid parser.
+  requireCastableCursor(page.after, ['uuid']);
   const after = page.after?.[0];
-  if (after !== undefined && !UUID.test(after)) {
-    throw badRequest('cursor is not valid; pass the next_cursor of a previous page');
-  }
   const rows = await assignments.listRevisions(ctx.db, place, key, page);
   if (rows.length === 0) {
     // No revisions at all is a 404; past the last page of a known key, an empty page.

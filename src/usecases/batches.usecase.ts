@@ -1,7 +1,12 @@
 import type { Caller } from '../auth/caller.js';
 import type { Queryable } from '../db/database.js';
-import { AppError, badRequest, conflict, notFound, unprocessable } from '../domain/errors.js';
-import { type PageRequest, type PageResult, toPage } from '../domain/paging.js';
+import { AppError, conflict, notFound, unprocessable } from '../domain/errors.js';
+import {
+  type PageRequest,
+  type PageResult,
+  requireCastableCursor,
+  toPage,
+} from '../domain/paging.js';
 import { wakeKey } from '../lifecycle/job-wakeups.js';
 import * as batches from '../repositories/batches.repository.js';
 import {
@@ -11,7 +16,6 @@ import {
 import { loadJobTargets } from '../repositories/job-targets.repository.js';
 import type { AppContext } from './context.js';
 import { answerIdempotently, type IdempotencyKey, type IdempotentAnswer } from './idempotency.js';
-import { requireSortTime } from './jobs.usecase.js';
 import { withinOpenJobQuota } from './open-job-admission.js';
 import { planJob } from './start-job.js';
 import { requireDomain } from './tenant-lookup.js';
@@ -34,8 +38,6 @@ export async function getBatch(
   throw notFound(`batch "${batchId}" not found in domain "${domainId}"`);
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** A domain's batches, newest first, a page at a time. */
 export async function listBatches(
   ctx: AppContext,
@@ -43,10 +45,7 @@ export async function listBatches(
   input: { clientId: string; domainId: string; kind?: batches.BatchKind; page: PageRequest },
 ): Promise<PageResult<batches.Batch>> {
   const { clientId, domainId, page } = input;
-  requireSortTime(page.after);
-  if (page.after !== undefined && !UUID.test(page.after[1] ?? '')) {
-    throw badRequest('cursor is not valid; pass the next_cursor of a previous page');
-  }
+  requireCastableCursor(page.after, ['time', 'uuid']);
   await requireDomain(ctx.db, clientId, domainId);
   const rows = await batches.listBatches(ctx.db, clientId, domainId, input.kind, page);
   return toPage(rows, page.limit, (batch) => [batch.created_at, batch.batch_id]);

@@ -1,7 +1,12 @@
 import { grants, type Caller } from '../auth/caller.js';
 import type { Queryable } from '../db/database.js';
 import { badRequest, forbidden, notFound, unprocessable } from '../domain/errors.js';
-import { type PageRequest, type PageResult, toPage } from '../domain/paging.js';
+import {
+  type PageRequest,
+  type PageResult,
+  requireCastableCursor,
+  toPage,
+} from '../domain/paging.js';
 import * as subscriptions from '../repositories/subscriptions.repository.js';
 import type {
   Subscription,
@@ -129,7 +134,7 @@ export async function listSubscriptions(
   },
 ): Promise<PageResult<Subscription>> {
   const { clientId, domainId, filter, page } = input;
-  requireSortKey(page.after);
+  requireCastableCursor(page.after, ['time', 'uuid']);
   await requireDomain(ctx.db, clientId, domainId);
   const rows = await subscriptions.listSubscriptions(ctx.db, clientId, domainId, filter, page);
   return toPage(rows, page.limit, (row) => [row.created_at, row.subscription_id]);
@@ -233,26 +238,4 @@ async function subscriptionNotFound(
 ): Promise<never> {
   await requireDomain(q, clientId, domainId);
   throw notFound(`subscription "${subscriptionId}" not found in domain "${domainId}"`);
-}
-
-// PostgreSQL has no year 0 (1 BC comes before 1 AD), though JavaScript dates do.
-const SORT_TIME = /^(?!0000)\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/**
- * A decoded cursor goes into SQL as a timestamptz and a uuid; a forged one that PostgreSQL
- * could not cast must be a 400, not a 500.
- */
-function requireSortKey(after: string[] | undefined) {
-  if (after === undefined) return;
-  const [createdAt = '', subscriptionId = ''] = after;
-  const time = Date.parse(createdAt);
-  const validTime =
-    SORT_TIME.test(createdAt) &&
-    !Number.isNaN(time) &&
-    // Catches well-formed but impossible dates such as February 30.
-    new Date(time).toISOString() === createdAt;
-  if (!validTime || !UUID.test(subscriptionId)) {
-    throw badRequest('cursor is not valid; pass the next_cursor of a previous page');
-  }
 }

@@ -134,3 +134,17 @@ export async function runJob(
   return expectBody<{ job_id: string }>(await server.post(runJobPath(tenant.domainPath), body), 202)
     .job_id;
 }
+
+/**
+ * The tenant's training jobs, oldest first, as stored: the trigger as the API shows it (a
+ * debounced job's composed from the completions that joined it), and when each is due.
+ */
+export async function trainingJobs(server: TestServer, tenant: Tenant) {
+  const { rows } = await server.db.query<{ job_id: string; trigger: any; run_at: Date }>(
+    `select job_id, pie_job_trigger(client_id, job_id, debounce_subscription_id, trigger) as trigger,
+       run_at from jobs
+     where client_id = $1 and job_type = 'training' order by created_at`,
+    [tenant.clientId],
+  );
+  return rows;
+}

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { assertStatus } from '../helpers/assertions.js';
-import { completePath, createTenant, type Tenant } from '../helpers/fixtures.js';
+import { completePath, createTenant, type Tenant, trainingJobs } from '../helpers/fixtures.js';
 import { scrapeMetrics } from '../helpers/scrape-metrics.js';
 import { describeOnEachBackend, errorMessage, type TestServer } from '../helpers/test-server.js';
 
@@ -18,16 +18,6 @@ async function queueInference(server: TestServer, t: Tenant, count: number): Pro
   });
   assertStatus(started, 202);
   return started.body.job_ids as string[];
-}
-
-async function trainingJobs(server: TestServer, t: Tenant) {
-  const { rows } = await server.db.query<{ job_id: string; trigger: any; run_at: Date }>(
-    `select job_id, pie_job_trigger(client_id, job_id, debounce_subscription_id, trigger) as trigger,
-       run_at from jobs
-     where client_id = $1 and job_type = 'training' order by created_at`,
-    [t.clientId],
-  );
-  return rows;
 }
 
 describeOnEachBackend('debounced subscriptions', (server) => {

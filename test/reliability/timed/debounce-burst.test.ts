@@ -1,25 +1,15 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { assertStatus } from '../../helpers/assertions.js';
-import { completePath, createTenant, runJob, type Tenant } from '../../helpers/fixtures.js';
+import { completePath, createTenant, runJob, trainingJobs } from '../../helpers/fixtures.js';
 import { sleep } from '../../helpers/wait.js';
-import { describeOnEachBackend, type TestServer } from '../../helpers/test-server.js';
+import { describeOnEachBackend } from '../../helpers/test-server.js';
 
 /**
  * SPEC 10's debounce, at its own figures: `debounce_s: 2`, 200 inference completions 20 at a
  * time → one training job with `count: 200`, reported in every completion; a completion after
  * the window starts a second job. Timed (the burst must fit in the window), so it runs alone.
  */
-
-async function trainingJobs(server: TestServer, t: Tenant) {
-  const { rows } = await server.db.query<{ job_id: string; trigger: any; run_at: Date }>(
-    `select job_id, pie_job_trigger(client_id, job_id, debounce_subscription_id, trigger) as trigger,
-       run_at from jobs
-     where client_id = $1 and job_type = 'training' order by created_at`,
-    [t.clientId],
-  );
-  return rows;
-}
 
 describeOnEachBackend('debounce burst', (server) => {
   it('debounce_s 2: 200 completions, 20 at a time, make one job; a later one another', async () => {
