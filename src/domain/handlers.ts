@@ -45,10 +45,13 @@ export function handlerProblems(handler: Handler): string[] {
   }
 }
 
+/** A handler as answers show it: an http handler's signing secret is left out. */
+export type HandlerView =
+  | Exclude<Handler, { type: 'http' }>
+  | { type: 'http'; url: string; secret?: string };
+
 /** The handler as shown to callers: an http handler's signing secret never leaves PIE. */
-export function publicHandler(
-  handler: Handler,
-): { type: Handler['type'] } & Record<string, unknown> {
+export function publicHandler(handler: Handler): HandlerView {
   if (handler.type !== 'http') return handler;
   const { secret: _secret, ...shown } = handler;
   return shown;

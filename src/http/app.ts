@@ -14,9 +14,9 @@ import type { AppContext } from '../usecases/context.js';
 import { requireCallers } from './auth.js';
 import { handleError, handleNotFound } from './error-handler.js';
 import { DEFAULT_MAX_JSON_DEPTH, parseJsonBody } from './json-body.js';
+import { documentCommonErrors, publishNamedSchemas } from './openapi-document.js';
 import { limitRequestRates, type RateLimitOptions } from './rate-limit.js';
 import { formatValidationErrors } from './validation-errors.js';
-import { errorResponses } from './schemas/common.schemas.js';
 import { assignmentRoutes } from './routes/assignments.routes.js';
 import { batchRoutes } from './routes/batches.routes.js';
 import { clientRoutes } from './routes/clients.routes.js';
@@ -109,6 +109,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
       },
       security: [{ bearerAuth: [] }],
     },
+    transformObject: publishNamedSchemas,
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
@@ -119,7 +120,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
     async (v2) => {
       requireCallers(v2, options.verifier, ctx.callbacks);
       if (options.rateLimit !== undefined) limitRequestRates(v2, options.rateLimit, ctx.metrics);
-      documentTooManyRequests(v2);
+      documentCommonErrors(v2);
       // A PUT or POST without a body means "no fields", as if `{}` had been sent.
       v2.addHook('preValidation', async (request) => {
         request.body ??= {};
@@ -171,19 +172,6 @@ function parseJsonBodiesOnly(app: TypedApp, maxJsonDepth: number) {
       done(null, parseJsonBody(text, maxJsonDepth));
     } catch (error) {
       done(error as Error, undefined);
-    }
-  });
-}
-
-/**
- * Any /v2 route may answer 429 (the rate limit, and the open-jobs quota on routes that start
- * jobs), so the OpenAPI document lists it on each, with the Retry-After header.
- */
-function documentTooManyRequests(app: FastifyInstance) {
-  app.addHook('onRoute', (route) => {
-    const response = route.schema?.response as Record<string, unknown> | undefined;
-    if (response !== undefined && response['429'] === undefined) {
-      Object.assign(response, errorResponses(429));
     }
   });
 }

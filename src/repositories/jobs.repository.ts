@@ -34,8 +34,10 @@ export interface Job {
   batch_id: string | null;
   attempt: number;
   max_attempts: number;
-  output: unknown;
-  error: unknown;
+  /** What the handler returned: a JSON object, on success. */
+  output: Record<string, unknown> | null;
+  /** Why it failed: PIE's own errors have `code` and `message`; a handler's are as it sent them. */
+  error: { code?: string; message?: string; [detail: string]: unknown } | null;
   deadline: string;
   created_at: string;
   updated_at: string;

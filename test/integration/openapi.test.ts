@@ -66,9 +66,14 @@ interface Media {
   example?: unknown;
 }
 
+interface Answer {
+  content?: Record<string, { schema?: unknown; example?: unknown }>;
+  headers?: Record<string, unknown>;
+}
+
 interface Operation {
   requestBody?: { content?: Record<string, { schema?: unknown }> };
-  responses?: Record<string, { content?: Record<string, { schema?: unknown }> }>;
+  responses?: Record<string, Answer>;
   security?: unknown[];
 }
 
@@ -122,6 +127,93 @@ describeOnEachBackend('openapi document', (server) => {
           }
         }
       }
+    }
+  });
+
+  it('names its schemas, refers to them, and documents every status with its own example', async () => {
+    const doc = (await server().get('/openapi.json', { token: null })).body as {
+      paths: Record<string, Record<string, Operation & { responses: Record<string, Answer> }>>;
+      components: { schemas: Record<string, Record<string, unknown>> };
+    };
+    const schemas = doc.components.schemas;
+    for (const name of [
+      'Job',
+      'JobStatus',
+      'JobError',
+      'Client',
+      'Domain',
+      'Service',
+      'Model',
+      'ModelVersion',
+      'Handler',
+      'Assignment',
+      'Subscription',
+      'Schedule',
+      'Batch',
+      'Error',
+      'JobPage',
+    ]) {
+      assert.ok(schemas[name], `components.schemas.${name}`);
+    }
+    assert.deepEqual(schemas['JobStatus']!['enum'], [
+      'queued',
+      'dispatched',
+      'running',
+      'success',
+      'failure',
+      'cancelled',
+    ]);
+    assert.deepEqual(schemas['FeatureType']!['type'], 'string');
+    assert.ok(Array.isArray(schemas['FeatureType']!['enum']));
+    assert.deepEqual(schemas['Handler']!['discriminator'], {
+      propertyName: 'type',
+      mapping: {
+        worker: '#/components/schemas/WorkerHandler',
+        http: '#/components/schemas/HttpHandler',
+        command: '#/components/schemas/CommandHandler',
+        truefoundry: '#/components/schemas/TrueFoundryHandler',
+      },
+    });
+    assert.equal((schemas['Handler']!['oneOf'] as unknown[]).length, 4);
+
+    const text = JSON.stringify(doc);
+    assert.ok(!text.includes('Default Response'), 'every response has its own description');
+    // The error schema lives once, in components: no inlined copy of it in any path.
+    assert.ok(!JSON.stringify(doc.paths).includes('"success":{'), 'Error is referred to');
+
+    const examples = new Map<string, Set<string>>();
+    for (const [path, methods] of Object.entries(doc.paths)) {
+      if (!path.startsWith('/v2/')) continue;
+      for (const [method, operation] of Object.entries(methods)) {
+        const where = `${method.toUpperCase()} ${path}`;
+        const statuses = ['400', '401', '403', '429', '503'];
+        if (method !== 'get') statuses.push('413', '415');
+        for (const status of statuses) {
+          assert.ok(operation.responses[status], `${where} documents ${status}`);
+        }
+        for (const status of ['429', '503']) {
+          assert.ok(operation.responses[status]!.headers?.['retry-after'], `${where} ${status}`);
+        }
+        assert.ok(operation.responses['401']!.headers?.['www-authenticate'], `${where} 401`);
+        for (const [status, answer] of Object.entries(operation.responses)) {
+          if (!/^[45]/.test(status)) continue;
+          const media = answer.content?.['application/json'];
+          assert.deepEqual(media?.schema, { $ref: '#/components/schemas/Error' }, where);
+          const message = (media?.example as { message?: string } | undefined)?.message;
+          assert.ok(message, `${where} ${status} has an example`);
+          if (!examples.has(status)) examples.set(status, new Set());
+          examples.get(status)!.add(message);
+        }
+        // The example fits the route: a 403 names the route's scope.
+        const forbidden = operation.responses['403']!.content!['application/json']!.example as {
+          message: string;
+        };
+        assert.match(forbidden.message, /scope|may not act/, where);
+      }
+    }
+    // Not one message for every route: 404, 409 and 422 say what each route looks up or checks.
+    for (const status of ['400', '403', '404', '409', '422']) {
+      assert.ok((examples.get(status)?.size ?? 0) > 3, `${status} examples differ by route`);
     }
   });
 

@@ -57,7 +57,10 @@ export function assignmentRoutes(app: TypedApp, ctx: AppContext) {
     const upsertResponses = {
       200: { ...Assignment, description: `${scope.name} assignment upserted` },
       201: { ...Assignment, description: `${scope.name} assignment created` },
-      ...errorResponses(400, 401, 403, 404, 422),
+      ...errorResponses({
+        404: 'service "service-1" not found in domain "south_australia"',
+        422: 'version "2.0.0" of model "example-model" not found',
+      }),
     };
 
     app.put(
@@ -119,7 +122,10 @@ export function assignmentRoutes(app: TypedApp, ctx: AppContext) {
           summary: `List the current revision of each ${scope.noun} assignment key`,
           params: scope.params,
           querystring: Type.Composite([PageQuery, ListAssignmentsQuery]),
-          response: { 200: Page(Assignment), ...errorResponses(400, 401, 403, 404) },
+          response: {
+            200: Page(Assignment),
+            ...errorResponses({ 404: 'domain "south_australia" not found in client "client-1"' }),
+          },
         },
       },
       (request) =>
@@ -140,7 +146,12 @@ export function assignmentRoutes(app: TypedApp, ctx: AppContext) {
           summary: `Get the current revision of a ${scope.noun} assignment key`,
           description: 'The active revision, or the newest one when the key is retired.',
           params: scope.keyParams,
-          response: { 200: Assignment, ...errorResponses(400, 401, 403, 404) },
+          response: {
+            200: Assignment,
+            ...errorResponses({
+              404: 'assignment "default" not found in domain "south_australia"',
+            }),
+          },
         },
       },
       (request) =>
@@ -160,7 +171,12 @@ export function assignmentRoutes(app: TypedApp, ctx: AppContext) {
           summary: `List every revision of a ${scope.noun} assignment key, newest first`,
           params: scope.keyParams,
           querystring: PageQuery,
-          response: { 200: Page(Assignment), ...errorResponses(400, 401, 403, 404) },
+          response: {
+            200: Page(Assignment),
+            ...errorResponses({
+              404: 'assignment "default" not found in domain "south_australia"',
+            }),
+          },
         },
       },
       (request) =>

@@ -34,7 +34,11 @@ export function batchRoutes(app: TypedApp, ctx: AppContext) {
         body: StartBatchBody,
         response: {
           202: BatchStarted,
-          ...errorResponses(400, 401, 403, 404, 409, 422, 429),
+          ...errorResponses({
+            404: 'domain "south_australia" not found in client "client-1"',
+            409: 'services or assignments kept changing while the batch started; retry',
+            422: '1 of 2 jobs cannot start, so none did: service "service-2" has departed and receives no new jobs',
+          }),
         },
       },
     },
@@ -64,7 +68,10 @@ export function batchRoutes(app: TypedApp, ctx: AppContext) {
         summary: "List a domain's batches, newest first",
         params: DomainParams,
         querystring: Type.Composite([PageQuery, ListBatchesQuery]),
-        response: { 200: Page(Batch), ...errorResponses(400, 401, 403, 404) },
+        response: {
+          200: Page(Batch),
+          ...errorResponses({ 404: 'domain "south_australia" not found in client "client-1"' }),
+        },
       },
     },
     (request) => {
@@ -87,7 +94,12 @@ export function batchRoutes(app: TypedApp, ctx: AppContext) {
         operationId: 'getBatch',
         summary: 'Get a batch and its jobs counted by status',
         params: BatchParams,
-        response: { 200: Batch, ...errorResponses(400, 401, 403, 404) },
+        response: {
+          200: Batch,
+          ...errorResponses({
+            404: 'batch "5f0c2a8e-7d1b-4c3e-9a55-2b6f1d0e9c47" not found in domain "south_australia"',
+          }),
+        },
       },
     },
     (request) => {

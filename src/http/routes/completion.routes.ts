@@ -29,7 +29,10 @@ export function completionRoutes(app: TypedApp, ctx: AppContext) {
             description:
               'Job completed, but one or more cascade subscriptions failed. Inspect triggered_events[*].error for per-subscription detail.',
           },
-          ...errorResponses(400, 401, 403, 404, 409),
+          ...errorResponses({
+            404: 'job "123456789012" not found for model "example-model" version "2.0.0"',
+            409: 'job "123456789012" is already final with status "success"',
+          }),
         },
       },
     },

@@ -22,7 +22,7 @@ export function domainRoutes(app: TypedApp, ctx: AppContext) {
         response: {
           200: { ...Domain, description: 'Domain updated' },
           201: { ...Domain, description: 'Domain created' },
-          ...errorResponses(400, 401, 403, 404),
+          ...errorResponses({ 404: 'client "client-1" not found' }),
         },
       },
     },
@@ -47,7 +47,7 @@ export function domainRoutes(app: TypedApp, ctx: AppContext) {
         summary: "List a client's domains",
         params: ClientParams,
         querystring: PageQuery,
-        response: { 200: Page(Domain), ...errorResponses(400, 401, 403, 404) },
+        response: { 200: Page(Domain), ...errorResponses({ 404: 'client "client-1" not found' }) },
       },
     },
     (request) =>
@@ -66,7 +66,10 @@ export function domainRoutes(app: TypedApp, ctx: AppContext) {
         operationId: 'getDomain',
         summary: 'Get a domain',
         params: DomainParams,
-        response: { 200: Domain, ...errorResponses(400, 401, 403, 404) },
+        response: {
+          200: Domain,
+          ...errorResponses({ 404: 'domain "south_australia" not found in client "client-1"' }),
+        },
       },
     },
     (request) =>

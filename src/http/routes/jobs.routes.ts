@@ -49,7 +49,14 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
         params: ServiceJobParams,
         headers: IdempotencyHeaders,
         body: RunJobBody,
-        response: { 202: JobStarted, ...errorResponses(400, 401, 403, 404, 409, 422, 429) },
+        response: {
+          202: JobStarted,
+          ...errorResponses({
+            404: 'service "service-1" not found in domain "south_australia"',
+            409: 'a request with Idempotency-Key "run-2026-11-29" is still in progress; retry later',
+            422: 'service "service-1" has departed and receives no new jobs',
+          }),
+        },
       },
     },
     async (request, reply) => {
@@ -77,7 +84,14 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
         params: DomainJobParams,
         headers: IdempotencyHeaders,
         body: RunJobBody,
-        response: { 202: JobStarted, ...errorResponses(400, 401, 403, 404, 409, 422, 429) },
+        response: {
+          202: JobStarted,
+          ...errorResponses({
+            404: 'domain "south_australia" not found in client "client-1"',
+            409: 'a request with Idempotency-Key "run-2026-11-29" is still in progress; retry later',
+            422: 'no active assignment for key "default" on domain "south_australia"',
+          }),
+        },
       },
     },
     async (request, reply) => {
@@ -107,7 +121,11 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
         headers: IdempotencyHeaders,
         response: {
           202: ServicesInitStarted,
-          ...errorResponses(400, 401, 403, 404, 409, 422, 429),
+          ...errorResponses({
+            404: 'domain "south_australia" not found in client "client-1"',
+            409: 'a request with Idempotency-Key "run-2026-11-29" is still in progress; retry later',
+            422: 'domain "south_australia" is inactive; jobs run only in active domains',
+          }),
         },
       },
     },
@@ -132,7 +150,10 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
         summary: "List a domain's jobs, newest first",
         params: DomainParams,
         querystring: Type.Composite([PageQuery, ListJobsQuery]),
-        response: { 200: Page(Job), ...errorResponses(400, 401, 403, 404) },
+        response: {
+          200: Page(Job),
+          ...errorResponses({ 404: 'domain "south_australia" not found in client "client-1"' }),
+        },
       },
     },
     (request) => {
@@ -162,7 +183,10 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
         operationId: 'getJob',
         summary: 'Get a job',
         params: JobParams,
-        response: { 200: Job, ...errorResponses(400, 401, 403, 404) },
+        response: {
+          200: Job,
+          ...errorResponses({ 404: 'job "123456789012" not found in domain "south_australia"' }),
+        },
       },
     },
     (request) => {
@@ -189,7 +213,13 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
           '{"type": "job.cancelled", "job_id"} POST and a TrueFoundry run is terminated (both ' +
           'best effort). A completion of a cancelled job is a 409.',
         params: JobParams,
-        response: { 200: Job, ...errorResponses(400, 401, 403, 404, 409) },
+        response: {
+          200: Job,
+          ...errorResponses({
+            404: 'job "123456789012" not found in domain "south_australia"',
+            409: 'job "123456789012" already finished with status "success"',
+          }),
+        },
       },
     },
     (request) => {

@@ -28,7 +28,7 @@ export function modelRoutes(app: TypedApp, ctx: AppContext) {
         response: {
           200: { ...Model, description: 'Model updated' },
           201: { ...Model, description: 'Model registered' },
-          ...errorResponses(400, 401, 403),
+          ...errorResponses({}),
         },
       },
     },
@@ -50,7 +50,7 @@ export function modelRoutes(app: TypedApp, ctx: AppContext) {
         operationId: 'listModels',
         summary: "List the models the caller's token may see",
         querystring: PageQuery,
-        response: { 200: Page(Model), ...errorResponses(400, 401, 403) },
+        response: { 200: Page(Model), ...errorResponses({}) },
       },
     },
     (request) => usecase.listModels(ctx, request.caller, { page: pageRequest(request.query, 1) }),
@@ -65,7 +65,7 @@ export function modelRoutes(app: TypedApp, ctx: AppContext) {
         operationId: 'getModel',
         summary: 'Get a model',
         params: ModelParams,
-        response: { 200: Model, ...errorResponses(400, 401, 403, 404) },
+        response: { 200: Model, ...errorResponses({ 404: 'model "example-model" not found' }) },
       },
     },
     (request) => usecase.getModel(ctx, request.caller, { modelId: request.params.model_id }),
@@ -88,7 +88,11 @@ export function modelRoutes(app: TypedApp, ctx: AppContext) {
         response: {
           200: { ...Version, description: 'Version settings updated (or unchanged)' },
           201: { ...Version, description: 'Version registered' },
-          ...errorResponses(400, 401, 403, 404, 409, 422),
+          ...errorResponses({
+            404: 'model "example-model" not found; create it with PUT /v2/models/example-model',
+            409: 'version "2.0.0" of model "example-model" is frozen with a different feature contract; register a new version to change it',
+            422: 'invalid feature definitions: capacity: type "float64" is not one of string, integer, number, boolean, enum',
+          }),
         },
       },
     },
@@ -112,7 +116,10 @@ export function modelRoutes(app: TypedApp, ctx: AppContext) {
         summary: "List a model's versions",
         params: ModelParams,
         querystring: PageQuery,
-        response: { 200: Page(Version), ...errorResponses(400, 401, 403, 404) },
+        response: {
+          200: Page(Version),
+          ...errorResponses({ 404: 'model "example-model" not found' }),
+        },
       },
     },
     (request) =>
@@ -131,7 +138,10 @@ export function modelRoutes(app: TypedApp, ctx: AppContext) {
         operationId: 'getModelVersion',
         summary: 'Get a model version',
         params: VersionParams,
-        response: { 200: Version, ...errorResponses(400, 401, 403, 404) },
+        response: {
+          200: Version,
+          ...errorResponses({ 404: 'version "2.0.0" of model "example-model" not found' }),
+        },
       },
     },
     (request) =>

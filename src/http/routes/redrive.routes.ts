@@ -55,7 +55,14 @@ export function redriveRoutes(app: TypedApp, ctx: AppContext) {
           "change). The version's current handler and timeout apply. A job in another status is a 409.",
         params: JobParams,
         headers: IdempotencyHeaders,
-        response: { 202: JobStarted, ...errorResponses(400, 401, 403, 404, 409, 422, 429) },
+        response: {
+          202: JobStarted,
+          ...errorResponses({
+            404: 'job "123456789012" not found in domain "south_australia"',
+            409: 'job "123456789012" is queued; only failure or cancelled jobs can be retried',
+            422: 'domain "south_australia" is inactive; jobs run only in active domains',
+          }),
+        },
       },
     },
     async (request, reply) => {
@@ -85,7 +92,14 @@ export function redriveRoutes(app: TypedApp, ctx: AppContext) {
         params: DomainParams,
         headers: IdempotencyHeaders,
         body: RetrySelection,
-        response: { 202: BulkResult, ...errorResponses(400, 401, 403, 404, 409, 422, 429) },
+        response: {
+          202: BulkResult,
+          ...errorResponses({
+            404: 'domain "south_australia" not found in client "client-1"',
+            409: 'a request with Idempotency-Key "run-2026-11-29" is still in progress; retry later',
+            422: 'Idempotency-Key "run-2026-11-29" was already used for a different request; use a new key',
+          }),
+        },
       },
     },
     async (request, reply) => {
@@ -116,7 +130,14 @@ export function redriveRoutes(app: TypedApp, ctx: AppContext) {
         params: DomainParams,
         headers: IdempotencyHeaders,
         body: CancelSelection,
-        response: { 200: BulkResult, ...errorResponses(400, 401, 403, 404, 409, 422, 429) },
+        response: {
+          200: BulkResult,
+          ...errorResponses({
+            404: 'domain "south_australia" not found in client "client-1"',
+            409: 'a request with Idempotency-Key "run-2026-11-29" is still in progress; retry later',
+            422: 'Idempotency-Key "run-2026-11-29" was already used for a different request; use a new key',
+          }),
+        },
       },
     },
     async (request, reply) => {

@@ -45,7 +45,10 @@ export function scheduleRoutes(app: TypedApp, ctx: AppContext) {
         response: {
           200: { ...Schedule, description: 'Schedule updated' },
           201: { ...Schedule, description: 'Schedule created' },
-          ...errorResponses(400, 401, 403, 404, 422),
+          ...errorResponses({
+            404: 'domain "south_australia" not found in client "client-1"',
+            422: 'action service "service-9" not found in domain "south_australia"',
+          }),
         },
       },
     },
@@ -69,7 +72,10 @@ export function scheduleRoutes(app: TypedApp, ctx: AppContext) {
         description: 'In name order, optionally filtered by status.',
         params: DomainParams,
         querystring: Type.Composite([PageQuery, ListSchedulesQuery]),
-        response: { 200: Page(Schedule), ...errorResponses(400, 401, 403, 404) },
+        response: {
+          200: Page(Schedule),
+          ...errorResponses({ 404: 'domain "south_australia" not found in client "client-1"' }),
+        },
       },
     },
     (request) =>
@@ -90,7 +96,12 @@ export function scheduleRoutes(app: TypedApp, ctx: AppContext) {
         operationId: 'getSchedule',
         summary: 'Get a schedule',
         params: ScheduleParams,
-        response: { 200: Schedule, ...errorResponses(400, 401, 403, 404) },
+        response: {
+          200: Schedule,
+          ...errorResponses({
+            404: 'schedule "nightly-init" not found in domain "south_australia"',
+          }),
+        },
       },
     },
     (request) => usecase.getSchedule(ctx, request.caller, scheduleKey(request.params)),
@@ -108,7 +119,9 @@ export function scheduleRoutes(app: TypedApp, ctx: AppContext) {
         params: ScheduleParams,
         response: {
           204: Type.Null({ description: 'Schedule deleted' }),
-          ...errorResponses(400, 401, 403, 404),
+          ...errorResponses({
+            404: 'schedule "nightly-init" not found in domain "south_australia"',
+          }),
         },
       },
     },

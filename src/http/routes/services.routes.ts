@@ -37,7 +37,10 @@ export function serviceRoutes(app: TypedApp, ctx: AppContext) {
         response: {
           200: { ...Service, description: 'Service updated' },
           201: { ...Service, description: 'Service created' },
-          ...errorResponses(400, 401, 403, 404, 422),
+          ...errorResponses({
+            404: 'domain "south_australia" not found in client "client-1"',
+            422: 'service "service-1" does not satisfy the domain default contract (example-model@2.0.0): route: required feature is missing',
+          }),
         },
       },
     },
@@ -60,7 +63,10 @@ export function serviceRoutes(app: TypedApp, ctx: AppContext) {
         summary: 'Mark a service departed',
         description: 'Departed services keep their history and receive no new jobs.',
         params: ServiceParams,
-        response: { 200: Service, ...errorResponses(400, 401, 403, 404) },
+        response: {
+          200: Service,
+          ...errorResponses({ 404: 'service "service-1" not found in domain "south_australia"' }),
+        },
       },
     },
     (request) => usecase.departService(ctx, request.caller, servicePath(request.params)),
@@ -76,7 +82,10 @@ export function serviceRoutes(app: TypedApp, ctx: AppContext) {
         summary: "List a domain's services",
         params: DomainParams,
         querystring: Type.Composite([PageQuery, ListServicesQuery]),
-        response: { 200: Page(Service), ...errorResponses(400, 401, 403, 404) },
+        response: {
+          200: Page(Service),
+          ...errorResponses({ 404: 'domain "south_australia" not found in client "client-1"' }),
+        },
       },
     },
     (request) =>
@@ -97,7 +106,10 @@ export function serviceRoutes(app: TypedApp, ctx: AppContext) {
         operationId: 'getService',
         summary: 'Get a service',
         params: ServiceParams,
-        response: { 200: Service, ...errorResponses(400, 401, 403, 404) },
+        response: {
+          200: Service,
+          ...errorResponses({ 404: 'service "service-1" not found in domain "south_australia"' }),
+        },
       },
     },
     (request) => usecase.getService(ctx, request.caller, servicePath(request.params)),

@@ -41,7 +41,10 @@ export function subscriptionRoutes(app: TypedApp, ctx: AppContext) {
         body: CreateSubscriptionBody,
         response: {
           201: { ...Subscription, description: 'Subscription created' },
-          ...errorResponses(400, 401, 403, 404, 422),
+          ...errorResponses({
+            404: 'domain "south_australia" not found in client "client-1"',
+            422: 'source model "example-model" is not registered',
+          }),
         },
       },
     },
@@ -66,7 +69,10 @@ export function subscriptionRoutes(app: TypedApp, ctx: AppContext) {
         description: 'Oldest first, optionally filtered by status and source model.',
         params: DomainParams,
         querystring: Type.Composite([PageQuery, ListSubscriptionsQuery]),
-        response: { 200: Page(Subscription), ...errorResponses(400, 401, 403, 404) },
+        response: {
+          200: Page(Subscription),
+          ...errorResponses({ 404: 'domain "south_australia" not found in client "client-1"' }),
+        },
       },
     },
     (request) =>
@@ -87,7 +93,12 @@ export function subscriptionRoutes(app: TypedApp, ctx: AppContext) {
         operationId: 'getSubscription',
         summary: 'Get a subscription',
         params: SubscriptionParams,
-        response: { 200: Subscription, ...errorResponses(400, 401, 403, 404) },
+        response: {
+          200: Subscription,
+          ...errorResponses({
+            404: 'subscription "2489e9ad-2ee2-4e00-8ec9-32d5f69181c0" not found in domain "south_australia"',
+          }),
+        },
       },
     },
     (request) => usecase.getSubscription(ctx, request.caller, subscriptionPath(request.params)),
@@ -105,7 +116,9 @@ export function subscriptionRoutes(app: TypedApp, ctx: AppContext) {
         params: SubscriptionParams,
         response: {
           204: Type.Null({ description: 'Subscription deleted' }),
-          ...errorResponses(400, 401, 403, 404),
+          ...errorResponses({
+            404: 'subscription "2489e9ad-2ee2-4e00-8ec9-32d5f69181c0" not found in domain "south_australia"',
+          }),
         },
       },
     },
@@ -140,7 +153,12 @@ export function subscriptionRoutes(app: TypedApp, ctx: AppContext) {
           summary: change.summary,
           description: change.description,
           params: SubscriptionParams,
-          response: { 200: Subscription, ...errorResponses(400, 401, 403, 404) },
+          response: {
+            200: Subscription,
+            ...errorResponses({
+              404: 'subscription "2489e9ad-2ee2-4e00-8ec9-32d5f69181c0" not found in domain "south_australia"',
+            }),
+          },
         },
       },
       (request) =>

@@ -86,7 +86,7 @@ export function workerRoutes(app: TypedApp, ctx: AppContext) {
         body: ClaimBody,
         response: {
           200: Type.Object({ jobs: Type.Array(Envelope) }),
-          ...errorResponses(400, 401, 403, 404),
+          ...errorResponses({ 404: 'version "2.0.0" of model "example-model" not found' }),
         },
       },
     },
@@ -115,7 +115,10 @@ export function workerRoutes(app: TypedApp, ctx: AppContext) {
         body: HeartbeatBody,
         response: {
           200: Type.Object({ job_id: JobId, attempt: Type.Integer(), status: Type.String() }),
-          ...errorResponses(400, 401, 403, 404, 409),
+          ...errorResponses({
+            404: 'job "123456789012" not found for model "example-model" version "2.0.0"',
+            409: 'job "123456789012" was cancelled; stop working on it',
+          }),
         },
       },
     },

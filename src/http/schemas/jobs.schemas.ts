@@ -6,10 +6,12 @@ import {
   Identifier,
   JsonObject,
   ModelId,
+  named,
   ModelVersion,
   Nullable,
   Priority,
   ServiceId,
+  StringEnum,
   Timestamp,
 } from './common.schemas.js';
 
@@ -46,201 +48,276 @@ export const CompletionParams = Type.Object({
   job_id: JobId,
 });
 
-export const RunJobBody = Type.Object(
-  {
-    job_type: Type.Optional({ ...JobType, default: 'inference' }),
-    input: Type.Optional({
-      ...JsonObject,
-      description: 'Payload forwarded to the assigned model handler.',
-    }),
-    subscribe: Type.Optional(
-      Type.Boolean({
-        description:
-          'When true for inference, stores this input as a model event subscription for future retraining.',
+export const RunJobBody = named(
+  'RunJobRequest',
+  Type.Object(
+    {
+      job_type: Type.Optional({ ...JobType, default: 'inference' }),
+      input: Type.Optional({
+        ...JsonObject,
+        description: 'Payload forwarded to the assigned model handler.',
       }),
-    ),
-    priority: Type.Optional(Priority),
-  },
-  {
-    additionalProperties: false,
-    examples: [{ job_type: 'inference', input: {}, subscribe: false }],
-  },
-);
-
-export const JobStarted = Type.Object(
-  {
-    job_id: JobId,
-    subscription_id: Type.Optional(
-      Type.String({
-        format: 'uuid',
-        description: 'The retraining subscription, with subscribe: true.',
-      }),
-    ),
-  },
-  { description: 'Assignment job started', examples: [{ job_id: '123456789012' }] },
-);
-
-export const ServicesInitStarted = Type.Object(
-  {
-    dispatched_services: Type.Array(Type.String(), {
-      description: 'Service IDs for which a fresh assignment-linked inference job was dispatched.',
-    }),
-    batch_id: Nullable(
-      Type.String({
-        format: 'uuid',
-        description: 'The batch of the jobs started; null when no service was left to run.',
-      }),
-    ),
-  },
-  {
-    description: 'Batch re-initialization started',
-    examples: [
-      {
-        dispatched_services: ['service-1'],
-        batch_id: '5f0c2a8e-7d1b-4c3e-9a55-2b6f1d0e9c47',
-      },
-    ],
-  },
-);
-
-export const CompleteJobBody = Type.Object(
-  {
-    status: Type.Union([Type.Literal('success'), Type.Literal('failure')]),
-    output: Type.Optional({
-      ...JsonObject,
-      description:
-        'Output metadata from the completed job (e.g. S3 paths). Passed as trigger_output to downstream event subscriptions.',
-    }),
-    error: Type.Optional({
-      ...JsonObject,
-      description:
-        'Structured failure details from the handler. Stored on the durable job when status is failure.',
-    }),
-    attempt: Type.Optional(
-      Type.Integer({
-        minimum: 0,
-        description: 'The attempt the handler worked on; a stale attempt is a 409.',
-      }),
-    ),
-  },
-  { additionalProperties: false, examples: [{ status: 'success', output: {}, error: {} }] },
-);
-
-export const TriggeredEvent = Type.Object({
-  subscription_id: Type.String({ format: 'uuid' }),
-  job_id: Type.Optional({
-    ...JobId,
-    description: 'Present when the target action was successfully triggered',
-  }),
-  error: Type.Optional(
-    Type.String({ description: 'Present when the target action failed to trigger' }),
+      subscribe: Type.Optional(
+        Type.Boolean({
+          description:
+            'When true for inference, stores this input as a model event subscription for future retraining.',
+        }),
+      ),
+      priority: Type.Optional(Priority),
+    },
+    {
+      additionalProperties: false,
+      examples: [{ job_type: 'inference', input: {}, subscribe: false }],
+    },
   ),
-});
-
-export const CompletionResult = Type.Object(
-  {
-    job_id: JobId,
-    model_id: Type.String(),
-    model_version: Type.String(),
-    status: Type.String(),
-    triggered_events: Type.Array(TriggeredEvent, {
-      description:
-        'Event subscriptions triggered by this job completion. Empty for failures or non-inference jobs.',
-    }),
-  },
-  {
-    examples: [
-      {
-        job_id: '123456789012',
-        model_id: 'example-model',
-        model_version: '1',
-        status: 'success',
-        triggered_events: [
-          { subscription_id: '2489e9ad-2ee2-4e00-8ec9-32d5f69181c0', job_id: '210987654321' },
-        ],
-      },
-    ],
-  },
 );
 
-export const JobStatus = Type.Union(JOB_STATUSES.map((status) => Type.Literal(status)));
+export const JobStarted = named(
+  'JobStarted',
+  Type.Object(
+    {
+      job_id: JobId,
+      subscription_id: Type.Optional(
+        Type.String({
+          format: 'uuid',
+          description: 'The retraining subscription, with subscribe: true.',
+        }),
+      ),
+    },
+    { description: 'Assignment job started', examples: [{ job_id: '123456789012' }] },
+  ),
+);
+
+export const ServicesInitStarted = named(
+  'ServicesInitStarted',
+  Type.Object(
+    {
+      dispatched_services: Type.Array(Type.String(), {
+        description:
+          'Service IDs for which a fresh assignment-linked inference job was dispatched.',
+      }),
+      batch_id: Nullable(
+        Type.String({
+          format: 'uuid',
+          description: 'The batch of the jobs started; null when no service was left to run.',
+        }),
+      ),
+    },
+    {
+      description: 'Batch re-initialization started',
+      examples: [
+        {
+          dispatched_services: ['service-1'],
+          batch_id: '5f0c2a8e-7d1b-4c3e-9a55-2b6f1d0e9c47',
+        },
+      ],
+    },
+  ),
+);
+
+export const JobStatus = named(
+  'JobStatus',
+  StringEnum(JOB_STATUSES, {
+    description:
+      'queued → dispatched → running → success, failure or cancelled (the last three are final).',
+  }),
+);
+
+/**
+ * A failed job's error. PIE's own (timeout, delivery refused, cancelled...) always carry `code`
+ * and `message`; a handler's failure is stored as the handler sent it.
+ */
+export const JobError = named(
+  'JobError',
+  Type.Object(
+    {
+      code: Type.Optional(Type.String({ examples: ['timeout'] })),
+      message: Type.Optional(Type.String()),
+    },
+    { additionalProperties: true, description: "A failed job's error." },
+  ),
+);
+
+/** A job's output: the JSON object its handler returned. */
+const JobOutput = {
+  ...JsonObject,
+  description:
+    'What the handler returned (e.g. S3 paths); passed to subscriptions as trigger_output.',
+};
+
+export const CompleteJobBody = named(
+  'CompleteJobRequest',
+  Type.Object(
+    {
+      status: StringEnum(['success', 'failure'] as const),
+      output: Type.Optional({
+        ...JsonObject,
+        description:
+          'Output metadata from the completed job (e.g. S3 paths). Passed as trigger_output to downstream event subscriptions.',
+      }),
+      error: Type.Optional({
+        ...JsonObject,
+        description:
+          'Structured failure details from the handler. Stored on the durable job when status is failure.',
+      }),
+      attempt: Type.Optional(
+        Type.Integer({
+          minimum: 0,
+          description: 'The attempt the handler worked on; a stale attempt is a 409.',
+        }),
+      ),
+    },
+    { additionalProperties: false, examples: [{ status: 'success', output: {}, error: {} }] },
+  ),
+);
+
+export const TriggeredEvent = named(
+  'TriggeredEvent',
+  Type.Object({
+    subscription_id: Type.String({ format: 'uuid' }),
+    job_id: Type.Optional({
+      ...JobId,
+      description: 'Present when the target action was successfully triggered',
+    }),
+    error: Type.Optional(
+      Type.String({ description: 'Present when the target action failed to trigger' }),
+    ),
+  }),
+);
+
+export const CompletionResult = named(
+  'CompletionResult',
+  Type.Object(
+    {
+      job_id: JobId,
+      model_id: Type.String(),
+      model_version: Type.String(),
+      status: JobStatus,
+      triggered_events: Type.Array(TriggeredEvent, {
+        description:
+          'Event subscriptions triggered by this job completion. Empty for failures or non-inference jobs.',
+      }),
+    },
+    {
+      examples: [
+        {
+          job_id: '123456789012',
+          model_id: 'example-model',
+          model_version: '1',
+          status: 'success',
+          triggered_events: [
+            { subscription_id: '2489e9ad-2ee2-4e00-8ec9-32d5f69181c0', job_id: '210987654321' },
+          ],
+        },
+      ],
+    },
+  ),
+);
 
 export const BatchId = Type.String({ format: 'uuid', description: 'Batch identifier.' });
 
 const Count = Type.Integer({ minimum: 0 });
-export const BatchCounts = Type.Object(
-  {
-    queued: Count,
-    dispatched: Count,
-    running: Count,
-    success: Count,
-    failure: Count,
-    cancelled: Count,
-  },
-  { description: "The batch's jobs by status." },
+export const BatchCounts = named(
+  'BatchCounts',
+  Type.Object(
+    {
+      queued: Count,
+      dispatched: Count,
+      running: Count,
+      success: Count,
+      failure: Count,
+      cancelled: Count,
+    },
+    { description: "The batch's jobs by status." },
+  ),
 );
 
 /** What started a job a subscription fired: one of three shapes, by the subscription's kind. */
-const JobTrigger = Type.Union([
-  Type.Object(
-    { subscription_id: Type.String(), job_id: Type.String(), output: Type.Unknown() },
-    { description: 'An inference_complete subscription, fired by one completed job.' },
+const JobTrigger = named(
+  'JobTrigger',
+  Type.Union(
+    [
+      named(
+        'CompletionTrigger',
+        Type.Object(
+          { subscription_id: Type.String(), job_id: Type.String(), output: Type.Unknown() },
+          { description: 'An inference_complete subscription, fired by one completed job.' },
+        ),
+      ),
+      named(
+        'DebounceTrigger',
+        Type.Object(
+          {
+            subscription_id: Type.String(),
+            job_ids: Type.Array(Type.String()),
+            outputs: Type.Array(Type.Unknown()),
+            count: Type.Integer(),
+          },
+          { description: 'A subscription with debounce_s: the completions that joined its job.' },
+        ),
+      ),
+      named(
+        'BatchTrigger',
+        Type.Object(
+          {
+            subscription_id: Type.String(),
+            batch_id: BatchId,
+            counts: BatchCounts,
+            failed_services: Type.Array(Type.String()),
+          },
+          {
+            description: 'A batch_complete subscription, fired when the last job of a batch ended.',
+          },
+        ),
+      ),
+    ],
+    { description: 'What started the job: null when it was run directly.' },
   ),
-  Type.Object(
-    {
-      subscription_id: Type.String(),
-      job_ids: Type.Array(Type.String()),
-      outputs: Type.Array(Type.Unknown()),
-      count: Type.Integer(),
-    },
-    { description: 'A subscription with debounce_s: the completions that joined its job.' },
-  ),
-  Type.Object(
-    {
-      subscription_id: Type.String(),
-      batch_id: BatchId,
-      counts: BatchCounts,
-      failed_services: Type.Array(Type.String()),
-    },
-    { description: 'A batch_complete subscription, fired when the last job of a batch ended.' },
-  ),
-]);
+);
 
-export const Job = Type.Object({
-  job_id: JobId,
-  client_id: Type.String(),
-  domain_id: Type.String(),
-  service_id: Nullable(Type.String()),
-  assignment_id: Type.String({ format: 'uuid' }),
-  assignment_key: Type.String(),
-  model_id: Type.String(),
-  model_version: Type.String(),
-  job_type: Type.String(),
-  status: JobStatus,
-  input: JsonObject,
-  features: Nullable(JsonObject),
-  config: JsonObject,
-  trigger: Nullable(JobTrigger),
-  lineage: Type.Array(Type.String(), {
-    description: 'Subscriptions that led to this job, oldest first.',
-  }),
-  priority: Type.Integer({ minimum: -100, maximum: 100 }),
-  retry_of: Nullable(
-    Type.String({ description: 'The failed or cancelled job this one was started again from.' }),
+export const Job = named(
+  'Job',
+  Type.Object(
+    {
+      job_id: JobId,
+      client_id: Type.String(),
+      domain_id: Type.String(),
+      service_id: Nullable(Type.String()),
+      assignment_id: Type.String({ format: 'uuid' }),
+      assignment_key: Type.String(),
+      model_id: Type.String(),
+      model_version: Type.String(),
+      job_type: Type.String(),
+      status: JobStatus,
+      input: JsonObject,
+      features: Nullable(JsonObject),
+      config: JsonObject,
+      trigger: Nullable(JobTrigger),
+      lineage: Type.Array(Type.String(), {
+        description: 'Subscriptions that led to this job, oldest first.',
+      }),
+      priority: Type.Integer({ minimum: -100, maximum: 100 }),
+      retry_of: Nullable(
+        Type.String({
+          description: 'The failed or cancelled job this one was started again from.',
+        }),
+      ),
+      batch_id: Nullable(
+        Type.String({ format: 'uuid', description: 'The batch the job was started in.' }),
+      ),
+      attempt: Type.Integer(),
+      max_attempts: Type.Integer(),
+      output: Nullable(JobOutput),
+      error: Nullable(JobError),
+      deadline: Timestamp,
+      created_at: Timestamp,
+      updated_at: Timestamp,
+      dispatched_at: Nullable(Timestamp),
+      finished_at: Nullable(Timestamp),
+    },
+    { description: 'A job: one run of a model version for a service or a domain.' },
   ),
-  batch_id: Nullable(
-    Type.String({ format: 'uuid', description: 'The batch the job was started in.' }),
-  ),
-  attempt: Type.Integer(),
-  max_attempts: Type.Integer(),
-  output: Type.Unknown(),
-  error: Type.Unknown(),
-  deadline: Timestamp,
-  created_at: Timestamp,
-  updated_at: Timestamp,
-  dispatched_at: Nullable(Timestamp),
-  finished_at: Nullable(Timestamp),
-});
+);
 
 export const ListJobsQuery = Type.Object({
   status: Type.Optional(JobStatus),
@@ -255,10 +332,9 @@ function jobSelection(statuses: readonly string[], what: string) {
   return Type.Object(
     {
       status: Type.Optional(
-        Type.Union(
-          statuses.map((status) => Type.Literal(status)),
-          { description: `Only jobs in this status (of ${statuses.join(', ')}).` },
-        ),
+        StringEnum(statuses, {
+          description: `Only jobs in this status (of ${statuses.join(', ')}).`,
+        }),
       ),
       model_id: Type.Optional(ModelId),
       model_version: Type.Optional(ModelVersion),
@@ -282,15 +358,24 @@ function jobSelection(statuses: readonly string[], what: string) {
   );
 }
 
-export const RetrySelection = jobSelection(['failure', 'cancelled'], 'retried');
-export const CancelSelection = jobSelection(['queued', 'dispatched', 'running'], 'cancelled');
+export const RetrySelection = named(
+  'RetrySelection',
+  jobSelection(['failure', 'cancelled'], 'retried'),
+);
+export const CancelSelection = named(
+  'CancelSelection',
+  jobSelection(['queued', 'dispatched', 'running'], 'cancelled'),
+);
 
-export const BulkResult = Type.Object(
-  {
-    count: Type.Integer({ description: 'How many jobs the request acted on.' }),
-    job_ids: Type.Array(JobId, {
-      description: 'The new jobs (retry) or the cancelled ones (cancel), oldest first.',
-    }),
-  },
-  { examples: [{ count: 1, job_ids: ['123456789012'] }] },
+export const BulkResult = named(
+  'BulkResult',
+  Type.Object(
+    {
+      count: Type.Integer({ description: 'How many jobs the request acted on.' }),
+      job_ids: Type.Array(JobId, {
+        description: 'The new jobs (retry) or the cancelled ones (cancel), oldest first.',
+      }),
+    },
+    { examples: [{ count: 1, job_ids: ['123456789012'] }] },
+  ),
 );
