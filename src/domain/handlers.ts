@@ -47,8 +47,7 @@ export function handlerProblems(handler: Handler): string[] {
 
 /** A handler as answers show it: an http handler's signing secret is left out. */
 export type HandlerView =
-  | Exclude<Handler, { type: 'http' }>
-  | { type: 'http'; url: string; secret?: string };
+  Exclude<Handler, { type: 'http' }> | { type: 'http'; url: string; secret?: string };
 
 /** The handler as shown to callers: an http handler's signing secret never leaves PIE. */
 export function publicHandler(handler: Handler): HandlerView {
