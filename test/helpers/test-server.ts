@@ -14,6 +14,7 @@ import { ServiceList } from '../../src/services/background-service.js';
 import { createAppContext, type AppContext } from '../../src/usecases/context.js';
 import type { TypedApp } from '../../src/http/typed-app.js';
 import { testBackends, type TestBackend, type TestDatabase } from './backends.js';
+import { OutageSwitch } from './outage-switch.js';
 
 export const TEST_JWT: JwtConfig = {
   secret: undefined,
@@ -43,6 +44,8 @@ export interface TestLimits {
   rateLimit?: AppOptions['rateLimit'];
   maxJsonDepth?: number;
   quotaOpenJobs?: number;
+  /** Puts the app's database behind a switch, for `whileDatabaseDown`. */
+  outageSwitch?: boolean;
 }
 
 export interface ApiResponse {
@@ -72,6 +75,7 @@ export class TestServer {
     private readonly app: TypedApp,
     private readonly database: TestDatabase,
     private readonly background: ServiceList,
+    private readonly outage: OutageSwitch | undefined,
   ) {}
 
   /**
@@ -88,7 +92,10 @@ export class TestServer {
     const database = await backend.open();
     // Tokens minted here (admin, token()) verify only when the server checks this secret.
     const secret = key?.kind === 'secret' ? key.secret : crypto.randomBytes(32);
-    const { ctx, setListeningUrl } = await createAppContext(database.db, undefined, {
+    // The app sees the database through the switch; `db` (what tests query) stays reachable.
+    const outage = limits.outageSwitch === true ? new OutageSwitch() : undefined;
+    const appDb = outage === undefined ? database.db : outage.wrap(database.db);
+    const { ctx, setListeningUrl } = await createAppContext(appDb, undefined, {
       quotaOpenJobs: limits.quotaOpenJobs,
     });
     const app = await buildApp(ctx, {
@@ -122,7 +129,17 @@ export class TestServer {
       app,
       database,
       background,
+      outage,
     );
+  }
+
+  /**
+   * Runs `work` while every statement the app sends fails as if the database refused
+   * connections; needs a server started with `outageSwitch`.
+   */
+  whileDatabaseDown<T>(work: () => Promise<T>): Promise<T> {
+    if (this.outage === undefined) throw new Error('started without outageSwitch');
+    return this.outage.whileDown(work);
   }
 
   token(scopes: Scope[], grants: { clients?: Grant; models?: Grant; ttl?: string } = {}) {
