@@ -15,7 +15,7 @@ import urllib.parse
 from typing import Any, Callable, Dict, Mapping, Optional
 
 from . import __version__
-from .errors import HttpError, NetworkError, RequestAborted
+from .errors import HttpError, NetworkError, PieError, RequestAborted
 from .job import as_object
 
 #: The least and the most a retry waits, as in `pie worker` (src/cli/worker/backoff.ts).
@@ -89,7 +89,7 @@ class Request:
     def send(self) -> Answer:
         parts = urllib.parse.urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("not an absolute http(s) URL: %r" % self.url)
+            raise PieError("not an absolute http(s) URL: %r" % self.url)
         connection: http.client.HTTPConnection
         if parts.scheme == "https":
             connection = http.client.HTTPSConnection(
