@@ -30,7 +30,8 @@ const HEADER = `/**
 export async function renderClientSchema(document: unknown): Promise<string> {
   // A copy, because openapi-typescript's bundling step annotates the object it is given.
   const copy = structuredClone(document) as OpenAPI3;
-  const ast = await openapiTS(copy, { silent: true });
+  // A field with a default may still be left out of a request body: keep it optional.
+  const ast = await openapiTS(copy, { silent: true, defaultNonNullable: false });
   const text = HEADER + astToString(ast);
   const options = (await prettier.resolveConfig(CLIENT_SCHEMA_FILE)) ?? {};
   return prettier.format(text, { ...options, filepath: CLIENT_SCHEMA_FILE });

@@ -171,19 +171,13 @@ export async function* listAll<P extends ListPath>(
 }
 
 // ---------------------------------------------------------------------------------------------
-// NAMED SCHEMAS. Each is the document's `components.schemas` entry of that name.
-//
-// While the document inlines every schema, openapi-typescript writes `schemas: never`, and each
-// of these is `never` too: use the route types until then (`ListItem<'/v2/.../jobs'>`, or
-// openapi-fetch's `MethodResponse<PieClient, 'get', '/v2/.../jobs/{job_id}'>`). Once the
-// document names them and the schema is generated again, they are the real types, and a name
-// the document lacks is a compile error here.
+// NAMED SCHEMAS. Each is the document's `components.schemas` entry of that name; a name the
+// document no longer has is a compile error here.
 
 type Schemas = components['schemas'];
 
 export type Job = Schemas['Job'];
 export type JobStatus = Schemas['JobStatus'];
-export type JobType = Schemas['JobType'];
 export type JobError = Schemas['JobError'];
 /** A tenant (PIE's word is client; not this library's PieClient). */
 export type Client = Schemas['Client'];

@@ -801,7 +801,1032 @@ export interface paths {
 }
 export type webhooks = Record<string, never>;
 export interface components {
-  schemas: never;
+  schemas: {
+    /** PutClientRequest */
+    PutClientRequest: {
+      /** @description Display name. */
+      name?: string;
+      max_in_flight?: number | null;
+    };
+    /** Client */
+    Client: {
+      client_id: string;
+      name: string | null;
+      max_in_flight: number | null;
+      /** Format: date-time */
+      created_at: string;
+      /** Format: date-time */
+      updated_at: string;
+    };
+    /** Problem */
+    Problem: {
+      feature: string;
+      message: string;
+    };
+    /**
+     * Error
+     * @description Every error PIE answers.
+     */
+    Error: {
+      /** @enum {boolean} */
+      success: false;
+      /** @description What went wrong, and what to do about it. */
+      message: string;
+      /** @description On a 500: the id to quote when reporting it. */
+      request_id?: string;
+      problems?: components['schemas']['Problem'][];
+      blocking_services?: {
+        service_id: string;
+        problems: components['schemas']['Problem'][];
+      }[];
+    } & {
+      [key: string]: unknown;
+    };
+    /** ClientPage */
+    ClientPage: {
+      items: components['schemas']['Client'][];
+      next_cursor: string | null;
+    };
+    /**
+     * DomainStatus
+     * @description Jobs run only in active domains.
+     * @enum {string}
+     */
+    DomainStatus: 'active' | 'inactive';
+    /** PutDomainRequest */
+    PutDomainRequest: {
+      status?: components['schemas']['DomainStatus'];
+    };
+    /** Domain */
+    Domain: {
+      client_id: string;
+      domain_id: string;
+      status: components['schemas']['DomainStatus'];
+      /** Format: date-time */
+      created_at: string;
+      /** Format: date-time */
+      updated_at: string;
+    };
+    /** DomainPage */
+    DomainPage: {
+      items: components['schemas']['Domain'][];
+      next_cursor: string | null;
+    };
+    /**
+     * ServiceStatus
+     * @description Departed services keep their history and receive no new jobs.
+     * @enum {string}
+     */
+    ServiceStatus: 'active' | 'departed';
+    /** PutServiceRequest */
+    PutServiceRequest: {
+      /** @description Feature values for this service. Resolved against the domain default contract when the domain has one. */
+      provided_features?: {
+        [key: string]: unknown;
+      };
+      status?: components['schemas']['ServiceStatus'];
+    };
+    /** Service */
+    Service: {
+      client_id: string;
+      domain_id: string;
+      service_id: string;
+      status: components['schemas']['ServiceStatus'];
+      provided_features: {
+        [key: string]: unknown;
+      };
+      resolved_features: {
+        [key: string]: unknown;
+      } | null;
+      /** Format: date-time */
+      created_at: string;
+      /** Format: date-time */
+      updated_at: string;
+      departed_at: string | null;
+    };
+    /** ServicePage */
+    ServicePage: {
+      items: components['schemas']['Service'][];
+      next_cursor: string | null;
+    };
+    /** PutModelRequest */
+    PutModelRequest: {
+      description?: string;
+    };
+    /** Model */
+    Model: {
+      model_id: string;
+      description: string | null;
+      /** Format: date-time */
+      created_at: string;
+      /** Format: date-time */
+      updated_at: string;
+    };
+    /** ModelPage */
+    ModelPage: {
+      items: components['schemas']['Model'][];
+      next_cursor: string | null;
+    };
+    /** FeatureDefinitionInput */
+    FeatureDefinitionInput: {
+      /** @description 1 to 128 characters of A-Za-z0-9._- */
+      name: string;
+      /** @description One of string, number, integer, boolean, enum, string[], number[], object. */
+      type: string;
+      /** @default false */
+      required?: boolean;
+      default?: unknown;
+      /** @description Allowed values of an enum. */
+      values?: unknown[];
+      description?: string;
+    };
+    /**
+     * WorkerHandler
+     * @description Pull workers claim the jobs.
+     */
+    WorkerHandler: {
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      type: 'worker';
+    };
+    /**
+     * HttpHandler
+     * @description A signed POST of each job to a URL.
+     */
+    HttpHandler: {
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      type: 'http';
+      url: string;
+      /** @description Standard Webhooks signing secret: "whsec_" and the base64 of 24 to 64 random bytes. Omitted: PIE makes one and shows it once, in this answer. */
+      secret: string;
+    };
+    /**
+     * CommandHandler
+     * @description A local process per job (admin only).
+     */
+    CommandHandler: {
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      type: 'command';
+      command: string;
+      args?: string[];
+    };
+    /**
+     * TrueFoundryHandler
+     * @description A TrueFoundry job run per job.
+     */
+    TrueFoundryHandler: {
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      type: 'truefoundry';
+      base_url: string;
+      deployment_id?: string;
+      application_id?: string;
+      /** @description Environment variable holding the API token. */
+      token_env: string;
+    };
+    /**
+     * Handler
+     * @description How jobs reach the model handler; defaults to {"type": "worker"}.
+     */
+    Handler:
+      | components['schemas']['WorkerHandler']
+      | components['schemas']['HttpHandler']
+      | components['schemas']['CommandHandler']
+      | components['schemas']['TrueFoundryHandler'];
+    /** PutModelVersionRequest */
+    PutModelVersionRequest: {
+      features: components['schemas']['FeatureDefinitionInput'][];
+      job_types?: string[];
+      handler?: components['schemas']['Handler'];
+      timeout_s?: number;
+      max_attempts?: number;
+      max_in_flight?: number | null;
+    };
+    /**
+     * FeatureType
+     * @enum {string}
+     */
+    FeatureType:
+      'string' | 'number' | 'integer' | 'boolean' | 'enum' | 'string[]' | 'number[]' | 'object';
+    /** FeatureDefinition */
+    FeatureDefinition: {
+      name: string;
+      type: components['schemas']['FeatureType'];
+      required: boolean;
+      default?: unknown;
+      values?: string[];
+      description?: string;
+    };
+    /** HttpHandlerView */
+    HttpHandlerView: {
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      type: 'http';
+      url: string;
+      /** @description Only in the answer to the request that set it; never again. */
+      secret?: string;
+    };
+    /**
+     * HandlerView
+     * @description The handler; an http handler without its secret.
+     */
+    HandlerView:
+      | components['schemas']['WorkerHandler']
+      | components['schemas']['HttpHandlerView']
+      | components['schemas']['CommandHandler']
+      | components['schemas']['TrueFoundryHandler'];
+    /** ModelVersion */
+    ModelVersion: {
+      model_id: string;
+      model_version: string;
+      features: components['schemas']['FeatureDefinition'][];
+      job_types: string[];
+      handler: components['schemas']['HandlerView'];
+      timeout_s: number;
+      max_attempts: number;
+      max_in_flight: number | null;
+      /** Format: date-time */
+      created_at: string;
+      /** Format: date-time */
+      updated_at: string;
+    };
+    /** ModelVersionPage */
+    ModelVersionPage: {
+      items: components['schemas']['ModelVersion'][];
+      next_cursor: string | null;
+    };
+    /**
+     * AssignmentStatus
+     * @description Active assignments are runnable. Archived assignments are retained as historical revisions for jobs that used them.
+     * @enum {string}
+     */
+    AssignmentStatus: 'active' | 'archived';
+    /**
+     * ServiceUpdate
+     * @description Patch provided_features for one service during domain default assignment upsert (validated against the target version freeze).
+     */
+    ServiceUpdate: {
+      /**
+       * @description Service identifier within a domain.
+       * @example service-1
+       */
+      service_id: string;
+      /** @description Feature key-value pairs merged into provided_features; a null value removes the key. Mandatory features without defaults must be provided. */
+      static_features: {
+        [key: string]: unknown;
+      };
+    };
+    /**
+     * PutAssignmentRequest
+     * @description The key comes from the path; a body carrying key is a 400.
+     */
+    PutAssignmentRequest: {
+      /**
+       * @description Model registry identifier.
+       * @example example-model
+       */
+      model_id: string;
+      /**
+       * @description Model version string within the registry.
+       * @example 2.0.0
+       */
+      model_version: string;
+      status?: components['schemas']['AssignmentStatus'];
+      /** @description Passed to the model handler with every job; part of the revision. */
+      config?: {
+        [key: string]: unknown;
+      };
+      /**
+       * @description The default priority (-100..100, default 0) of jobs run through this assignment; a run-job body may set its own. Part of the revision.
+       * @example 0
+       */
+      priority?: number;
+      /** @description Free-form notes stored with a new revision; a change to it alone is no change. */
+      metadata?: {
+        [key: string]: unknown;
+      };
+      /** @description Optional patches for non-departed services on domain default assignment upsert only; incompatible services still yield 422 with blocking_services. */
+      service_updates?: components['schemas']['ServiceUpdate'][];
+    };
+    /** Assignment */
+    Assignment: {
+      /**
+       * Format: uuid
+       * @description Unique revision identifier for this assignment row.
+       */
+      assignment_id: string;
+      client_id: string;
+      /** @description Domain identifier within a client. */
+      domain_id: string;
+      service_id: string | null;
+      /** @enum {string} */
+      scope: 'domain' | 'service';
+      key: string;
+      /** @description Model registry identifier. */
+      model_id: string;
+      /** @description Model version string within the registry. */
+      model_version: string;
+      status: components['schemas']['AssignmentStatus'];
+      config: {
+        [key: string]: unknown;
+      };
+      priority: number;
+      metadata: {
+        [key: string]: unknown;
+      };
+      /** Format: date-time */
+      created_at: string;
+      archived_at: string | null;
+    };
+    /** PostAssignmentRequest */
+    PostAssignmentRequest: {
+      /**
+       * @description Required on collection POST routes; omitted on keyed PUT routes.
+       * @example default
+       */
+      key: string;
+      /**
+       * @description Model registry identifier.
+       * @example example-model
+       */
+      model_id: string;
+      /**
+       * @description Model version string within the registry.
+       * @example 2.0.0
+       */
+      model_version: string;
+      status?: components['schemas']['AssignmentStatus'];
+      /** @description Passed to the model handler with every job; part of the revision. */
+      config?: {
+        [key: string]: unknown;
+      };
+      /**
+       * @description The default priority (-100..100, default 0) of jobs run through this assignment; a run-job body may set its own. Part of the revision.
+       * @example 0
+       */
+      priority?: number;
+      /** @description Free-form notes stored with a new revision; a change to it alone is no change. */
+      metadata?: {
+        [key: string]: unknown;
+      };
+      /** @description Optional patches for non-departed services on domain default assignment upsert only; incompatible services still yield 422 with blocking_services. */
+      service_updates?: components['schemas']['ServiceUpdate'][];
+    };
+    /** AssignmentPage */
+    AssignmentPage: {
+      items: components['schemas']['Assignment'][];
+      next_cursor: string | null;
+    };
+    /** RunJobRequest */
+    RunJobRequest: {
+      /**
+       * @description What the job asks of the model, e.g. inference or training.
+       * @default inference
+       * @example inference
+       */
+      job_type?: string;
+      /** @description Payload forwarded to the assigned model handler. */
+      input?: {
+        [key: string]: unknown;
+      };
+      /** @description When true for inference, stores this input as a model event subscription for future retraining. */
+      subscribe?: boolean;
+      /**
+       * @description Higher is handed out first; within one priority, jobs go round-robin across (client, domain). Defaults to the assignment priority (itself 0 unless set).
+       * @example 0
+       */
+      priority?: number;
+    };
+    /**
+     * JobStarted
+     * @description Assignment job started
+     */
+    JobStarted: {
+      /**
+       * @description Durable model job identifier: 12 decimal digits.
+       * @example 123456789012
+       */
+      job_id: string;
+      /**
+       * Format: uuid
+       * @description The retraining subscription, with subscribe: true.
+       */
+      subscription_id?: string;
+    };
+    /**
+     * ServicesInitStarted
+     * @description Batch re-initialization started
+     */
+    ServicesInitStarted: {
+      /** @description Service IDs for which a fresh assignment-linked inference job was dispatched. */
+      dispatched_services: string[];
+      batch_id: string | null;
+    };
+    /**
+     * JobStatus
+     * @description queued → dispatched → running → success, failure or cancelled (the last three are final).
+     * @enum {string}
+     */
+    JobStatus: 'queued' | 'dispatched' | 'running' | 'success' | 'failure' | 'cancelled';
+    /**
+     * CompletionTrigger
+     * @description An inference_complete subscription, fired by one completed job.
+     */
+    CompletionTrigger: {
+      subscription_id: string;
+      job_id: string;
+      output: unknown;
+    };
+    /**
+     * DebounceTrigger
+     * @description A subscription with debounce_s: the completions that joined its job.
+     */
+    DebounceTrigger: {
+      subscription_id: string;
+      job_ids: string[];
+      outputs: unknown[];
+      count: number;
+    };
+    /**
+     * BatchCounts
+     * @description The batch's jobs by status.
+     */
+    BatchCounts: {
+      queued: number;
+      dispatched: number;
+      running: number;
+      success: number;
+      failure: number;
+      cancelled: number;
+    };
+    /**
+     * BatchTrigger
+     * @description A batch_complete subscription, fired when the last job of a batch ended.
+     */
+    BatchTrigger: {
+      subscription_id: string;
+      /**
+       * Format: uuid
+       * @description Batch identifier.
+       */
+      batch_id: string;
+      counts: components['schemas']['BatchCounts'];
+      failed_services: string[];
+    };
+    /**
+     * JobTrigger
+     * @description What started the job: null when it was run directly.
+     */
+    JobTrigger:
+      | components['schemas']['CompletionTrigger']
+      | components['schemas']['DebounceTrigger']
+      | components['schemas']['BatchTrigger'];
+    /**
+     * JobError
+     * @description A failed job's error.
+     */
+    JobError: {
+      /** @example timeout */
+      code?: string;
+      message?: string;
+    } & {
+      [key: string]: unknown;
+    };
+    /**
+     * Job
+     * @description A job: one run of a model version for a service or a domain.
+     */
+    Job: {
+      /**
+       * @description Durable model job identifier: 12 decimal digits.
+       * @example 123456789012
+       */
+      job_id: string;
+      client_id: string;
+      domain_id: string;
+      service_id: string | null;
+      /** Format: uuid */
+      assignment_id: string;
+      assignment_key: string;
+      model_id: string;
+      model_version: string;
+      job_type: string;
+      status: components['schemas']['JobStatus'];
+      input: {
+        [key: string]: unknown;
+      };
+      features: {
+        [key: string]: unknown;
+      } | null;
+      config: {
+        [key: string]: unknown;
+      };
+      trigger: components['schemas']['JobTrigger'] | null;
+      /** @description Subscriptions that led to this job, oldest first. */
+      lineage: string[];
+      priority: number;
+      retry_of: string | null;
+      batch_id: string | null;
+      attempt: number;
+      max_attempts: number;
+      output: {
+        [key: string]: unknown;
+      } | null;
+      error: components['schemas']['JobError'] | null;
+      /** Format: date-time */
+      deadline: string;
+      /** Format: date-time */
+      created_at: string;
+      /** Format: date-time */
+      updated_at: string;
+      dispatched_at: string | null;
+      finished_at: string | null;
+    };
+    /** JobPage */
+    JobPage: {
+      items: components['schemas']['Job'][];
+      next_cursor: string | null;
+    };
+    /** StartBatchRequest */
+    StartBatchRequest: {
+      /**
+       * @description Stable capability key within the domain or service scope.
+       * @example default
+       */
+      assignment_key: string;
+      /**
+       * @description What the job asks of the model, e.g. inference or training.
+       * @default inference
+       * @example inference
+       */
+      job_type?: string;
+      /**
+       * @description Higher is handed out first; within one priority, jobs go round-robin across (client, domain). Defaults to the assignment priority (itself 0 unless set).
+       * @example 0
+       */
+      priority?: number;
+      /** @description One job per entry, in order. */
+      jobs: {
+        /**
+         * @description Service identifier within a domain.
+         * @example service-1
+         */
+        service_id: string;
+        /** @description Payload for this job. */
+        input?: {
+          [key: string]: unknown;
+        };
+      }[];
+    };
+    /**
+     * BatchStarted
+     * @description Batch started
+     */
+    BatchStarted: {
+      /**
+       * Format: uuid
+       * @description Batch identifier.
+       */
+      batch_id: string;
+      /** @description The jobs' ids, in the order of the request. */
+      job_ids: string[];
+    };
+    /**
+     * BatchKind
+     * @description What started the batch: services init, `jobs/batch`, or a schedule.
+     * @enum {string}
+     */
+    BatchKind: 'init' | 'bulk' | 'schedule';
+    /** TriggeredEvent */
+    TriggeredEvent: {
+      /** Format: uuid */
+      subscription_id: string;
+      /**
+       * @description Present when the target action was successfully triggered
+       * @example 123456789012
+       */
+      job_id?: string;
+      /** @description Present when the target action failed to trigger */
+      error?: string;
+    };
+    /** Batch */
+    Batch: {
+      /**
+       * Format: uuid
+       * @description Batch identifier.
+       */
+      batch_id: string;
+      /**
+       * @description Client (tenant) identifier.
+       * @example client-1
+       */
+      client_id: string;
+      /**
+       * @description Domain identifier within a client.
+       * @example south_australia
+       */
+      domain_id: string;
+      kind: components['schemas']['BatchKind'];
+      /**
+       * @description Stable capability key within the domain or service scope.
+       * @example default
+       */
+      assignment_key: string;
+      model_id: string | null;
+      model_version: string | null;
+      /** @description How many jobs the batch started. */
+      total: number;
+      counts: components['schemas']['BatchCounts'];
+      /** Format: date-time */
+      created_at: string;
+      finished_at: string | null;
+      /** @description What its batch_complete subscriptions did when it finished: the job each started, or why it could not start one. */
+      triggered_events: components['schemas']['TriggeredEvent'][];
+    };
+    /** BatchPage */
+    BatchPage: {
+      items: components['schemas']['Batch'][];
+      next_cursor: string | null;
+    };
+    /** RetrySelection */
+    RetrySelection: {
+      /**
+       * @description Only jobs in this status (of failure, cancelled).
+       * @enum {string}
+       */
+      status?: 'failure' | 'cancelled';
+      /**
+       * @description Model registry identifier.
+       * @example example-model
+       */
+      model_id?: string;
+      /**
+       * @description Model version string within the registry.
+       * @example 2.0.0
+       */
+      model_version?: string;
+      /**
+       * @description Service identifier within a domain.
+       * @example service-1
+       */
+      service_id?: string;
+      /**
+       * @description What the job asks of the model, e.g. inference or training.
+       * @example inference
+       */
+      job_type?: string;
+      /** @description The code of the job's error. */
+      error_code?: string;
+      /**
+       * Format: date-time
+       * @description Finished after this time.
+       */
+      finished_after?: string;
+      /**
+       * Format: date-time
+       * @description Finished before this time.
+       */
+      finished_before?: string;
+      /**
+       * @description At most this many jobs are retried, oldest first.
+       * @default 1000
+       */
+      limit?: number;
+    };
+    /** BulkResult */
+    BulkResult: {
+      /** @description How many jobs the request acted on. */
+      count: number;
+      /** @description The new jobs (retry) or the cancelled ones (cancel), oldest first. */
+      job_ids: string[];
+    };
+    /** CancelSelection */
+    CancelSelection: {
+      /**
+       * @description Only jobs in this status (of queued, dispatched, running).
+       * @enum {string}
+       */
+      status?: 'queued' | 'dispatched' | 'running';
+      /**
+       * @description Model registry identifier.
+       * @example example-model
+       */
+      model_id?: string;
+      /**
+       * @description Model version string within the registry.
+       * @example 2.0.0
+       */
+      model_version?: string;
+      /**
+       * @description Service identifier within a domain.
+       * @example service-1
+       */
+      service_id?: string;
+      /**
+       * @description What the job asks of the model, e.g. inference or training.
+       * @example inference
+       */
+      job_type?: string;
+      /** @description The code of the job's error. */
+      error_code?: string;
+      /**
+       * Format: date-time
+       * @description Finished after this time.
+       */
+      finished_after?: string;
+      /**
+       * Format: date-time
+       * @description Finished before this time.
+       */
+      finished_before?: string;
+      /**
+       * @description At most this many jobs are cancelled, oldest first.
+       * @default 1000
+       */
+      limit?: number;
+    };
+    /** CompleteJobRequest */
+    CompleteJobRequest: {
+      /** @enum {string} */
+      status: 'success' | 'failure';
+      /** @description Output metadata from the completed job (e.g. S3 paths). Passed as trigger_output to downstream event subscriptions. */
+      output?: {
+        [key: string]: unknown;
+      };
+      /** @description Structured failure details from the handler. Stored on the durable job when status is failure. */
+      error?: {
+        [key: string]: unknown;
+      };
+      /** @description The attempt the handler worked on; a stale attempt is a 409. */
+      attempt?: number;
+    };
+    /** CompletionResult */
+    CompletionResult: {
+      /**
+       * @description Durable model job identifier: 12 decimal digits.
+       * @example 123456789012
+       */
+      job_id: string;
+      model_id: string;
+      model_version: string;
+      status: components['schemas']['JobStatus'];
+      /** @description Event subscriptions triggered by this job completion. Empty for failures or non-inference jobs. */
+      triggered_events: components['schemas']['TriggeredEvent'][];
+    };
+    /**
+     * SubscriptionEvent
+     * @description What fires the subscription: a successful inference job (`inference_complete`), or the last job of a batch becoming final (`batch_complete`).
+     * @enum {string}
+     */
+    SubscriptionEvent: 'inference_complete' | 'batch_complete';
+    /**
+     * CompletionSourceInput
+     * @description What a completed inference job must match.
+     */
+    CompletionSourceInput: {
+      /**
+       * @description Model registry identifier.
+       * @example example-model
+       */
+      model_id: string;
+      /**
+       * @description Only jobs of this version match; omit to match every version.
+       * @example 2.0.0
+       */
+      model_version?: string;
+      /**
+       * @description Only jobs of this service match; omit to match every service.
+       * @example service-1
+       */
+      service_id?: string;
+    };
+    /**
+     * BatchSourceInput
+     * @description What a finished batch must match.
+     */
+    BatchSourceInput: {
+      /**
+       * @description Only batches whose jobs all ran on this model; omit to match any.
+       * @example example-model
+       */
+      model_id?: string;
+      /**
+       * @description Only batches started through this assignment key; omit to match any.
+       * @example default
+       */
+      assignment_key?: string;
+      kind?: components['schemas']['BatchKind'];
+    };
+    /**
+     * SubscriptionAction
+     * @description The job a firing starts.
+     */
+    SubscriptionAction: {
+      /**
+       * @description Capability key of the assignment the action runs through.
+       * @example default
+       */
+      assignment_key: string;
+      /**
+       * @description Run the job on this service's assignment; omit for a domain-scope job.
+       * @example service-1
+       */
+      service_id?: string;
+      /**
+       * @description The job type the action starts; the model version must support it.
+       * @example training
+       */
+      job_type: string;
+      /**
+       * @description The priority (-100..100) of the jobs a firing starts; omit to take the priority of the assignment they run through.
+       * @example 0
+       */
+      priority?: number;
+    };
+    /**
+     * SubscriptionStatus
+     * @description Paused subscriptions do not fire.
+     * @enum {string}
+     */
+    SubscriptionStatus: 'active' | 'paused';
+    /** CreateSubscriptionRequest */
+    CreateSubscriptionRequest: {
+      /** @default inference_complete */
+      event?: components['schemas']['SubscriptionEvent'];
+      /** @description For inference_complete: model_id, and optionally model_version and service_id. For batch_complete: model_id, assignment_key and kind, each optional. */
+      source:
+        components['schemas']['CompletionSourceInput'] | components['schemas']['BatchSourceInput'];
+      action: components['schemas']['SubscriptionAction'];
+      /**
+       * @description Stored input of every job the subscription starts.
+       * @default {}
+       */
+      input?: {
+        [key: string]: unknown;
+      };
+      /** @default active */
+      status?: components['schemas']['SubscriptionStatus'];
+      /**
+       * @description inference_complete only. 0: each matching completion starts its own job. Above 0: the first starts a job due this many seconds later, and matching completions until then join it (its trigger lists their job ids and outputs, and their count).
+       * @default 0
+       */
+      debounce_s?: number;
+    };
+    /** Subscription */
+    Subscription: {
+      /** Format: uuid */
+      subscription_id: string;
+      client_id: string;
+      domain_id: string;
+      event: components['schemas']['SubscriptionEvent'];
+      source:
+        | {
+            model_id: string;
+            model_version: string | null;
+            service_id: string | null;
+          }
+        | {
+            model_id: string | null;
+            assignment_key: string | null;
+            kind: components['schemas']['BatchKind'] | null;
+          };
+      action: {
+        assignment_key: string;
+        service_id: string | null;
+        job_type: string;
+        priority: number | null;
+      };
+      input: {
+        [key: string]: unknown;
+      };
+      status: components['schemas']['SubscriptionStatus'];
+      /**
+       * @description inference_complete only. 0: each matching completion starts its own job. Above 0: the first starts a job due this many seconds later, and matching completions until then join it (its trigger lists their job ids and outputs, and their count).
+       * @default 0
+       */
+      debounce_s: number;
+      created_by_job_id: string | null;
+      /** Format: date-time */
+      created_at: string;
+      /** Format: date-time */
+      updated_at: string;
+    };
+    /** SubscriptionPage */
+    SubscriptionPage: {
+      items: components['schemas']['Subscription'][];
+      next_cursor: string | null;
+    };
+    /**
+     * ServicesInitAction
+     * @description Services init: one inference job per service that has not departed, through the domain's default assignment.
+     */
+    ServicesInitAction: {
+      /** @enum {string} */
+      type: 'services_init';
+    };
+    /**
+     * RunJobActionInput
+     * @description One job through an assignment.
+     */
+    RunJobActionInput: {
+      /** @enum {string} */
+      type: 'run_job';
+      /**
+       * @description Capability key of the assignment the job runs through.
+       * @example default
+       */
+      assignment_key: string;
+      /**
+       * @description Run the job on this service's assignment; omit for a domain-scope job.
+       * @example service-1
+       */
+      service_id?: string;
+      /**
+       * @description Defaults to inference.
+       * @example training
+       */
+      job_type?: string;
+      /** @description The input of every job a tick starts. */
+      input?: {
+        [key: string]: unknown;
+      };
+    };
+    /**
+     * ScheduleStatus
+     * @description A paused schedule owes no tick; resumed, it owes the first tick after now.
+     * @enum {string}
+     */
+    ScheduleStatus: 'active' | 'paused';
+    /**
+     * PutScheduleRequest
+     * @description A new schedule needs `cron` and `action`; `timezone` defaults to UTC and `status` to active. On an update, fields left out keep their stored values.
+     */
+    PutScheduleRequest: {
+      /**
+       * @description Five fields (minute hour day-of-month month day-of-week), or six with seconds first. Read by croner: lists, ranges, steps, names (JAN, MON) and L, W and # are accepted.
+       * @example 30 2 * * *
+       */
+      cron?: string;
+      /**
+       * @description The IANA time zone the cron is read in; daylight saving is followed.
+       * @example Australia/Adelaide
+       */
+      timezone?: string;
+      /** @description What each tick does. */
+      action?:
+        components['schemas']['ServicesInitAction'] | components['schemas']['RunJobActionInput'];
+      priority?: number | null;
+      status?: components['schemas']['ScheduleStatus'];
+    };
+    /** RunJobAction */
+    RunJobAction: {
+      /** @enum {string} */
+      type: 'run_job';
+      assignment_key: string;
+      service_id: string | null;
+      job_type: string;
+      input: {
+        [key: string]: unknown;
+      };
+    };
+    /** Schedule */
+    Schedule: {
+      client_id: string;
+      domain_id: string;
+      name: string;
+      cron: string;
+      timezone: string;
+      action: components['schemas']['ServicesInitAction'] | components['schemas']['RunJobAction'];
+      priority: number | null;
+      status: components['schemas']['ScheduleStatus'];
+      next_run_at: string | null;
+      last_run_at: string | null;
+      last_batch_id: string | null;
+      last_job_id: string | null;
+      last_error: string | null;
+      /** Format: date-time */
+      created_at: string;
+      /** Format: date-time */
+      updated_at: string;
+    };
+    /** SchedulePage */
+    SchedulePage: {
+      items: components['schemas']['Schedule'][];
+      next_cursor: string | null;
+    };
+  };
   responses: never;
   parameters: never;
   requestBodies: never;
@@ -819,7 +1844,7 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK */
       200: {
         headers: {
           [name: string]: unknown;
@@ -841,7 +1866,7 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK */
       200: {
         headers: {
           [name: string]: unknown;
@@ -852,7 +1877,7 @@ export interface operations {
           };
         };
       };
-      /** @description Default Response */
+      /** @description 503 */
       503: {
         headers: {
           [name: string]: unknown;
@@ -900,7 +1925,7 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: Client */
       200: {
         headers: {
           [name: string]: unknown;
@@ -915,18 +1940,10 @@ export interface operations {
            *       "updated_at": "2026-01-01T00:00:00.000Z"
            *     }
            */
-          'application/json': {
-            client_id: string;
-            name: string | null;
-            max_in_flight: number | null;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-          };
+          'application/json': components['schemas']['Client'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -935,66 +1952,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/client_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -1003,32 +1984,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -1040,26 +2002,7 @@ export interface operations {
            *       "message": "client \"client-1\" not found"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -1076,26 +2019,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -1120,11 +2061,7 @@ export interface operations {
          *       "name": "Adelaide Metro"
          *     }
          */
-        'application/json': {
-          /** @description Display name. */
-          name?: string;
-          max_in_flight?: number | null;
-        };
+        'application/json': components['schemas']['PutClientRequest'];
       };
     };
     responses: {
@@ -1143,15 +2080,7 @@ export interface operations {
            *       "updated_at": "2026-01-01T00:00:00.000Z"
            *     }
            */
-          'application/json': {
-            client_id: string;
-            name: string | null;
-            max_in_flight: number | null;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-          };
+          'application/json': components['schemas']['Client'];
         };
       };
       /** @description Client created */
@@ -1169,18 +2098,10 @@ export interface operations {
            *       "updated_at": "2026-01-01T00:00:00.000Z"
            *     }
            */
-          'application/json': {
-            client_id: string;
-            name: string | null;
-            max_in_flight: number | null;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-          };
+          'application/json': components['schemas']['Client'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -1189,66 +2110,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/client_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -1257,29 +2142,40 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"tenants:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -1296,26 +2192,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -1334,27 +2228,16 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: ClientPage */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            items: {
-              client_id: string;
-              name: string | null;
-              max_in_flight: number | null;
-              /** Format: date-time */
-              created_at: string;
-              /** Format: date-time */
-              updated_at: string;
-            }[];
-            next_cursor: string | null;
-          };
+          'application/json': components['schemas']['ClientPage'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -1363,66 +2246,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: body must NOT have additional properties"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -1431,29 +2278,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -1470,26 +2298,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -1514,25 +2340,16 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: Domain */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            client_id: string;
-            domain_id: string;
-            /** @description Jobs run only in active domains. */
-            status: 'active' | 'inactive';
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-          };
+          'application/json': components['schemas']['Domain'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -1541,66 +2358,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/domain_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -1609,32 +2390,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -1643,29 +2405,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "domain \"south_australia\" not found in client \"client-1\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -1682,26 +2425,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -1731,10 +2472,7 @@ export interface operations {
          *       "status": "active"
          *     }
          */
-        'application/json': {
-          /** @description Jobs run only in active domains. */
-          status?: 'active' | 'inactive';
-        };
+        'application/json': components['schemas']['PutDomainRequest'];
       };
     };
     responses: {
@@ -1744,16 +2482,7 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            client_id: string;
-            domain_id: string;
-            /** @description Jobs run only in active domains. */
-            status: 'active' | 'inactive';
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-          };
+          'application/json': components['schemas']['Domain'];
         };
       };
       /** @description Domain created */
@@ -1762,19 +2491,10 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            client_id: string;
-            domain_id: string;
-            /** @description Jobs run only in active domains. */
-            status: 'active' | 'inactive';
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-          };
+          'application/json': components['schemas']['Domain'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -1783,66 +2503,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/domain_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -1851,32 +2535,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"tenants:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -1888,26 +2553,37 @@ export interface operations {
            *       "message": "client \"client-1\" not found"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -1924,26 +2600,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -1968,28 +2642,16 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: DomainPage */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            items: {
-              client_id: string;
-              domain_id: string;
-              /** @description Jobs run only in active domains. */
-              status: 'active' | 'inactive';
-              /** Format: date-time */
-              created_at: string;
-              /** Format: date-time */
-              updated_at: string;
-            }[];
-            next_cursor: string | null;
-          };
+          'application/json': components['schemas']['DomainPage'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -1998,66 +2660,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/client_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -2066,32 +2692,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -2103,26 +2710,7 @@ export interface operations {
            *       "message": "client \"client-1\" not found"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -2139,26 +2727,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -2188,33 +2774,16 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: Service */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            client_id: string;
-            domain_id: string;
-            service_id: string;
-            /** @description Departed services keep their history and receive no new jobs. */
-            status: 'active' | 'departed';
-            provided_features: {
-              [key: string]: unknown;
-            };
-            resolved_features: {
-              [key: string]: unknown;
-            } | null;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-            departed_at: string | null;
-          };
+          'application/json': components['schemas']['Service'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -2223,66 +2792,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/service_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -2291,32 +2824,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -2325,29 +2839,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "service \"service-1\" not found in domain \"south_australia\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -2364,26 +2859,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -2420,14 +2913,7 @@ export interface operations {
          *       }
          *     }
          */
-        'application/json': {
-          /** @description Feature values for this service. Resolved against the domain default contract when the domain has one. */
-          provided_features?: {
-            [key: string]: unknown;
-          };
-          /** @description Departed services keep their history and receive no new jobs. */
-          status?: 'active' | 'departed';
-        };
+        'application/json': components['schemas']['PutServiceRequest'];
       };
     };
     responses: {
@@ -2437,24 +2923,7 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            client_id: string;
-            domain_id: string;
-            service_id: string;
-            /** @description Departed services keep their history and receive no new jobs. */
-            status: 'active' | 'departed';
-            provided_features: {
-              [key: string]: unknown;
-            };
-            resolved_features: {
-              [key: string]: unknown;
-            } | null;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-            departed_at: string | null;
-          };
+          'application/json': components['schemas']['Service'];
         };
       };
       /** @description Service created */
@@ -2463,27 +2932,10 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            client_id: string;
-            domain_id: string;
-            service_id: string;
-            /** @description Departed services keep their history and receive no new jobs. */
-            status: 'active' | 'departed';
-            provided_features: {
-              [key: string]: unknown;
-            };
-            resolved_features: {
-              [key: string]: unknown;
-            } | null;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-            departed_at: string | null;
-          };
+          'application/json': components['schemas']['Service'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -2492,66 +2944,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/service_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -2560,32 +2976,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"tenants:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -2594,32 +2991,43 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "domain \"south_australia\" not found in client \"client-1\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Semantically invalid request — e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Semantically invalid request: e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
       422: {
         headers: {
           [name: string]: unknown;
@@ -2628,29 +3036,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "service \"service-1\" does not satisfy the domain default contract (example-model@2.0.0): route: required feature is missing"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -2667,26 +3056,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -2716,33 +3103,16 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: Service */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            client_id: string;
-            domain_id: string;
-            service_id: string;
-            /** @description Departed services keep their history and receive no new jobs. */
-            status: 'active' | 'departed';
-            provided_features: {
-              [key: string]: unknown;
-            };
-            resolved_features: {
-              [key: string]: unknown;
-            } | null;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-            departed_at: string | null;
-          };
+          'application/json': components['schemas']['Service'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -2751,66 +3121,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/service_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -2819,32 +3153,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"tenants:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -2853,29 +3168,40 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "service \"service-1\" not found in domain \"south_australia\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -2892,26 +3218,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -2924,7 +3248,7 @@ export interface operations {
         /** @description The next_cursor of the previous page. */
         cursor?: string;
         /** @description Departed services keep their history and receive no new jobs. */
-        status?: 'active' | 'departed';
+        status?: components['schemas']['ServiceStatus'];
       };
       header?: never;
       path: {
@@ -2943,36 +3267,16 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: ServicePage */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            items: {
-              client_id: string;
-              domain_id: string;
-              service_id: string;
-              /** @description Departed services keep their history and receive no new jobs. */
-              status: 'active' | 'departed';
-              provided_features: {
-                [key: string]: unknown;
-              };
-              resolved_features: {
-                [key: string]: unknown;
-              } | null;
-              /** Format: date-time */
-              created_at: string;
-              /** Format: date-time */
-              updated_at: string;
-              departed_at: string | null;
-            }[];
-            next_cursor: string | null;
-          };
+          'application/json': components['schemas']['ServicePage'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -2981,66 +3285,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/domain_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -3049,32 +3317,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -3083,29 +3332,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "domain \"south_australia\" not found in client \"client-1\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -3122,26 +3352,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -3161,23 +3389,16 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: Model */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            model_id: string;
-            description: string | null;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-          };
+          'application/json': components['schemas']['Model'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -3186,66 +3407,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/model_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -3254,32 +3439,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -3288,29 +3454,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "model \"example-model\" not found"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -3327,26 +3474,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -3371,9 +3516,7 @@ export interface operations {
          *       "description": "Predicts service delay"
          *     }
          */
-        'application/json': {
-          description?: string;
-        };
+        'application/json': components['schemas']['PutModelRequest'];
       };
     };
     responses: {
@@ -3383,14 +3526,7 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            model_id: string;
-            description: string | null;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-          };
+          'application/json': components['schemas']['Model'];
         };
       };
       /** @description Model registered */
@@ -3399,17 +3535,10 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            model_id: string;
-            description: string | null;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-          };
+          'application/json': components['schemas']['Model'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -3418,66 +3547,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/model_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -3486,29 +3579,40 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"registry:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -3525,26 +3629,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -3563,26 +3665,16 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: ModelPage */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            items: {
-              model_id: string;
-              description: string | null;
-              /** Format: date-time */
-              created_at: string;
-              /** Format: date-time */
-              updated_at: string;
-            }[];
-            next_cursor: string | null;
-          };
+          'application/json': components['schemas']['ModelPage'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -3591,66 +3683,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: body must NOT have additional properties"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -3659,29 +3715,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -3698,26 +3735,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -3742,49 +3777,16 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: ModelVersion */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            model_id: string;
-            model_version: string;
-            features: {
-              name: string;
-              type:
-                | 'string'
-                | 'number'
-                | 'integer'
-                | 'boolean'
-                | 'enum'
-                | 'string[]'
-                | 'number[]'
-                | 'object';
-              required: boolean;
-              default?: unknown;
-              values?: string[];
-              description?: string;
-            }[];
-            job_types: string[];
-            /** @description The handler, without its secret. */
-            handler: {
-              type: string;
-            } & {
-              [key: string]: unknown;
-            };
-            timeout_s: number;
-            max_attempts: number;
-            max_in_flight: number | null;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-          };
+          'application/json': components['schemas']['ModelVersion'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -3793,66 +3795,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/version must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -3861,32 +3827,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -3895,29 +3842,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "version \"2.0.0\" of model \"example-model\" not found"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -3934,26 +3862,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -4005,52 +3931,7 @@ export interface operations {
          *       "max_in_flight": 8
          *     }
          */
-        'application/json': {
-          features: {
-            /** @description 1 to 128 characters of A-Za-z0-9._- */
-            name: string;
-            /** @description One of string, number, integer, boolean, enum, string[], number[], object. */
-            type: string;
-            /** @default false */
-            required?: boolean;
-            default?: unknown;
-            /** @description Allowed values of an enum. */
-            values?: unknown[];
-            description?: string;
-          }[];
-          job_types?: string[];
-          /** @description How jobs reach the model handler; defaults to {"type": "worker"}. */
-          handler?:
-            | {
-                /** @enum {string} */
-                type: 'worker';
-              }
-            | {
-                /** @enum {string} */
-                type: 'http';
-                url: string;
-                /** @description Standard Webhooks signing secret (write-only). */
-                secret: string;
-              }
-            | {
-                /** @enum {string} */
-                type: 'command';
-                command: string;
-                args?: string[];
-              }
-            | {
-                /** @enum {string} */
-                type: 'truefoundry';
-                base_url: string;
-                deployment_id?: string;
-                application_id?: string;
-                /** @description Environment variable holding the API token. */
-                token_env: string;
-              };
-          timeout_s?: number;
-          max_attempts?: number;
-          max_in_flight?: number | null;
-        };
+        'application/json': components['schemas']['PutModelVersionRequest'];
       };
     };
     responses: {
@@ -4060,40 +3941,7 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            model_id: string;
-            model_version: string;
-            features: {
-              name: string;
-              type:
-                | 'string'
-                | 'number'
-                | 'integer'
-                | 'boolean'
-                | 'enum'
-                | 'string[]'
-                | 'number[]'
-                | 'object';
-              required: boolean;
-              default?: unknown;
-              values?: string[];
-              description?: string;
-            }[];
-            job_types: string[];
-            /** @description The handler, without its secret. */
-            handler: {
-              type: string;
-            } & {
-              [key: string]: unknown;
-            };
-            timeout_s: number;
-            max_attempts: number;
-            max_in_flight: number | null;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-          };
+          'application/json': components['schemas']['ModelVersion'];
         };
       };
       /** @description Version registered */
@@ -4102,43 +3950,10 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            model_id: string;
-            model_version: string;
-            features: {
-              name: string;
-              type:
-                | 'string'
-                | 'number'
-                | 'integer'
-                | 'boolean'
-                | 'enum'
-                | 'string[]'
-                | 'number[]'
-                | 'object';
-              required: boolean;
-              default?: unknown;
-              values?: string[];
-              description?: string;
-            }[];
-            job_types: string[];
-            /** @description The handler, without its secret. */
-            handler: {
-              type: string;
-            } & {
-              [key: string]: unknown;
-            };
-            timeout_s: number;
-            max_attempts: number;
-            max_in_flight: number | null;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-          };
+          'application/json': components['schemas']['ModelVersion'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -4147,66 +3962,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/version must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -4215,32 +3994,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"registry:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -4249,29 +4009,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "model \"example-model\" not found; create it with PUT /v2/models/example-model"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Conflict with the current state of the resource. */
@@ -4283,32 +4024,43 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "version \"2.0.0\" of model \"example-model\" is frozen with a different feature contract; register a new version to change it"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Semantically invalid request — e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Semantically invalid request: e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
       422: {
         headers: {
           [name: string]: unknown;
@@ -4317,29 +4069,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid feature definitions: capacity: type \"float64\" is not one of string, integer, number, boolean, enum"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -4356,26 +4089,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -4400,52 +4131,16 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: ModelVersionPage */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            items: {
-              model_id: string;
-              model_version: string;
-              features: {
-                name: string;
-                type:
-                  | 'string'
-                  | 'number'
-                  | 'integer'
-                  | 'boolean'
-                  | 'enum'
-                  | 'string[]'
-                  | 'number[]'
-                  | 'object';
-                required: boolean;
-                default?: unknown;
-                values?: string[];
-                description?: string;
-              }[];
-              job_types: string[];
-              /** @description The handler, without its secret. */
-              handler: {
-                type: string;
-              } & {
-                [key: string]: unknown;
-              };
-              timeout_s: number;
-              max_attempts: number;
-              max_in_flight: number | null;
-              /** Format: date-time */
-              created_at: string;
-              /** Format: date-time */
-              updated_at: string;
-            }[];
-            next_cursor: string | null;
-          };
+          'application/json': components['schemas']['ModelVersionPage'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -4454,66 +4149,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/model_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -4522,32 +4181,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -4556,29 +4196,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "model \"example-model\" not found"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -4595,26 +4216,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -4644,7 +4263,7 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: Assignment */
       200: {
         headers: {
           [name: string]: unknown;
@@ -4668,38 +4287,10 @@ export interface operations {
            *       "archived_at": null
            *     }
            */
-          'application/json': {
-            /**
-             * Format: uuid
-             * @description Unique revision identifier for this assignment row.
-             */
-            assignment_id: string;
-            client_id: string;
-            /** @description Domain identifier within a client. */
-            domain_id: string;
-            service_id: string | null;
-            scope: 'domain' | 'service';
-            key: string;
-            /** @description Model registry identifier. */
-            model_id: string;
-            /** @description Model version string within the registry. */
-            model_version: string;
-            /** @description Active assignments are runnable. Archived assignments are retained as historical revisions for jobs that used them. */
-            status: 'active' | 'archived';
-            config: {
-              [key: string]: unknown;
-            };
-            priority: number;
-            metadata: {
-              [key: string]: unknown;
-            };
-            /** Format: date-time */
-            created_at: string;
-            archived_at: string | null;
-          };
+          'application/json': components['schemas']['Assignment'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -4708,66 +4299,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/key must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -4776,32 +4331,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -4810,29 +4346,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "assignment \"default\" not found in domain \"south_australia\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -4849,26 +4366,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -4913,45 +4428,7 @@ export interface operations {
          *       ]
          *     }
          */
-        'application/json': {
-          /**
-           * @description Model registry identifier.
-           * @example example-model
-           */
-          model_id: string;
-          /**
-           * @description Model version string within the registry.
-           * @example 2.0.0
-           */
-          model_version: string;
-          /** @description New assignment revisions are active by default. Use archived to retire a capability without launching new jobs from it. */
-          status?: 'active' | 'archived';
-          /** @description Passed to the model handler with every job; part of the revision. */
-          config?: {
-            [key: string]: unknown;
-          };
-          /**
-           * @description The default priority (-100..100, default 0) of jobs run through this assignment; a run-job body may set its own. Part of the revision.
-           * @example 0
-           */
-          priority?: number;
-          /** @description Free-form notes stored with a new revision; a change to it alone is no change. */
-          metadata?: {
-            [key: string]: unknown;
-          };
-          /** @description Optional patches for non-departed services on domain default assignment upsert only; incompatible services still yield 422 with blocking_services. */
-          service_updates?: {
-            /**
-             * @description Service identifier within a domain.
-             * @example service-1
-             */
-            service_id: string;
-            /** @description Feature key-value pairs merged into provided_features; a null value removes the key. Mandatory features without defaults must be provided. */
-            static_features: {
-              [key: string]: unknown;
-            };
-          }[];
-        };
+        'application/json': components['schemas']['PutAssignmentRequest'];
       };
     };
     responses: {
@@ -4979,35 +4456,7 @@ export interface operations {
            *       "archived_at": null
            *     }
            */
-          'application/json': {
-            /**
-             * Format: uuid
-             * @description Unique revision identifier for this assignment row.
-             */
-            assignment_id: string;
-            client_id: string;
-            /** @description Domain identifier within a client. */
-            domain_id: string;
-            service_id: string | null;
-            scope: 'domain' | 'service';
-            key: string;
-            /** @description Model registry identifier. */
-            model_id: string;
-            /** @description Model version string within the registry. */
-            model_version: string;
-            /** @description Active assignments are runnable. Archived assignments are retained as historical revisions for jobs that used them. */
-            status: 'active' | 'archived';
-            config: {
-              [key: string]: unknown;
-            };
-            priority: number;
-            metadata: {
-              [key: string]: unknown;
-            };
-            /** Format: date-time */
-            created_at: string;
-            archived_at: string | null;
-          };
+          'application/json': components['schemas']['Assignment'];
         };
       };
       /** @description Domain assignment created */
@@ -5034,38 +4483,10 @@ export interface operations {
            *       "archived_at": null
            *     }
            */
-          'application/json': {
-            /**
-             * Format: uuid
-             * @description Unique revision identifier for this assignment row.
-             */
-            assignment_id: string;
-            client_id: string;
-            /** @description Domain identifier within a client. */
-            domain_id: string;
-            service_id: string | null;
-            scope: 'domain' | 'service';
-            key: string;
-            /** @description Model registry identifier. */
-            model_id: string;
-            /** @description Model version string within the registry. */
-            model_version: string;
-            /** @description Active assignments are runnable. Archived assignments are retained as historical revisions for jobs that used them. */
-            status: 'active' | 'archived';
-            config: {
-              [key: string]: unknown;
-            };
-            priority: number;
-            metadata: {
-              [key: string]: unknown;
-            };
-            /** Format: date-time */
-            created_at: string;
-            archived_at: string | null;
-          };
+          'application/json': components['schemas']['Assignment'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -5074,66 +4495,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/key must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -5142,32 +4527,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"assignments:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -5176,32 +4542,43 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "service \"service-1\" not found in domain \"south_australia\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Semantically invalid request — e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Semantically invalid request: e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
       422: {
         headers: {
           [name: string]: unknown;
@@ -5210,29 +4587,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "version \"2.0.0\" of model \"example-model\" not found"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -5249,26 +4607,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -5281,7 +4637,7 @@ export interface operations {
         /** @description The next_cursor of the previous page. */
         cursor?: string;
         /** @description Only keys whose current revision has this status. */
-        status?: 'active' | 'archived';
+        status?: components['schemas']['AssignmentStatus'];
       };
       header?: never;
       path: {
@@ -5300,47 +4656,16 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: AssignmentPage */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            items: {
-              /**
-               * Format: uuid
-               * @description Unique revision identifier for this assignment row.
-               */
-              assignment_id: string;
-              client_id: string;
-              /** @description Domain identifier within a client. */
-              domain_id: string;
-              service_id: string | null;
-              scope: 'domain' | 'service';
-              key: string;
-              /** @description Model registry identifier. */
-              model_id: string;
-              /** @description Model version string within the registry. */
-              model_version: string;
-              /** @description Active assignments are runnable. Archived assignments are retained as historical revisions for jobs that used them. */
-              status: 'active' | 'archived';
-              config: {
-                [key: string]: unknown;
-              };
-              priority: number;
-              metadata: {
-                [key: string]: unknown;
-              };
-              /** Format: date-time */
-              created_at: string;
-              archived_at: string | null;
-            }[];
-            next_cursor: string | null;
-          };
+          'application/json': components['schemas']['AssignmentPage'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -5349,66 +4674,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/domain_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -5417,32 +4706,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -5451,29 +4721,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "domain \"south_australia\" not found in client \"client-1\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -5490,26 +4741,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -5549,50 +4798,7 @@ export interface operations {
          *       ]
          *     }
          */
-        'application/json': {
-          /**
-           * @description Required on collection POST routes; omitted on keyed PUT routes.
-           * @example default
-           */
-          key: string;
-          /**
-           * @description Model registry identifier.
-           * @example example-model
-           */
-          model_id: string;
-          /**
-           * @description Model version string within the registry.
-           * @example 2.0.0
-           */
-          model_version: string;
-          /** @description New assignment revisions are active by default. Use archived to retire a capability without launching new jobs from it. */
-          status?: 'active' | 'archived';
-          /** @description Passed to the model handler with every job; part of the revision. */
-          config?: {
-            [key: string]: unknown;
-          };
-          /**
-           * @description The default priority (-100..100, default 0) of jobs run through this assignment; a run-job body may set its own. Part of the revision.
-           * @example 0
-           */
-          priority?: number;
-          /** @description Free-form notes stored with a new revision; a change to it alone is no change. */
-          metadata?: {
-            [key: string]: unknown;
-          };
-          /** @description Optional patches for non-departed services on domain default assignment upsert only; incompatible services still yield 422 with blocking_services. */
-          service_updates?: {
-            /**
-             * @description Service identifier within a domain.
-             * @example service-1
-             */
-            service_id: string;
-            /** @description Feature key-value pairs merged into provided_features; a null value removes the key. Mandatory features without defaults must be provided. */
-            static_features: {
-              [key: string]: unknown;
-            };
-          }[];
-        };
+        'application/json': components['schemas']['PostAssignmentRequest'];
       };
     };
     responses: {
@@ -5620,35 +4826,7 @@ export interface operations {
            *       "archived_at": null
            *     }
            */
-          'application/json': {
-            /**
-             * Format: uuid
-             * @description Unique revision identifier for this assignment row.
-             */
-            assignment_id: string;
-            client_id: string;
-            /** @description Domain identifier within a client. */
-            domain_id: string;
-            service_id: string | null;
-            scope: 'domain' | 'service';
-            key: string;
-            /** @description Model registry identifier. */
-            model_id: string;
-            /** @description Model version string within the registry. */
-            model_version: string;
-            /** @description Active assignments are runnable. Archived assignments are retained as historical revisions for jobs that used them. */
-            status: 'active' | 'archived';
-            config: {
-              [key: string]: unknown;
-            };
-            priority: number;
-            metadata: {
-              [key: string]: unknown;
-            };
-            /** Format: date-time */
-            created_at: string;
-            archived_at: string | null;
-          };
+          'application/json': components['schemas']['Assignment'];
         };
       };
       /** @description Domain assignment created */
@@ -5675,38 +4853,10 @@ export interface operations {
            *       "archived_at": null
            *     }
            */
-          'application/json': {
-            /**
-             * Format: uuid
-             * @description Unique revision identifier for this assignment row.
-             */
-            assignment_id: string;
-            client_id: string;
-            /** @description Domain identifier within a client. */
-            domain_id: string;
-            service_id: string | null;
-            scope: 'domain' | 'service';
-            key: string;
-            /** @description Model registry identifier. */
-            model_id: string;
-            /** @description Model version string within the registry. */
-            model_version: string;
-            /** @description Active assignments are runnable. Archived assignments are retained as historical revisions for jobs that used them. */
-            status: 'active' | 'archived';
-            config: {
-              [key: string]: unknown;
-            };
-            priority: number;
-            metadata: {
-              [key: string]: unknown;
-            };
-            /** Format: date-time */
-            created_at: string;
-            archived_at: string | null;
-          };
+          'application/json': components['schemas']['Assignment'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -5715,66 +4865,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/key must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -5783,32 +4897,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"assignments:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -5817,32 +4912,43 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "service \"service-1\" not found in domain \"south_australia\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Semantically invalid request — e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Semantically invalid request: e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
       422: {
         headers: {
           [name: string]: unknown;
@@ -5851,29 +4957,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "version \"2.0.0\" of model \"example-model\" not found"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -5890,26 +4977,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -5944,47 +5029,16 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: AssignmentPage */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            items: {
-              /**
-               * Format: uuid
-               * @description Unique revision identifier for this assignment row.
-               */
-              assignment_id: string;
-              client_id: string;
-              /** @description Domain identifier within a client. */
-              domain_id: string;
-              service_id: string | null;
-              scope: 'domain' | 'service';
-              key: string;
-              /** @description Model registry identifier. */
-              model_id: string;
-              /** @description Model version string within the registry. */
-              model_version: string;
-              /** @description Active assignments are runnable. Archived assignments are retained as historical revisions for jobs that used them. */
-              status: 'active' | 'archived';
-              config: {
-                [key: string]: unknown;
-              };
-              priority: number;
-              metadata: {
-                [key: string]: unknown;
-              };
-              /** Format: date-time */
-              created_at: string;
-              archived_at: string | null;
-            }[];
-            next_cursor: string | null;
-          };
+          'application/json': components['schemas']['AssignmentPage'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -5993,66 +5047,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/key must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -6061,32 +5079,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -6095,29 +5094,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "assignment \"default\" not found in domain \"south_australia\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -6134,26 +5114,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -6188,7 +5166,7 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: Assignment */
       200: {
         headers: {
           [name: string]: unknown;
@@ -6212,38 +5190,10 @@ export interface operations {
            *       "archived_at": null
            *     }
            */
-          'application/json': {
-            /**
-             * Format: uuid
-             * @description Unique revision identifier for this assignment row.
-             */
-            assignment_id: string;
-            client_id: string;
-            /** @description Domain identifier within a client. */
-            domain_id: string;
-            service_id: string | null;
-            scope: 'domain' | 'service';
-            key: string;
-            /** @description Model registry identifier. */
-            model_id: string;
-            /** @description Model version string within the registry. */
-            model_version: string;
-            /** @description Active assignments are runnable. Archived assignments are retained as historical revisions for jobs that used them. */
-            status: 'active' | 'archived';
-            config: {
-              [key: string]: unknown;
-            };
-            priority: number;
-            metadata: {
-              [key: string]: unknown;
-            };
-            /** Format: date-time */
-            created_at: string;
-            archived_at: string | null;
-          };
+          'application/json': components['schemas']['Assignment'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -6252,66 +5202,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/key must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -6320,32 +5234,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -6354,29 +5249,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "assignment \"default\" not found in domain \"south_australia\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -6393,26 +5269,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -6462,45 +5336,7 @@ export interface operations {
          *       ]
          *     }
          */
-        'application/json': {
-          /**
-           * @description Model registry identifier.
-           * @example example-model
-           */
-          model_id: string;
-          /**
-           * @description Model version string within the registry.
-           * @example 2.0.0
-           */
-          model_version: string;
-          /** @description New assignment revisions are active by default. Use archived to retire a capability without launching new jobs from it. */
-          status?: 'active' | 'archived';
-          /** @description Passed to the model handler with every job; part of the revision. */
-          config?: {
-            [key: string]: unknown;
-          };
-          /**
-           * @description The default priority (-100..100, default 0) of jobs run through this assignment; a run-job body may set its own. Part of the revision.
-           * @example 0
-           */
-          priority?: number;
-          /** @description Free-form notes stored with a new revision; a change to it alone is no change. */
-          metadata?: {
-            [key: string]: unknown;
-          };
-          /** @description Optional patches for non-departed services on domain default assignment upsert only; incompatible services still yield 422 with blocking_services. */
-          service_updates?: {
-            /**
-             * @description Service identifier within a domain.
-             * @example service-1
-             */
-            service_id: string;
-            /** @description Feature key-value pairs merged into provided_features; a null value removes the key. Mandatory features without defaults must be provided. */
-            static_features: {
-              [key: string]: unknown;
-            };
-          }[];
-        };
+        'application/json': components['schemas']['PutAssignmentRequest'];
       };
     };
     responses: {
@@ -6528,35 +5364,7 @@ export interface operations {
            *       "archived_at": null
            *     }
            */
-          'application/json': {
-            /**
-             * Format: uuid
-             * @description Unique revision identifier for this assignment row.
-             */
-            assignment_id: string;
-            client_id: string;
-            /** @description Domain identifier within a client. */
-            domain_id: string;
-            service_id: string | null;
-            scope: 'domain' | 'service';
-            key: string;
-            /** @description Model registry identifier. */
-            model_id: string;
-            /** @description Model version string within the registry. */
-            model_version: string;
-            /** @description Active assignments are runnable. Archived assignments are retained as historical revisions for jobs that used them. */
-            status: 'active' | 'archived';
-            config: {
-              [key: string]: unknown;
-            };
-            priority: number;
-            metadata: {
-              [key: string]: unknown;
-            };
-            /** Format: date-time */
-            created_at: string;
-            archived_at: string | null;
-          };
+          'application/json': components['schemas']['Assignment'];
         };
       };
       /** @description Service assignment created */
@@ -6583,38 +5391,10 @@ export interface operations {
            *       "archived_at": null
            *     }
            */
-          'application/json': {
-            /**
-             * Format: uuid
-             * @description Unique revision identifier for this assignment row.
-             */
-            assignment_id: string;
-            client_id: string;
-            /** @description Domain identifier within a client. */
-            domain_id: string;
-            service_id: string | null;
-            scope: 'domain' | 'service';
-            key: string;
-            /** @description Model registry identifier. */
-            model_id: string;
-            /** @description Model version string within the registry. */
-            model_version: string;
-            /** @description Active assignments are runnable. Archived assignments are retained as historical revisions for jobs that used them. */
-            status: 'active' | 'archived';
-            config: {
-              [key: string]: unknown;
-            };
-            priority: number;
-            metadata: {
-              [key: string]: unknown;
-            };
-            /** Format: date-time */
-            created_at: string;
-            archived_at: string | null;
-          };
+          'application/json': components['schemas']['Assignment'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -6623,66 +5403,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/key must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -6691,32 +5435,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"assignments:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -6725,32 +5450,43 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "service \"service-1\" not found in domain \"south_australia\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Semantically invalid request — e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Semantically invalid request: e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
       422: {
         headers: {
           [name: string]: unknown;
@@ -6759,29 +5495,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "version \"2.0.0\" of model \"example-model\" not found"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -6798,26 +5515,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -6830,7 +5545,7 @@ export interface operations {
         /** @description The next_cursor of the previous page. */
         cursor?: string;
         /** @description Only keys whose current revision has this status. */
-        status?: 'active' | 'archived';
+        status?: components['schemas']['AssignmentStatus'];
       };
       header?: never;
       path: {
@@ -6854,47 +5569,16 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: AssignmentPage */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            items: {
-              /**
-               * Format: uuid
-               * @description Unique revision identifier for this assignment row.
-               */
-              assignment_id: string;
-              client_id: string;
-              /** @description Domain identifier within a client. */
-              domain_id: string;
-              service_id: string | null;
-              scope: 'domain' | 'service';
-              key: string;
-              /** @description Model registry identifier. */
-              model_id: string;
-              /** @description Model version string within the registry. */
-              model_version: string;
-              /** @description Active assignments are runnable. Archived assignments are retained as historical revisions for jobs that used them. */
-              status: 'active' | 'archived';
-              config: {
-                [key: string]: unknown;
-              };
-              priority: number;
-              metadata: {
-                [key: string]: unknown;
-              };
-              /** Format: date-time */
-              created_at: string;
-              archived_at: string | null;
-            }[];
-            next_cursor: string | null;
-          };
+          'application/json': components['schemas']['AssignmentPage'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -6903,66 +5587,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/service_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -6971,32 +5619,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -7005,29 +5634,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "domain \"south_australia\" not found in client \"client-1\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -7044,26 +5654,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -7108,50 +5716,7 @@ export interface operations {
          *       ]
          *     }
          */
-        'application/json': {
-          /**
-           * @description Required on collection POST routes; omitted on keyed PUT routes.
-           * @example default
-           */
-          key: string;
-          /**
-           * @description Model registry identifier.
-           * @example example-model
-           */
-          model_id: string;
-          /**
-           * @description Model version string within the registry.
-           * @example 2.0.0
-           */
-          model_version: string;
-          /** @description New assignment revisions are active by default. Use archived to retire a capability without launching new jobs from it. */
-          status?: 'active' | 'archived';
-          /** @description Passed to the model handler with every job; part of the revision. */
-          config?: {
-            [key: string]: unknown;
-          };
-          /**
-           * @description The default priority (-100..100, default 0) of jobs run through this assignment; a run-job body may set its own. Part of the revision.
-           * @example 0
-           */
-          priority?: number;
-          /** @description Free-form notes stored with a new revision; a change to it alone is no change. */
-          metadata?: {
-            [key: string]: unknown;
-          };
-          /** @description Optional patches for non-departed services on domain default assignment upsert only; incompatible services still yield 422 with blocking_services. */
-          service_updates?: {
-            /**
-             * @description Service identifier within a domain.
-             * @example service-1
-             */
-            service_id: string;
-            /** @description Feature key-value pairs merged into provided_features; a null value removes the key. Mandatory features without defaults must be provided. */
-            static_features: {
-              [key: string]: unknown;
-            };
-          }[];
-        };
+        'application/json': components['schemas']['PostAssignmentRequest'];
       };
     };
     responses: {
@@ -7179,35 +5744,7 @@ export interface operations {
            *       "archived_at": null
            *     }
            */
-          'application/json': {
-            /**
-             * Format: uuid
-             * @description Unique revision identifier for this assignment row.
-             */
-            assignment_id: string;
-            client_id: string;
-            /** @description Domain identifier within a client. */
-            domain_id: string;
-            service_id: string | null;
-            scope: 'domain' | 'service';
-            key: string;
-            /** @description Model registry identifier. */
-            model_id: string;
-            /** @description Model version string within the registry. */
-            model_version: string;
-            /** @description Active assignments are runnable. Archived assignments are retained as historical revisions for jobs that used them. */
-            status: 'active' | 'archived';
-            config: {
-              [key: string]: unknown;
-            };
-            priority: number;
-            metadata: {
-              [key: string]: unknown;
-            };
-            /** Format: date-time */
-            created_at: string;
-            archived_at: string | null;
-          };
+          'application/json': components['schemas']['Assignment'];
         };
       };
       /** @description Service assignment created */
@@ -7234,38 +5771,10 @@ export interface operations {
            *       "archived_at": null
            *     }
            */
-          'application/json': {
-            /**
-             * Format: uuid
-             * @description Unique revision identifier for this assignment row.
-             */
-            assignment_id: string;
-            client_id: string;
-            /** @description Domain identifier within a client. */
-            domain_id: string;
-            service_id: string | null;
-            scope: 'domain' | 'service';
-            key: string;
-            /** @description Model registry identifier. */
-            model_id: string;
-            /** @description Model version string within the registry. */
-            model_version: string;
-            /** @description Active assignments are runnable. Archived assignments are retained as historical revisions for jobs that used them. */
-            status: 'active' | 'archived';
-            config: {
-              [key: string]: unknown;
-            };
-            priority: number;
-            metadata: {
-              [key: string]: unknown;
-            };
-            /** Format: date-time */
-            created_at: string;
-            archived_at: string | null;
-          };
+          'application/json': components['schemas']['Assignment'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -7274,66 +5783,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/key must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -7342,32 +5815,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"assignments:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -7376,32 +5830,43 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "service \"service-1\" not found in domain \"south_australia\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Semantically invalid request — e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Semantically invalid request: e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
       422: {
         headers: {
           [name: string]: unknown;
@@ -7410,29 +5875,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "version \"2.0.0\" of model \"example-model\" not found"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -7449,26 +5895,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -7508,47 +5952,16 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: AssignmentPage */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            items: {
-              /**
-               * Format: uuid
-               * @description Unique revision identifier for this assignment row.
-               */
-              assignment_id: string;
-              client_id: string;
-              /** @description Domain identifier within a client. */
-              domain_id: string;
-              service_id: string | null;
-              scope: 'domain' | 'service';
-              key: string;
-              /** @description Model registry identifier. */
-              model_id: string;
-              /** @description Model version string within the registry. */
-              model_version: string;
-              /** @description Active assignments are runnable. Archived assignments are retained as historical revisions for jobs that used them. */
-              status: 'active' | 'archived';
-              config: {
-                [key: string]: unknown;
-              };
-              priority: number;
-              metadata: {
-                [key: string]: unknown;
-              };
-              /** Format: date-time */
-              created_at: string;
-              archived_at: string | null;
-            }[];
-            next_cursor: string | null;
-          };
+          'application/json': components['schemas']['AssignmentPage'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -7557,66 +5970,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/key must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -7625,32 +6002,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -7659,29 +6017,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "assignment \"default\" not found in domain \"south_australia\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -7698,26 +6037,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -7762,25 +6099,7 @@ export interface operations {
          *       "subscribe": false
          *     }
          */
-        'application/json': {
-          /**
-           * @description What the job asks of the model, e.g. inference or training.
-           * @default inference
-           * @example inference
-           */
-          job_type?: string;
-          /** @description Payload forwarded to the assigned model handler. */
-          input?: {
-            [key: string]: unknown;
-          };
-          /** @description When true for inference, stores this input as a model event subscription for future retraining. */
-          subscribe?: boolean;
-          /**
-           * @description Higher is handed out first; within one priority, jobs go round-robin across (client, domain). Defaults to the assignment priority (itself 0 unless set).
-           * @example 0
-           */
-          priority?: number;
-        };
+        'application/json': components['schemas']['RunJobRequest'];
       };
     };
     responses: {
@@ -7795,21 +6114,10 @@ export interface operations {
            *       "job_id": "123456789012"
            *     }
            */
-          'application/json': {
-            /**
-             * @description Durable model job identifier: 12 decimal digits.
-             * @example 123456789012
-             */
-            job_id: string;
-            /**
-             * Format: uuid
-             * @description The retraining subscription, with subscribe: true.
-             */
-            subscription_id?: string;
-          };
+          'application/json': components['schemas']['JobStarted'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -7818,66 +6126,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/key must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -7886,32 +6158,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"jobs:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -7920,29 +6173,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "service \"service-1\" not found in domain \"south_australia\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Conflict with the current state of the resource. */
@@ -7954,32 +6188,43 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "a request with Idempotency-Key \"run-2026-11-29\" is still in progress; retry later"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Semantically invalid request — e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Semantically invalid request: e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
       422: {
         headers: {
           [name: string]: unknown;
@@ -7988,29 +6233,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "service \"service-1\" has departed and receives no new jobs"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -8027,26 +6253,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -8086,25 +6310,7 @@ export interface operations {
          *       "subscribe": false
          *     }
          */
-        'application/json': {
-          /**
-           * @description What the job asks of the model, e.g. inference or training.
-           * @default inference
-           * @example inference
-           */
-          job_type?: string;
-          /** @description Payload forwarded to the assigned model handler. */
-          input?: {
-            [key: string]: unknown;
-          };
-          /** @description When true for inference, stores this input as a model event subscription for future retraining. */
-          subscribe?: boolean;
-          /**
-           * @description Higher is handed out first; within one priority, jobs go round-robin across (client, domain). Defaults to the assignment priority (itself 0 unless set).
-           * @example 0
-           */
-          priority?: number;
-        };
+        'application/json': components['schemas']['RunJobRequest'];
       };
     };
     responses: {
@@ -8119,21 +6325,10 @@ export interface operations {
            *       "job_id": "123456789012"
            *     }
            */
-          'application/json': {
-            /**
-             * @description Durable model job identifier: 12 decimal digits.
-             * @example 123456789012
-             */
-            job_id: string;
-            /**
-             * Format: uuid
-             * @description The retraining subscription, with subscribe: true.
-             */
-            subscription_id?: string;
-          };
+          'application/json': components['schemas']['JobStarted'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -8142,66 +6337,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/key must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -8210,32 +6369,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"jobs:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -8244,29 +6384,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "domain \"south_australia\" not found in client \"client-1\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Conflict with the current state of the resource. */
@@ -8278,32 +6399,43 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "a request with Idempotency-Key \"run-2026-11-29\" is still in progress; retry later"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Semantically invalid request — e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Semantically invalid request: e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
       422: {
         headers: {
           [name: string]: unknown;
@@ -8312,29 +6444,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "no active assignment for key \"default\" on domain \"south_australia\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -8351,26 +6464,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -8412,14 +6523,10 @@ export interface operations {
            *       "batch_id": "5f0c2a8e-7d1b-4c3e-9a55-2b6f1d0e9c47"
            *     }
            */
-          'application/json': {
-            /** @description Service IDs for which a fresh assignment-linked inference job was dispatched. */
-            dispatched_services: string[];
-            batch_id: string | null;
-          };
+          'application/json': components['schemas']['ServicesInitStarted'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -8428,66 +6535,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/domain_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -8496,32 +6567,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"jobs:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -8530,29 +6582,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "domain \"south_australia\" not found in client \"client-1\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Conflict with the current state of the resource. */
@@ -8564,32 +6597,43 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "a request with Idempotency-Key \"run-2026-11-29\" is still in progress; retry later"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Semantically invalid request — e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Semantically invalid request: e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
       422: {
         headers: {
           [name: string]: unknown;
@@ -8598,29 +6642,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "domain \"south_australia\" is inactive; jobs run only in active domains"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -8637,26 +6662,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -8668,7 +6691,8 @@ export interface operations {
         limit?: number;
         /** @description The next_cursor of the previous page. */
         cursor?: string;
-        status?: 'queued' | 'dispatched' | 'running' | 'success' | 'failure' | 'cancelled';
+        /** @description queued → dispatched → running → success, failure or cancelled (the last three are final). */
+        status?: components['schemas']['JobStatus'];
         /**
          * @description Service identifier within a domain.
          * @example service-1
@@ -8704,94 +6728,16 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: JobPage */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            items: {
-              /**
-               * @description Durable model job identifier: 12 decimal digits.
-               * @example 123456789012
-               */
-              job_id: string;
-              client_id: string;
-              domain_id: string;
-              service_id: string | null;
-              /** Format: uuid */
-              assignment_id: string;
-              assignment_key: string;
-              model_id: string;
-              model_version: string;
-              job_type: string;
-              status: 'queued' | 'dispatched' | 'running' | 'success' | 'failure' | 'cancelled';
-              input: {
-                [key: string]: unknown;
-              };
-              features: {
-                [key: string]: unknown;
-              } | null;
-              config: {
-                [key: string]: unknown;
-              };
-              trigger:
-                | (
-                    | {
-                        subscription_id: string;
-                        job_id: string;
-                        output: unknown;
-                      }
-                    | {
-                        subscription_id: string;
-                        job_ids: string[];
-                        outputs: unknown[];
-                        count: number;
-                      }
-                    | {
-                        subscription_id: string;
-                        /**
-                         * Format: uuid
-                         * @description Batch identifier.
-                         */
-                        batch_id: string;
-                        /** @description The batch's jobs by status. */
-                        counts: {
-                          queued: number;
-                          dispatched: number;
-                          running: number;
-                          success: number;
-                          failure: number;
-                          cancelled: number;
-                        };
-                        failed_services: string[];
-                      }
-                  )
-                | null;
-              /** @description Subscriptions that led to this job, oldest first. */
-              lineage: string[];
-              priority: number;
-              retry_of: string | null;
-              batch_id: string | null;
-              attempt: number;
-              max_attempts: number;
-              output: unknown;
-              error: unknown;
-              /** Format: date-time */
-              deadline: string;
-              /** Format: date-time */
-              created_at: string;
-              /** Format: date-time */
-              updated_at: string;
-              dispatched_at: string | null;
-              finished_at: string | null;
-            }[];
-            next_cursor: string | null;
-          };
+          'application/json': components['schemas']['JobPage'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -8800,66 +6746,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/domain_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -8868,32 +6778,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -8902,29 +6793,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "domain \"south_australia\" not found in client \"client-1\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -8941,26 +6813,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -8990,91 +6860,16 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description A job: one run of a model version for a service or a domain. */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            /**
-             * @description Durable model job identifier: 12 decimal digits.
-             * @example 123456789012
-             */
-            job_id: string;
-            client_id: string;
-            domain_id: string;
-            service_id: string | null;
-            /** Format: uuid */
-            assignment_id: string;
-            assignment_key: string;
-            model_id: string;
-            model_version: string;
-            job_type: string;
-            status: 'queued' | 'dispatched' | 'running' | 'success' | 'failure' | 'cancelled';
-            input: {
-              [key: string]: unknown;
-            };
-            features: {
-              [key: string]: unknown;
-            } | null;
-            config: {
-              [key: string]: unknown;
-            };
-            trigger:
-              | (
-                  | {
-                      subscription_id: string;
-                      job_id: string;
-                      output: unknown;
-                    }
-                  | {
-                      subscription_id: string;
-                      job_ids: string[];
-                      outputs: unknown[];
-                      count: number;
-                    }
-                  | {
-                      subscription_id: string;
-                      /**
-                       * Format: uuid
-                       * @description Batch identifier.
-                       */
-                      batch_id: string;
-                      /** @description The batch's jobs by status. */
-                      counts: {
-                        queued: number;
-                        dispatched: number;
-                        running: number;
-                        success: number;
-                        failure: number;
-                        cancelled: number;
-                      };
-                      failed_services: string[];
-                    }
-                )
-              | null;
-            /** @description Subscriptions that led to this job, oldest first. */
-            lineage: string[];
-            priority: number;
-            retry_of: string | null;
-            batch_id: string | null;
-            attempt: number;
-            max_attempts: number;
-            output: unknown;
-            error: unknown;
-            /** Format: date-time */
-            deadline: string;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-            dispatched_at: string | null;
-            finished_at: string | null;
-          };
+          'application/json': components['schemas']['Job'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -9083,66 +6878,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/job_id must match pattern \"^[0-9]{12}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -9151,32 +6910,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -9185,29 +6925,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "job \"123456789012\" not found in domain \"south_australia\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -9224,26 +6945,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -9273,91 +6992,16 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description A job: one run of a model version for a service or a domain. */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            /**
-             * @description Durable model job identifier: 12 decimal digits.
-             * @example 123456789012
-             */
-            job_id: string;
-            client_id: string;
-            domain_id: string;
-            service_id: string | null;
-            /** Format: uuid */
-            assignment_id: string;
-            assignment_key: string;
-            model_id: string;
-            model_version: string;
-            job_type: string;
-            status: 'queued' | 'dispatched' | 'running' | 'success' | 'failure' | 'cancelled';
-            input: {
-              [key: string]: unknown;
-            };
-            features: {
-              [key: string]: unknown;
-            } | null;
-            config: {
-              [key: string]: unknown;
-            };
-            trigger:
-              | (
-                  | {
-                      subscription_id: string;
-                      job_id: string;
-                      output: unknown;
-                    }
-                  | {
-                      subscription_id: string;
-                      job_ids: string[];
-                      outputs: unknown[];
-                      count: number;
-                    }
-                  | {
-                      subscription_id: string;
-                      /**
-                       * Format: uuid
-                       * @description Batch identifier.
-                       */
-                      batch_id: string;
-                      /** @description The batch's jobs by status. */
-                      counts: {
-                        queued: number;
-                        dispatched: number;
-                        running: number;
-                        success: number;
-                        failure: number;
-                        cancelled: number;
-                      };
-                      failed_services: string[];
-                    }
-                )
-              | null;
-            /** @description Subscriptions that led to this job, oldest first. */
-            lineage: string[];
-            priority: number;
-            retry_of: string | null;
-            batch_id: string | null;
-            attempt: number;
-            max_attempts: number;
-            output: unknown;
-            error: unknown;
-            /** Format: date-time */
-            deadline: string;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-            dispatched_at: string | null;
-            finished_at: string | null;
-          };
+          'application/json': components['schemas']['Job'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -9366,66 +7010,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/job_id must match pattern \"^[0-9]{12}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -9434,32 +7042,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"jobs:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -9468,29 +7057,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "job \"123456789012\" not found in domain \"south_australia\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Conflict with the current state of the resource. */
@@ -9502,29 +7072,40 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "job \"123456789012\" already finished with status \"success\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -9541,26 +7122,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -9605,36 +7184,7 @@ export interface operations {
          *       ]
          *     }
          */
-        'application/json': {
-          /**
-           * @description Stable capability key within the domain or service scope.
-           * @example default
-           */
-          assignment_key: string;
-          /**
-           * @description What the job asks of the model, e.g. inference or training.
-           * @default inference
-           * @example inference
-           */
-          job_type?: string;
-          /**
-           * @description Higher is handed out first; within one priority, jobs go round-robin across (client, domain). Defaults to the assignment priority (itself 0 unless set).
-           * @example 0
-           */
-          priority?: number;
-          /** @description One job per entry, in order. */
-          jobs: {
-            /**
-             * @description Service identifier within a domain.
-             * @example service-1
-             */
-            service_id: string;
-            /** @description Payload for this job. */
-            input?: {
-              [key: string]: unknown;
-            };
-          }[];
-        };
+        'application/json': components['schemas']['StartBatchRequest'];
       };
     };
     responses: {
@@ -9653,18 +7203,10 @@ export interface operations {
            *       ]
            *     }
            */
-          'application/json': {
-            /**
-             * Format: uuid
-             * @description Batch identifier.
-             */
-            batch_id: string;
-            /** @description The jobs' ids, in the order of the request. */
-            job_ids: string[];
-          };
+          'application/json': components['schemas']['BatchStarted'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -9673,66 +7215,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/domain_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -9741,32 +7247,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"jobs:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -9775,29 +7262,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "domain \"south_australia\" not found in client \"client-1\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Conflict with the current state of the resource. */
@@ -9809,32 +7277,43 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "services or assignments kept changing while the batch started; retry"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Semantically invalid request — e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Semantically invalid request: e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
       422: {
         headers: {
           [name: string]: unknown;
@@ -9843,29 +7322,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "1 of 2 jobs cannot start, so none did: service \"service-2\" has departed and receives no new jobs"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -9882,26 +7342,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -9914,7 +7372,7 @@ export interface operations {
         /** @description The next_cursor of the previous page. */
         cursor?: string;
         /** @description What started the batch: services init, `jobs/batch`, or a schedule. */
-        kind?: 'init' | 'bulk' | 'schedule';
+        kind?: components['schemas']['BatchKind'];
       };
       header?: never;
       path: {
@@ -9933,70 +7391,16 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: BatchPage */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            items: {
-              /**
-               * Format: uuid
-               * @description Batch identifier.
-               */
-              batch_id: string;
-              /**
-               * @description Client (tenant) identifier.
-               * @example client-1
-               */
-              client_id: string;
-              /**
-               * @description Domain identifier within a client.
-               * @example south_australia
-               */
-              domain_id: string;
-              /** @description What started the batch: services init, `jobs/batch`, or a schedule. */
-              kind: 'init' | 'bulk' | 'schedule';
-              /**
-               * @description Stable capability key within the domain or service scope.
-               * @example default
-               */
-              assignment_key: string;
-              model_id: string | null;
-              model_version: string | null;
-              /** @description How many jobs the batch started. */
-              total: number;
-              /** @description The batch's jobs by status. */
-              counts: {
-                queued: number;
-                dispatched: number;
-                running: number;
-                success: number;
-                failure: number;
-                cancelled: number;
-              };
-              /** Format: date-time */
-              created_at: string;
-              finished_at: string | null;
-              /** @description What its batch_complete subscriptions did when it finished: the job each started, or why it could not start one. */
-              triggered_events: {
-                /** Format: uuid */
-                subscription_id: string;
-                /**
-                 * @description Present when the target action was successfully triggered
-                 * @example 123456789012
-                 */
-                job_id?: string;
-                /** @description Present when the target action failed to trigger */
-                error?: string;
-              }[];
-            }[];
-            next_cursor: string | null;
-          };
+          'application/json': components['schemas']['BatchPage'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -10005,66 +7409,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/domain_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -10073,32 +7441,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -10107,29 +7456,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "domain \"south_australia\" not found in client \"client-1\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -10146,26 +7476,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -10192,7 +7520,7 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: Batch */
       200: {
         headers: {
           [name: string]: unknown;
@@ -10221,61 +7549,10 @@ export interface operations {
            *       "triggered_events": []
            *     }
            */
-          'application/json': {
-            /**
-             * Format: uuid
-             * @description Batch identifier.
-             */
-            batch_id: string;
-            /**
-             * @description Client (tenant) identifier.
-             * @example client-1
-             */
-            client_id: string;
-            /**
-             * @description Domain identifier within a client.
-             * @example south_australia
-             */
-            domain_id: string;
-            /** @description What started the batch: services init, `jobs/batch`, or a schedule. */
-            kind: 'init' | 'bulk' | 'schedule';
-            /**
-             * @description Stable capability key within the domain or service scope.
-             * @example default
-             */
-            assignment_key: string;
-            model_id: string | null;
-            model_version: string | null;
-            /** @description How many jobs the batch started. */
-            total: number;
-            /** @description The batch's jobs by status. */
-            counts: {
-              queued: number;
-              dispatched: number;
-              running: number;
-              success: number;
-              failure: number;
-              cancelled: number;
-            };
-            /** Format: date-time */
-            created_at: string;
-            finished_at: string | null;
-            /** @description What its batch_complete subscriptions did when it finished: the job each started, or why it could not start one. */
-            triggered_events: {
-              /** Format: uuid */
-              subscription_id: string;
-              /**
-               * @description Present when the target action was successfully triggered
-               * @example 123456789012
-               */
-              job_id?: string;
-              /** @description Present when the target action failed to trigger */
-              error?: string;
-            }[];
-          };
+          'application/json': components['schemas']['Batch'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -10284,66 +7561,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/batch_id must match format \"uuid\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -10352,32 +7593,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -10386,29 +7608,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "batch \"5f0c2a8e-7d1b-4c3e-9a55-2b6f1d0e9c47\" not found in domain \"south_australia\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -10425,26 +7628,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -10488,21 +7689,10 @@ export interface operations {
            *       "job_id": "123456789012"
            *     }
            */
-          'application/json': {
-            /**
-             * @description Durable model job identifier: 12 decimal digits.
-             * @example 123456789012
-             */
-            job_id: string;
-            /**
-             * Format: uuid
-             * @description The retraining subscription, with subscribe: true.
-             */
-            subscription_id?: string;
-          };
+          'application/json': components['schemas']['JobStarted'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -10511,66 +7701,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/job_id must match pattern \"^[0-9]{12}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -10579,32 +7733,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"jobs:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -10613,29 +7748,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "job \"123456789012\" not found in domain \"south_australia\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Conflict with the current state of the resource. */
@@ -10647,32 +7763,43 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "job \"123456789012\" is queued; only failure or cancelled jobs can be retried"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Semantically invalid request — e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Semantically invalid request: e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
       422: {
         headers: {
           [name: string]: unknown;
@@ -10681,29 +7808,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "domain \"south_australia\" is inactive; jobs run only in active domains"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -10720,26 +7828,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -10767,51 +7873,11 @@ export interface operations {
     };
     requestBody: {
       content: {
-        'application/json': {
-          /** @description Only jobs in this status (of failure, cancelled). */
-          status?: 'failure' | 'cancelled';
-          /**
-           * @description Model registry identifier.
-           * @example example-model
-           */
-          model_id?: string;
-          /**
-           * @description Model version string within the registry.
-           * @example 2.0.0
-           */
-          model_version?: string;
-          /**
-           * @description Service identifier within a domain.
-           * @example service-1
-           */
-          service_id?: string;
-          /**
-           * @description What the job asks of the model, e.g. inference or training.
-           * @example inference
-           */
-          job_type?: string;
-          /** @description The code of the job's error. */
-          error_code?: string;
-          /**
-           * Format: date-time
-           * @description Finished after this time.
-           */
-          finished_after?: string;
-          /**
-           * Format: date-time
-           * @description Finished before this time.
-           */
-          finished_before?: string;
-          /**
-           * @description At most this many jobs are retried, oldest first.
-           * @default 1000
-           */
-          limit?: number;
-        };
+        'application/json': components['schemas']['RetrySelection'];
       };
     };
     responses: {
-      /** @description Default Response */
+      /** @description Accepted: BulkResult */
       202: {
         headers: {
           [name: string]: unknown;
@@ -10825,15 +7891,10 @@ export interface operations {
            *       ]
            *     }
            */
-          'application/json': {
-            /** @description How many jobs the request acted on. */
-            count: number;
-            /** @description The new jobs (retry) or the cancelled ones (cancel), oldest first. */
-            job_ids: string[];
-          };
+          'application/json': components['schemas']['BulkResult'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -10842,66 +7903,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/domain_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -10910,32 +7935,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"jobs:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -10944,29 +7950,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "domain \"south_australia\" not found in client \"client-1\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Conflict with the current state of the resource. */
@@ -10978,32 +7965,43 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "a request with Idempotency-Key \"run-2026-11-29\" is still in progress; retry later"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Semantically invalid request — e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Semantically invalid request: e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
       422: {
         headers: {
           [name: string]: unknown;
@@ -11012,29 +8010,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "Idempotency-Key \"run-2026-11-29\" was already used for a different request; use a new key"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -11051,26 +8030,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -11098,51 +8075,11 @@ export interface operations {
     };
     requestBody: {
       content: {
-        'application/json': {
-          /** @description Only jobs in this status (of queued, dispatched, running). */
-          status?: 'queued' | 'dispatched' | 'running';
-          /**
-           * @description Model registry identifier.
-           * @example example-model
-           */
-          model_id?: string;
-          /**
-           * @description Model version string within the registry.
-           * @example 2.0.0
-           */
-          model_version?: string;
-          /**
-           * @description Service identifier within a domain.
-           * @example service-1
-           */
-          service_id?: string;
-          /**
-           * @description What the job asks of the model, e.g. inference or training.
-           * @example inference
-           */
-          job_type?: string;
-          /** @description The code of the job's error. */
-          error_code?: string;
-          /**
-           * Format: date-time
-           * @description Finished after this time.
-           */
-          finished_after?: string;
-          /**
-           * Format: date-time
-           * @description Finished before this time.
-           */
-          finished_before?: string;
-          /**
-           * @description At most this many jobs are cancelled, oldest first.
-           * @default 1000
-           */
-          limit?: number;
-        };
+        'application/json': components['schemas']['CancelSelection'];
       };
     };
     responses: {
-      /** @description Default Response */
+      /** @description OK: BulkResult */
       200: {
         headers: {
           [name: string]: unknown;
@@ -11156,15 +8093,10 @@ export interface operations {
            *       ]
            *     }
            */
-          'application/json': {
-            /** @description How many jobs the request acted on. */
-            count: number;
-            /** @description The new jobs (retry) or the cancelled ones (cancel), oldest first. */
-            job_ids: string[];
-          };
+          'application/json': components['schemas']['BulkResult'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -11173,66 +8105,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/domain_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -11241,32 +8137,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"jobs:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -11275,29 +8152,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "domain \"south_australia\" not found in client \"client-1\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Conflict with the current state of the resource. */
@@ -11309,32 +8167,43 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "a request with Idempotency-Key \"run-2026-11-29\" is still in progress; retry later"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Semantically invalid request — e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Semantically invalid request: e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
       422: {
         headers: {
           [name: string]: unknown;
@@ -11343,29 +8212,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "Idempotency-Key \"run-2026-11-29\" was already used for a different request; use a new key"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -11382,26 +8232,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -11438,19 +8286,7 @@ export interface operations {
          *       "error": {}
          *     }
          */
-        'application/json': {
-          status: 'success' | 'failure';
-          /** @description Output metadata from the completed job (e.g. S3 paths). Passed as trigger_output to downstream event subscriptions. */
-          output?: {
-            [key: string]: unknown;
-          };
-          /** @description Structured failure details from the handler. Stored on the durable job when status is failure. */
-          error?: {
-            [key: string]: unknown;
-          };
-          /** @description The attempt the handler worked on; a stale attempt is a 409. */
-          attempt?: number;
-        };
+        'application/json': components['schemas']['CompleteJobRequest'];
       };
     };
     responses: {
@@ -11474,28 +8310,7 @@ export interface operations {
            *       ]
            *     }
            */
-          'application/json': {
-            /**
-             * @description Durable model job identifier: 12 decimal digits.
-             * @example 123456789012
-             */
-            job_id: string;
-            model_id: string;
-            model_version: string;
-            status: string;
-            /** @description Event subscriptions triggered by this job completion. Empty for failures or non-inference jobs. */
-            triggered_events: {
-              /** Format: uuid */
-              subscription_id: string;
-              /**
-               * @description Present when the target action was successfully triggered
-               * @example 123456789012
-               */
-              job_id?: string;
-              /** @description Present when the target action failed to trigger */
-              error?: string;
-            }[];
-          };
+          'application/json': components['schemas']['CompletionResult'];
         };
       };
       /** @description Job completed, but one or more cascade subscriptions failed. Inspect triggered_events[*].error for per-subscription detail. */
@@ -11518,31 +8333,10 @@ export interface operations {
            *       ]
            *     }
            */
-          'application/json': {
-            /**
-             * @description Durable model job identifier: 12 decimal digits.
-             * @example 123456789012
-             */
-            job_id: string;
-            model_id: string;
-            model_version: string;
-            status: string;
-            /** @description Event subscriptions triggered by this job completion. Empty for failures or non-inference jobs. */
-            triggered_events: {
-              /** Format: uuid */
-              subscription_id: string;
-              /**
-               * @description Present when the target action was successfully triggered
-               * @example 123456789012
-               */
-              job_id?: string;
-              /** @description Present when the target action failed to trigger */
-              error?: string;
-            }[];
-          };
+          'application/json': components['schemas']['CompletionResult'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -11551,66 +8345,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/job_id must match pattern \"^[0-9]{12}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -11619,32 +8377,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"jobs:complete\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -11653,29 +8392,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "job \"123456789012\" not found for model \"example-model\" version \"2.0.0\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Conflict with the current state of the resource. */
@@ -11687,29 +8407,40 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "job \"123456789012\" is already final with status \"success\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -11726,26 +8457,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -11800,7 +8529,7 @@ export interface operations {
       };
     };
     responses: {
-      /** @description Default Response */
+      /** @description OK */
       200: {
         headers: {
           [name: string]: unknown;
@@ -11844,7 +8573,7 @@ export interface operations {
           };
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -11853,66 +8582,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/version must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -11921,32 +8614,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"jobs:complete\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -11955,29 +8629,40 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "version \"2.0.0\" of model \"example-model\" not found"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -11994,26 +8679,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -12060,7 +8743,7 @@ export interface operations {
       };
     };
     responses: {
-      /** @description Default Response */
+      /** @description OK */
       200: {
         headers: {
           [name: string]: unknown;
@@ -12077,7 +8760,7 @@ export interface operations {
           };
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -12086,66 +8769,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/job_id must match pattern \"^[0-9]{12}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -12154,32 +8801,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"jobs:complete\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -12188,29 +8816,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "job \"123456789012\" not found for model \"example-model\" version \"2.0.0\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Conflict with the current state of the resource. */
@@ -12222,29 +8831,40 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "job \"123456789012\" was cancelled; stop working on it"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -12261,26 +8881,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -12293,7 +8911,7 @@ export interface operations {
         /** @description The next_cursor of the previous page. */
         cursor?: string;
         /** @description Paused subscriptions do not fire. */
-        status?: 'active' | 'paused';
+        status?: components['schemas']['SubscriptionStatus'];
         /**
          * @description Only subscriptions to this source model.
          * @example example-model
@@ -12317,58 +8935,16 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: SubscriptionPage */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            items: {
-              /** Format: uuid */
-              subscription_id: string;
-              client_id: string;
-              domain_id: string;
-              /** @description What fires the subscription: a successful inference job (`inference_complete`), or the last job of a batch becoming final (`batch_complete`). */
-              event: 'inference_complete' | 'batch_complete';
-              source:
-                | {
-                    model_id: string;
-                    model_version: string | null;
-                    service_id: string | null;
-                  }
-                | {
-                    model_id: string | null;
-                    assignment_key: string | null;
-                    kind: ('init' | 'bulk' | 'schedule') | null;
-                  };
-              action: {
-                assignment_key: string;
-                service_id: string | null;
-                job_type: string;
-                priority: number | null;
-              };
-              input: {
-                [key: string]: unknown;
-              };
-              /** @description Paused subscriptions do not fire. */
-              status: 'active' | 'paused';
-              /**
-               * @description inference_complete only. 0: each matching completion starts its own job. Above 0: the first starts a job due this many seconds later, and matching completions until then join it (its trigger lists their job ids and outputs, and their count).
-               * @default 0
-               */
-              debounce_s: number;
-              created_by_job_id: string | null;
-              /** Format: date-time */
-              created_at: string;
-              /** Format: date-time */
-              updated_at: string;
-            }[];
-            next_cursor: string | null;
-          };
+          'application/json': components['schemas']['SubscriptionPage'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -12377,66 +8953,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/domain_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -12445,32 +8985,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -12479,29 +9000,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "domain \"south_australia\" not found in client \"client-1\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -12518,26 +9020,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -12577,86 +9077,7 @@ export interface operations {
          *       }
          *     }
          */
-        'application/json': {
-          /**
-           * @description What fires the subscription: a successful inference job (`inference_complete`), or the last job of a batch becoming final (`batch_complete`).
-           * @default inference_complete
-           */
-          event?: 'inference_complete' | 'batch_complete';
-          /** @description For inference_complete: model_id, and optionally model_version and service_id. For batch_complete: model_id, assignment_key and kind, each optional. */
-          source:
-            | {
-                /**
-                 * @description Model registry identifier.
-                 * @example example-model
-                 */
-                model_id: string;
-                /**
-                 * @description Only jobs of this version match; omit to match every version.
-                 * @example 2.0.0
-                 */
-                model_version?: string;
-                /**
-                 * @description Only jobs of this service match; omit to match every service.
-                 * @example service-1
-                 */
-                service_id?: string;
-              }
-            | {
-                /**
-                 * @description Only batches whose jobs all ran on this model; omit to match any.
-                 * @example example-model
-                 */
-                model_id?: string;
-                /**
-                 * @description Only batches started through this assignment key; omit to match any.
-                 * @example default
-                 */
-                assignment_key?: string;
-                /** @description What started the batch: services init, `jobs/batch`, or a schedule. */
-                kind?: 'init' | 'bulk' | 'schedule';
-              };
-          /** @description The job a firing starts. */
-          action: {
-            /**
-             * @description Capability key of the assignment the action runs through.
-             * @example default
-             */
-            assignment_key: string;
-            /**
-             * @description Run the job on this service's assignment; omit for a domain-scope job.
-             * @example service-1
-             */
-            service_id?: string;
-            /**
-             * @description The job type the action starts; the model version must support it.
-             * @example training
-             */
-            job_type: string;
-            /**
-             * @description The priority (-100..100) of the jobs a firing starts; omit to take the priority of the assignment they run through.
-             * @example 0
-             */
-            priority?: number;
-          };
-          /**
-           * @description Stored input of every job the subscription starts.
-           * @default {}
-           */
-          input?: {
-            [key: string]: unknown;
-          };
-          /**
-           * @description Paused subscriptions do not fire.
-           * @default active
-           */
-          status?: 'active' | 'paused';
-          /**
-           * @description inference_complete only. 0: each matching completion starts its own job. Above 0: the first starts a job due this many seconds later, and matching completions until then join it (its trigger lists their job ids and outputs, and their count).
-           * @default 0
-           */
-          debounce_s?: number;
-        };
+        'application/json': components['schemas']['CreateSubscriptionRequest'];
       };
     };
     responses: {
@@ -12693,49 +9114,10 @@ export interface operations {
            *       "updated_at": "2026-01-01T00:00:00.000Z"
            *     }
            */
-          'application/json': {
-            /** Format: uuid */
-            subscription_id: string;
-            client_id: string;
-            domain_id: string;
-            /** @description What fires the subscription: a successful inference job (`inference_complete`), or the last job of a batch becoming final (`batch_complete`). */
-            event: 'inference_complete' | 'batch_complete';
-            source:
-              | {
-                  model_id: string;
-                  model_version: string | null;
-                  service_id: string | null;
-                }
-              | {
-                  model_id: string | null;
-                  assignment_key: string | null;
-                  kind: ('init' | 'bulk' | 'schedule') | null;
-                };
-            action: {
-              assignment_key: string;
-              service_id: string | null;
-              job_type: string;
-              priority: number | null;
-            };
-            input: {
-              [key: string]: unknown;
-            };
-            /** @description Paused subscriptions do not fire. */
-            status: 'active' | 'paused';
-            /**
-             * @description inference_complete only. 0: each matching completion starts its own job. Above 0: the first starts a job due this many seconds later, and matching completions until then join it (its trigger lists their job ids and outputs, and their count).
-             * @default 0
-             */
-            debounce_s: number;
-            created_by_job_id: string | null;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-          };
+          'application/json': components['schemas']['Subscription'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -12744,66 +9126,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/domain_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -12812,32 +9158,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"jobs:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -12846,32 +9173,43 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "domain \"south_australia\" not found in client \"client-1\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Semantically invalid request — e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Semantically invalid request: e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
       422: {
         headers: {
           [name: string]: unknown;
@@ -12880,29 +9218,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "source model \"example-model\" is not registered"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -12919,26 +9238,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -12968,7 +9285,7 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: Subscription */
       200: {
         headers: {
           [name: string]: unknown;
@@ -13001,49 +9318,10 @@ export interface operations {
            *       "updated_at": "2026-01-01T00:00:00.000Z"
            *     }
            */
-          'application/json': {
-            /** Format: uuid */
-            subscription_id: string;
-            client_id: string;
-            domain_id: string;
-            /** @description What fires the subscription: a successful inference job (`inference_complete`), or the last job of a batch becoming final (`batch_complete`). */
-            event: 'inference_complete' | 'batch_complete';
-            source:
-              | {
-                  model_id: string;
-                  model_version: string | null;
-                  service_id: string | null;
-                }
-              | {
-                  model_id: string | null;
-                  assignment_key: string | null;
-                  kind: ('init' | 'bulk' | 'schedule') | null;
-                };
-            action: {
-              assignment_key: string;
-              service_id: string | null;
-              job_type: string;
-              priority: number | null;
-            };
-            input: {
-              [key: string]: unknown;
-            };
-            /** @description Paused subscriptions do not fire. */
-            status: 'active' | 'paused';
-            /**
-             * @description inference_complete only. 0: each matching completion starts its own job. Above 0: the first starts a job due this many seconds later, and matching completions until then join it (its trigger lists their job ids and outputs, and their count).
-             * @default 0
-             */
-            debounce_s: number;
-            created_by_job_id: string | null;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-          };
+          'application/json': components['schemas']['Subscription'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -13052,66 +9330,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/subscription_id must match format \"uuid\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -13120,32 +9362,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -13154,29 +9377,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "subscription \"2489e9ad-2ee2-4e00-8ec9-32d5f69181c0\" not found in domain \"south_australia\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -13193,26 +9397,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -13249,7 +9451,7 @@ export interface operations {
         };
         content?: never;
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -13258,66 +9460,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/subscription_id must match format \"uuid\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -13326,32 +9492,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"jobs:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -13360,29 +9507,40 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "subscription \"2489e9ad-2ee2-4e00-8ec9-32d5f69181c0\" not found in domain \"south_australia\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -13399,26 +9557,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -13448,7 +9604,7 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: Subscription */
       200: {
         headers: {
           [name: string]: unknown;
@@ -13481,49 +9637,10 @@ export interface operations {
            *       "updated_at": "2026-01-01T00:00:00.000Z"
            *     }
            */
-          'application/json': {
-            /** Format: uuid */
-            subscription_id: string;
-            client_id: string;
-            domain_id: string;
-            /** @description What fires the subscription: a successful inference job (`inference_complete`), or the last job of a batch becoming final (`batch_complete`). */
-            event: 'inference_complete' | 'batch_complete';
-            source:
-              | {
-                  model_id: string;
-                  model_version: string | null;
-                  service_id: string | null;
-                }
-              | {
-                  model_id: string | null;
-                  assignment_key: string | null;
-                  kind: ('init' | 'bulk' | 'schedule') | null;
-                };
-            action: {
-              assignment_key: string;
-              service_id: string | null;
-              job_type: string;
-              priority: number | null;
-            };
-            input: {
-              [key: string]: unknown;
-            };
-            /** @description Paused subscriptions do not fire. */
-            status: 'active' | 'paused';
-            /**
-             * @description inference_complete only. 0: each matching completion starts its own job. Above 0: the first starts a job due this many seconds later, and matching completions until then join it (its trigger lists their job ids and outputs, and their count).
-             * @default 0
-             */
-            debounce_s: number;
-            created_by_job_id: string | null;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-          };
+          'application/json': components['schemas']['Subscription'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -13532,66 +9649,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/subscription_id must match format \"uuid\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -13600,32 +9681,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"jobs:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -13634,29 +9696,40 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "subscription \"2489e9ad-2ee2-4e00-8ec9-32d5f69181c0\" not found in domain \"south_australia\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -13673,26 +9746,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -13722,7 +9793,7 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: Subscription */
       200: {
         headers: {
           [name: string]: unknown;
@@ -13755,49 +9826,10 @@ export interface operations {
            *       "updated_at": "2026-01-01T00:00:00.000Z"
            *     }
            */
-          'application/json': {
-            /** Format: uuid */
-            subscription_id: string;
-            client_id: string;
-            domain_id: string;
-            /** @description What fires the subscription: a successful inference job (`inference_complete`), or the last job of a batch becoming final (`batch_complete`). */
-            event: 'inference_complete' | 'batch_complete';
-            source:
-              | {
-                  model_id: string;
-                  model_version: string | null;
-                  service_id: string | null;
-                }
-              | {
-                  model_id: string | null;
-                  assignment_key: string | null;
-                  kind: ('init' | 'bulk' | 'schedule') | null;
-                };
-            action: {
-              assignment_key: string;
-              service_id: string | null;
-              job_type: string;
-              priority: number | null;
-            };
-            input: {
-              [key: string]: unknown;
-            };
-            /** @description Paused subscriptions do not fire. */
-            status: 'active' | 'paused';
-            /**
-             * @description inference_complete only. 0: each matching completion starts its own job. Above 0: the first starts a job due this many seconds later, and matching completions until then join it (its trigger lists their job ids and outputs, and their count).
-             * @default 0
-             */
-            debounce_s: number;
-            created_by_job_id: string | null;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-          };
+          'application/json': components['schemas']['Subscription'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -13806,66 +9838,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/subscription_id must match format \"uuid\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -13874,32 +9870,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"jobs:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -13908,29 +9885,40 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "subscription \"2489e9ad-2ee2-4e00-8ec9-32d5f69181c0\" not found in domain \"south_australia\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -13947,26 +9935,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -13996,7 +9982,7 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: Schedule */
       200: {
         headers: {
           [name: string]: unknown;
@@ -14023,43 +10009,10 @@ export interface operations {
            *       "updated_at": "2025-12-01T00:00:00.000Z"
            *     }
            */
-          'application/json': {
-            client_id: string;
-            domain_id: string;
-            name: string;
-            cron: string;
-            timezone: string;
-            action:
-              | {
-                  /** @enum {string} */
-                  type: 'services_init';
-                }
-              | {
-                  /** @enum {string} */
-                  type: 'run_job';
-                  assignment_key: string;
-                  service_id: string | null;
-                  job_type: string;
-                  input: {
-                    [key: string]: unknown;
-                  };
-                };
-            priority: number | null;
-            /** @description A paused schedule owes no tick; resumed, it owes the first tick after now. */
-            status: 'active' | 'paused';
-            next_run_at: string | null;
-            last_run_at: string | null;
-            last_batch_id: string | null;
-            last_job_id: string | null;
-            last_error: string | null;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-          };
+          'application/json': components['schemas']['Schedule'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -14068,66 +10021,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/name must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -14136,32 +10053,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -14170,29 +10068,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "schedule \"nightly-init\" not found in domain \"south_australia\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -14209,26 +10088,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -14259,50 +10136,7 @@ export interface operations {
     /** @description A new schedule needs `cron` and `action`; `timezone` defaults to UTC and `status` to active. On an update, fields left out keep their stored values. */
     requestBody: {
       content: {
-        'application/json': {
-          /**
-           * @description Five fields (minute hour day-of-month month day-of-week), or six with seconds first. Read by croner: lists, ranges, steps, names (JAN, MON) and L, W and # are accepted.
-           * @example 30 2 * * *
-           */
-          cron?: string;
-          /**
-           * @description The IANA time zone the cron is read in; daylight saving is followed.
-           * @example Australia/Adelaide
-           */
-          timezone?: string;
-          /** @description What each tick does. */
-          action?:
-            | {
-                /** @enum {string} */
-                type: 'services_init';
-              }
-            | {
-                /** @enum {string} */
-                type: 'run_job';
-                /**
-                 * @description Capability key of the assignment the job runs through.
-                 * @example default
-                 */
-                assignment_key: string;
-                /**
-                 * @description Run the job on this service's assignment; omit for a domain-scope job.
-                 * @example service-1
-                 */
-                service_id?: string;
-                /**
-                 * @description Defaults to inference.
-                 * @example training
-                 */
-                job_type?: string;
-                /** @description The input of every job a tick starts. */
-                input?: {
-                  [key: string]: unknown;
-                };
-              };
-          priority?: number | null;
-          /** @description A paused schedule owes no tick; resumed, it owes the first tick after now. */
-          status?: 'active' | 'paused';
-        };
+        'application/json': components['schemas']['PutScheduleRequest'];
       };
     };
     responses: {
@@ -14333,40 +10167,7 @@ export interface operations {
            *       "updated_at": "2025-12-01T00:00:00.000Z"
            *     }
            */
-          'application/json': {
-            client_id: string;
-            domain_id: string;
-            name: string;
-            cron: string;
-            timezone: string;
-            action:
-              | {
-                  /** @enum {string} */
-                  type: 'services_init';
-                }
-              | {
-                  /** @enum {string} */
-                  type: 'run_job';
-                  assignment_key: string;
-                  service_id: string | null;
-                  job_type: string;
-                  input: {
-                    [key: string]: unknown;
-                  };
-                };
-            priority: number | null;
-            /** @description A paused schedule owes no tick; resumed, it owes the first tick after now. */
-            status: 'active' | 'paused';
-            next_run_at: string | null;
-            last_run_at: string | null;
-            last_batch_id: string | null;
-            last_job_id: string | null;
-            last_error: string | null;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-          };
+          'application/json': components['schemas']['Schedule'];
         };
       };
       /** @description Schedule created */
@@ -14396,43 +10197,10 @@ export interface operations {
            *       "updated_at": "2025-12-01T00:00:00.000Z"
            *     }
            */
-          'application/json': {
-            client_id: string;
-            domain_id: string;
-            name: string;
-            cron: string;
-            timezone: string;
-            action:
-              | {
-                  /** @enum {string} */
-                  type: 'services_init';
-                }
-              | {
-                  /** @enum {string} */
-                  type: 'run_job';
-                  assignment_key: string;
-                  service_id: string | null;
-                  job_type: string;
-                  input: {
-                    [key: string]: unknown;
-                  };
-                };
-            priority: number | null;
-            /** @description A paused schedule owes no tick; resumed, it owes the first tick after now. */
-            status: 'active' | 'paused';
-            next_run_at: string | null;
-            last_run_at: string | null;
-            last_batch_id: string | null;
-            last_job_id: string | null;
-            last_error: string | null;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-          };
+          'application/json': components['schemas']['Schedule'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -14441,66 +10209,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/name must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -14509,32 +10241,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"jobs:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -14543,32 +10256,43 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "domain \"south_australia\" not found in client \"client-1\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Semantically invalid request — e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Semantically invalid request: e.g. domain not active, no model assigned, feature contract mismatch, or invalid feature definitions. */
       422: {
         headers: {
           [name: string]: unknown;
@@ -14577,29 +10301,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "action service \"service-9\" not found in domain \"south_australia\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -14616,26 +10321,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -14672,7 +10375,7 @@ export interface operations {
         };
         content?: never;
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -14681,66 +10384,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/name must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -14749,32 +10416,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"jobs:write\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -14783,29 +10431,40 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "schedule \"nightly-init\" not found in domain \"south_australia\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -14822,26 +10481,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
@@ -14854,7 +10511,7 @@ export interface operations {
         /** @description The next_cursor of the previous page. */
         cursor?: string;
         /** @description A paused schedule owes no tick; resumed, it owes the first tick after now. */
-        status?: 'active' | 'paused';
+        status?: components['schemas']['ScheduleStatus'];
       };
       header?: never;
       path: {
@@ -14873,52 +10530,16 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Default Response */
+      /** @description OK: SchedulePage */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'application/json': {
-            items: {
-              client_id: string;
-              domain_id: string;
-              name: string;
-              cron: string;
-              timezone: string;
-              action:
-                | {
-                    /** @enum {string} */
-                    type: 'services_init';
-                  }
-                | {
-                    /** @enum {string} */
-                    type: 'run_job';
-                    assignment_key: string;
-                    service_id: string | null;
-                    job_type: string;
-                    input: {
-                      [key: string]: unknown;
-                    };
-                  };
-              priority: number | null;
-              /** @description A paused schedule owes no tick; resumed, it owes the first tick after now. */
-              status: 'active' | 'paused';
-              next_run_at: string | null;
-              last_run_at: string | null;
-              last_batch_id: string | null;
-              last_job_id: string | null;
-              last_error: string | null;
-              /** Format: date-time */
-              created_at: string;
-              /** Format: date-time */
-              updated_at: string;
-            }[];
-            next_cursor: string | null;
-          };
+          'application/json': components['schemas']['SchedulePage'];
         };
       };
-      /** @description Validation error — malformed input, invalid path parameters, or request that fails syntactic validation. */
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
       400: {
         headers: {
           [name: string]: unknown;
@@ -14927,66 +10548,30 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "invalid request: params/domain_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. */
       401: {
         headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Authenticated caller lacks the permission required for this operation. */
+      /** @description The caller lacks the permission this operation needs. */
       403: {
         headers: {
           [name: string]: unknown;
@@ -14995,32 +10580,13 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "this token lacks the \"read\" scope needed here"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Requested resource was not found. */
+      /** @description The resource (or one on its path) does not exist. */
       404: {
         headers: {
           [name: string]: unknown;
@@ -15029,29 +10595,10 @@ export interface operations {
           /**
            * @example {
            *       "success": false,
-           *       "message": "client \"client-1\" not found"
+           *       "message": "domain \"south_australia\" not found in client \"client-1\""
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
         };
       };
       /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
@@ -15068,26 +10615,24 @@ export interface operations {
            *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
            *     }
            */
-          'application/json': {
-            /** @enum {boolean} */
-            success: false;
-            /** @description Human-readable error message */
-            message: string;
-            request_id?: string;
-            problems?: {
-              feature: string;
-              message: string;
-            }[];
-            blocking_services?: {
-              service_id: string;
-              problems: {
-                feature: string;
-                message: string;
-              }[];
-            }[];
-          } & {
-            [key: string]: unknown;
-          };
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
         };
       };
     };
