@@ -51,10 +51,14 @@ export const Handler = Type.Union(
       {
         type: Type.Literal('http'),
         url: Url,
-        secret: Type.String({
-          minLength: 1,
-          description: 'Standard Webhooks signing secret (write-only).',
-        }),
+        secret: Type.Optional(
+          Type.String({
+            description:
+              'Standard Webhooks signing secret: "whsec_" and the standard base64 of 24 to 64 ' +
+              'bytes (anything else is a 422). Omitted, PIE generates one and shows it once, in ' +
+              'this answer. Write-only.',
+          }),
+        ),
       },
       { additionalProperties: false },
     ),
@@ -86,7 +90,11 @@ export const Handler = Type.Union(
 // The signing secret of an http handler is write-only, so responses may omit it.
 export const HandlerView = Type.Object(
   { type: Type.String() },
-  { additionalProperties: true, description: 'The handler, without its secret.' },
+  {
+    additionalProperties: true,
+    description:
+      'The handler, without its secret (but for a secret PIE generated for this request).',
+  },
 );
 
 const JobType = Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$', examples: ['inference'] });
