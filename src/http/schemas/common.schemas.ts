@@ -45,7 +45,7 @@ export const ErrorResponse = Type.Object(
 
 const ERROR_DESCRIPTIONS = {
   400: 'Validation error — malformed input, invalid path parameters, or request that fails syntactic validation.',
-  401: 'Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer.',
+  401: 'Missing or invalid Authorization bearer token, expired token, or token rejected by the authorization layer. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused).',
   403: 'Authenticated caller lacks the permission required for this operation.',
   404: 'Requested resource was not found.',
   409: 'Conflict with the current state of the resource.',
