@@ -8,7 +8,7 @@ import { describeDatabase, openDatabase } from '../db/open-database.js';
 import { startServer } from '../server.js';
 import { workerCommand } from './worker/command.js';
 
-const USAGE = `Usage: pie <command> [options]   (from a checkout: npm run pie -- <command>)
+const USAGE = `Usage: pie <command> [options]   (from a checkout: npx pie <command>)
 
 Commands:
   serve     start the HTTP service (PIE_HOST, PIE_PORT, DATABASE_URL, PIE_DATA_DIR)
@@ -54,7 +54,7 @@ async function serve(config: Config): Promise<number> {
     });
     lines.push(
       `admin token (12h): ${token}`,
-      'more tokens: npm run pie -- token --scope admin [--client ID] [--ttl 1h]',
+      'more tokens: npx pie token --scope admin [--client ID] [--ttl 1h]',
     );
   }
   lines.push(`API reference: ${server.url}/docs`);

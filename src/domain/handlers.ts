@@ -1,3 +1,5 @@
+import { generateWebhookSecret, webhookSecretProblem } from './webhook-secret.js';
+
 /**
  * How a job reaches its model handler: pulled by a worker, or pushed over http, to a local
  * command, or to TrueFoundry.
@@ -16,12 +18,20 @@ export type Handler =
 
 export type HandlerType = Handler['type'];
 
+/** A handler as a caller sends it: an http handler's secret may be left for PIE to generate. */
+export type HandlerInput =
+  Exclude<Handler, { type: 'http' }> | { type: 'http'; url: string; secret?: string };
+
 const TOKEN_ENV_PATTERN = /^(TFY|PIE_TFY)_[A-Z0-9_]+$/;
 
 export const DEFAULT_HANDLER: Handler = { type: 'worker' };
 
-/** Problems the request schema cannot express; an empty list means the handler is usable. */
-export function handlerProblems(handler: Handler): string[] {
+/**
+ * Problems of form the request schema cannot express (a 400); an empty list means the handler
+ * is well formed. The http secret's rule is checked apart, by `settledHandler`, since breaking it
+ * is a 422.
+ */
+export function handlerProblems(handler: HandlerInput): string[] {
   switch (handler.type) {
     case 'worker':
     case 'command':
@@ -48,6 +58,23 @@ export function handlerProblems(handler: Handler): string[] {
 /** A handler as answers show it: an http handler's signing secret is left out. */
 export type HandlerView =
   Exclude<Handler, { type: 'http' }> | { type: 'http'; url: string; secret?: string };
+
+/**
+ * The handler to store: an http handler without a secret gets a generated one, which the answer
+ * to this request shows once (`generatedSecret`). A secret that breaks the Standard Webhooks rule
+ * is returned as `problem`.
+ */
+export function settledHandler(
+  input: HandlerInput,
+): { handler: Handler; generatedSecret?: string } | { problem: string } {
+  if (input.type !== 'http') return { handler: input };
+  if (input.secret === undefined) {
+    const secret = generateWebhookSecret();
+    return { handler: { ...input, secret }, generatedSecret: secret };
+  }
+  const problem = webhookSecretProblem(input.secret);
+  return problem === undefined ? { handler: { ...input, secret: input.secret } } : { problem };
+}
 
 /** The handler as shown to callers: an http handler's signing secret never leaves PIE. */
 export function publicHandler(handler: Handler): HandlerView {

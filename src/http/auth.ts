@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { grants, hasScope, type Caller, type Scope } from '../auth/caller.js';
 import { isCallbackToken, type CallbackTokens } from '../auth/callback-tokens.js';
 import { TokenError, type TokenVerifier } from '../auth/token-verifier.js';
-import { forbidden, unauthorized } from '../domain/errors.js';
+import { forbidden } from '../domain/errors.js';
+import { BearerAuthError } from './bearer-challenge.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -64,11 +65,16 @@ async function authenticate(
 ): Promise<Caller> {
   const header = request.headers.authorization;
   if (header === undefined || header === '') {
-    throw unauthorized('missing Authorization header; send "Authorization: Bearer <token>"');
+    throw new BearerAuthError('missing Authorization header; send "Authorization: Bearer <token>"');
   }
   const match = /^Bearer +([^ ]+)$/i.exec(header);
   if (match?.[1] === undefined) {
-    throw unauthorized('Authorization header must be "Bearer <token>"');
+    // Another scheme sends no bearer credentials at all; a Bearer header without exactly one
+    // token is a malformed request.
+    throw new BearerAuthError(
+      'Authorization header must be "Bearer <token>"',
+      /^Bearer(\s|$)/i.test(header) ? 'invalid_request' : undefined,
+    );
   }
   const token = match[1];
   try {
@@ -78,7 +84,9 @@ async function authenticate(
     }
     return await verifier.verify(token);
   } catch (error) {
-    if (error instanceof TokenError) throw unauthorized(`invalid token: ${error.message}`);
+    if (error instanceof TokenError) {
+      throw new BearerAuthError(`invalid token: ${error.message}`, 'invalid_token');
+    }
     throw error;
   }
 }

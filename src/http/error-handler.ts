@@ -2,14 +2,19 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { isDatabaseUnavailable } from '../db/connection-errors.js';
 import { sqlState } from '../db/database.js';
 import { AppError } from '../domain/errors.js';
+import { bearerChallenge } from './bearer-challenge.js';
 
 /**
  * Maps every error to `{success: false, message}`: PIE's own errors keep their status,
  * framework client errors (validation, bad JSON, body too large) keep theirs, a database that
  * cannot be reached is a 503 to retry, and everything else becomes a logged 500 that names the
- * request id and hides the cause.
+ * request id and hides the cause. Every 401 carries its `WWW-Authenticate` challenge.
  */
 export function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  // RFC 6750: a 401, whatever raised it, tells the caller to send a bearer token.
+  if ((error instanceof AppError ? error.status : error.statusCode) === 401) {
+    reply.header('www-authenticate', bearerChallenge(error));
+  }
   if (error instanceof AppError) {
     if (error.retryAfterS !== undefined) reply.header('retry-after', String(error.retryAfterS));
     return reply

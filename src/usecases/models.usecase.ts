@@ -6,7 +6,9 @@ import {
   DEFAULT_HANDLER,
   handlerProblems,
   publicHandler,
+  settledHandler,
   type Handler,
+  type HandlerInput,
 } from '../domain/handlers.js';
 import { badRequest, conflict, forbidden, notFound, unprocessable } from '../domain/errors.js';
 import { type PageRequest, toPage } from '../domain/paging.js';
@@ -42,14 +44,25 @@ export type VersionView = Omit<versions.ModelVersion, 'handler'> & {
   handler: ReturnType<typeof publicHandler>;
 };
 
-function versionView(version: versions.ModelVersion): VersionView {
-  return { ...version, handler: publicHandler(version.handler) };
+/**
+ * `generatedSecret`, the secret PIE made for this request's http handler, is shown in this one
+ * answer: the caller has no other way to learn it.
+ */
+function versionView(version: versions.ModelVersion, generatedSecret?: string): VersionView {
+  const handler = publicHandler(version.handler);
+  return {
+    ...version,
+    handler:
+      generatedSecret === undefined || handler.type !== 'http'
+        ? handler
+        : { ...handler, secret: generatedSecret },
+  };
 }
 
 export interface PutVersionBody {
   features: unknown[];
   job_types?: string[];
-  handler?: Handler;
+  handler?: HandlerInput;
   timeout_s?: number;
   max_attempts?: number;
   max_in_flight?: number | null;
@@ -58,7 +71,9 @@ export interface PutVersionBody {
 /**
  * Registers a version or updates its settings. The feature contract and job types are frozen
  * at creation: re-sending them unchanged is a no-op, sending different ones is a 409. The
- * handler, timeout_s and max_attempts may change.
+ * handler, timeout_s and max_attempts may change. A handler sent replaces the stored one: an
+ * http handler sent without a secret gets a newly generated one (a rotation), so to keep the
+ * secret while changing other settings, leave the handler out.
  */
 export async function putModelVersion(
   ctx: AppContext,
@@ -75,9 +90,13 @@ export async function putModelVersion(
   if (body.handler?.type === 'command' && !caller.scopes.has('admin')) {
     throw forbidden('a command handler runs programs on the PIE host: registering one needs admin');
   }
+  let settled: { handler: Handler; generatedSecret?: string } | undefined;
   if (body.handler !== undefined) {
     const problems = handlerProblems(body.handler);
     if (problems.length > 0) throw badRequest(`invalid handler: ${problems.join('; ')}`);
+    const outcome = settledHandler(body.handler);
+    if ('problem' in outcome) throw unprocessable(`invalid handler: ${outcome.problem}`);
+    settled = outcome;
   }
   const features = contract.value;
   const jobTypes = body.job_types ?? DEFAULT_JOB_TYPES;
@@ -91,7 +110,7 @@ export async function putModelVersion(
       modelVersion,
       features,
       jobTypes,
-      handler: body.handler ?? DEFAULT_HANDLER,
+      handler: settled?.handler ?? DEFAULT_HANDLER,
       timeoutS: body.timeout_s ?? DEFAULT_TIMEOUT_S,
       maxAttempts: body.max_attempts ?? DEFAULT_MAX_ATTEMPTS,
       maxInFlight: body.max_in_flight ?? null,
@@ -112,7 +131,7 @@ export async function putModelVersion(
       );
     }
     const updated = await versions.updateVersionSettings(tx, modelId, modelVersion, {
-      handler: body.handler,
+      handler: settled?.handler,
       timeoutS: body.timeout_s,
       maxAttempts: body.max_attempts,
       maxInFlight: body.max_in_flight,
@@ -125,7 +144,10 @@ export async function putModelVersion(
       wakeKey({ model_id: modelId, model_version: modelVersion, handler_type: body.handler.type }),
     ]);
   }
-  return { version: versionView(result.version), created: result.created };
+  return {
+    version: versionView(result.version, settled?.generatedSecret),
+    created: result.created,
+  };
 }
 
 export async function getModelVersion(
@@ -149,7 +171,7 @@ export async function listModelVersions(
   await requireModel(ctx.db, modelId);
   const rows = await versions.listVersions(ctx.db, modelId, page);
   const result = toPage(rows, page.limit, (row) => [row.model_version]);
-  return { ...result, items: result.items.map(versionView) };
+  return { ...result, items: result.items.map((version) => versionView(version)) };
 }
 
 async function requireModel(q: Queryable, modelId: string): Promise<models.Model> {

@@ -45,6 +45,31 @@ describeOnEachBackend('callers (HS256)', (server) => {
     assert.match(await expect401('a.b.c'), /invalid token/);
   });
 
+  it("401's challenge (RFC 6750) carries the refusal, in the characters it allows", async () => {
+    const challenge = async (authorization?: string) => {
+      const response = await server().get('/v2/clients', {
+        token: null,
+        headers: authorization === undefined ? {} : { authorization },
+      });
+      assert.equal(response.status, 401);
+      return { header: response.headers.get('www-authenticate'), message: errorMessage(response) };
+    };
+    assert.equal((await challenge()).header, 'Bearer realm="pie"');
+    assert.equal((await challenge('Basic dXNlcjpwYXNz')).header, 'Bearer realm="pie"');
+    assert.equal(
+      (await challenge('Bearer')).header,
+      'Bearer realm="pie", error="invalid_request", ' +
+        `error_description="Authorization header must be 'Bearer <token>'"`,
+    );
+    const wrongIssuer = await sign(server().secret, { ...validClaims(), iss: 'other' });
+    const refused = await challenge(`Bearer ${wrongIssuer}`);
+    assert.match(refused.message, /"iss"/);
+    assert.equal(
+      refused.header,
+      `Bearer realm="pie", error="invalid_token", error_description="${refused.message.replaceAll('"', "'")}"`,
+    );
+  });
+
   it('401: expired, not yet valid, wrong issuer or audience, missing exp or sub', async () => {
     const secret = server().secret;
     const past = Math.floor(Date.now() / 1000) - 60;

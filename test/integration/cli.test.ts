@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { testBackends } from '../helpers/backends.js';
 import { startPie } from '../helpers/pie-process.js';
@@ -83,6 +84,73 @@ describe('pie command line: bad input', () => {
     const noCommand = runCli(['frobnicate'], env);
     assert.equal(noCommand.status, 1);
     assert.match(noCommand.stderr, /unknown command "frobnicate"/);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+});
+
+describe("the package's pie command (npx pie)", () => {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+  /** `npx pie <args>` from the checkout, with an npx cache of its own, as after `npm ci`. */
+  function npxPie(args: string[], env: NodeJS.ProcessEnv) {
+    const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'pie-npx-'));
+    try {
+      return spawnSync('npx', ['pie', ...args], {
+        cwd: root,
+        env: { ...env, npm_config_cache: cache, npm_config_update_notifier: 'false' },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+    } finally {
+      fs.rmSync(cache, { recursive: true, force: true });
+    }
+  }
+
+  it('is the bin of the package, for the Node versions it names', () => {
+    const manifest = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as {
+      bin?: Record<string, string>;
+      engines?: Record<string, string>;
+    };
+    assert.deepEqual(manifest.bin, { pie: 'bin/pie.mjs' });
+    assert.equal(manifest.engines?.['node'], '>=20.19');
+    assert.ok(
+      fs.statSync(path.join(root, 'bin/pie.mjs')).mode & 0o111,
+      'the launcher is executable',
+    );
+  });
+
+  it('npx pie --help prints the usage and exits 0; no command or an unknown one exits 1', () => {
+    const env = cliEnv(fs.mkdtempSync(path.join(os.tmpdir(), 'pie-cli-')), undefined);
+    const help = npxPie(['--help'], env);
+    assert.equal(help.status, 0, help.stderr);
+    assert.match(help.stdout, /^Usage: pie <command>/);
+    for (const command of ['serve', 'migrate', 'token', 'worker']) {
+      assert.match(help.stdout, new RegExp(`^  ${command} `, 'm'));
+    }
+    const none = spawnSync(process.execPath, ['bin/pie.mjs'], { cwd: root, env, encoding: 'utf8' });
+    assert.equal(none.status, 1);
+    assert.match(none.stdout, /^Usage: pie <command>/);
+    const unknown = npxPie(['frobnicate'], env);
+    assert.equal(unknown.status, 1);
+    assert.match(unknown.stderr, /unknown command "frobnicate"/);
+  });
+
+  it('npx pie token prints the token alone; the launcher creates an embedded database', () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pie-cli-'));
+    const env = cliEnv(dataDir, undefined);
+    const minted = npxPie(['token', '--scope', 'admin'], env);
+    assert.equal(minted.status, 0, minted.stderr);
+    assert.match(minted.stdout, /^[\w-]+\.[\w-]+\.[\w-]+\n$/, 'fit for TOKEN=$(npx pie token ...)');
+    // The first start makes the database in a forked node process, which must read TypeScript
+    // as the launcher's own process does.
+    const migrated = spawnSync(process.execPath, ['bin/pie.mjs', 'migrate'], {
+      cwd: root,
+      env,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(migrated.status, 0, migrated.stderr);
+    assert.match(migrated.stdout, /applied: /);
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
 });

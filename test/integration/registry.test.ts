@@ -13,6 +13,9 @@ import {
   type TestServer,
 } from '../helpers/test-server.js';
 
+/** A Standard Webhooks secret that follows the rule: whsec_ and the base64 of 24 bytes. */
+const VALID_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+
 interface ModelView {
   model_id: string;
   description: string | null;
@@ -669,11 +672,12 @@ describeOnEachBackend('registry', (server) => {
         const s = server();
         const modelId = uniqueId('http');
         await createModel(s, modelId);
-        const handler = { type: 'http', url: 'http://127.0.0.1:9/hook', secret: 'whsec_abc' };
+        const secret = 'whsec_' + crypto.randomBytes(32).toString('base64');
+        const handler = { type: 'http', url: 'http://127.0.0.1:9/hook', secret };
         const path = `/v2/models/${modelId}/versions/1`;
         const assertNoSecret = (what: string, body: unknown) => {
           const text = JSON.stringify(body);
-          assert.ok(!text.includes('whsec_abc'), `${what} shows the secret: ${text}`);
+          assert.ok(!text.includes(secret), `${what} shows the secret: ${text}`);
           assert.ok(!text.includes('"secret"'), `${what} has a secret field: ${text}`);
         };
 
@@ -720,9 +724,11 @@ describeOnEachBackend('registry', (server) => {
           {},
           'worker',
           { type: 'worker', url: 'http://x' },
-          { type: 'http', url: 'http://127.0.0.1:9/hook' },
-          { type: 'http', url: 'ftp://127.0.0.1/hook', secret: 's' },
-          { type: 'http', url: 'not a url', secret: 's' },
+          { type: 'http', secret: VALID_SECRET },
+          { type: 'http', url: 'ftp://127.0.0.1/hook', secret: VALID_SECRET },
+          { type: 'http', url: 'not a url', secret: VALID_SECRET },
+          // A url problem is a 400 before the secret's rule (a 422) is looked at.
+          { type: 'http', url: 'not a url', secret: 'my-shared-secret' },
           { type: 'command' },
           { type: 'truefoundry', base_url: 'https://tf.example', deployment_id: 'd' },
         ];

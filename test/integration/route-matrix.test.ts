@@ -6,8 +6,9 @@ import { describeOnEachBackend, errorMessage } from '../helpers/test-server.js';
 
 /**
  * Walks every /v2 operation of the published document, so a route added later is checked
- * without anyone remembering to: no token and garbage tokens are 401, a token without the
- * route's scope or for another client or model is 403, and unknown resources are 404.
+ * without anyone remembering to: no token and garbage tokens are 401 with an RFC 6750
+ * `WWW-Authenticate: Bearer` challenge, a token without the route's scope or for another client
+ * or model is 403, and unknown resources are 404.
  */
 
 const PARAMS: Record<string, string> = {
@@ -29,16 +30,48 @@ const fill = (path: string) => fillPath(path, PARAMS);
 const MODEL = { modelId: PARAMS['model_id']!, version: PARAMS['version']! };
 
 describeOnEachBackend('every route', (server) => {
-  it('401 without a token, with a garbage token, and with an expired token', async () => {
+  it('401 with a Bearer challenge without a token, with a refused one or a malformed header', async () => {
     const expired = await server().token(['admin'], { ttl: '-1m' });
+    // RFC 6750: no bearer credentials, no error code; a token read and refused, invalid_token;
+    // a Bearer header without one token, invalid_request.
+    const refused = (code: string) =>
+      new RegExp(
+        `^Bearer realm="pie", error="${code}", error_description="[\\x20-\\x21\\x23-\\x5b\\x5d-\\x7e]+"$`,
+      );
+    const cases: { what: string; authorization: string | null; challenge: RegExp }[] = [
+      { what: 'no header', authorization: null, challenge: /^Bearer realm="pie"$/ },
+      {
+        what: 'another scheme',
+        authorization: 'Basic cGllOnBpZQ==',
+        challenge: /^Bearer realm="pie"$/,
+      },
+      {
+        what: 'garbage token',
+        authorization: 'Bearer garbage',
+        challenge: refused('invalid_token'),
+      },
+      {
+        what: 'expired token',
+        authorization: `Bearer ${expired}`,
+        challenge: refused('invalid_token'),
+      },
+      {
+        what: 'two tokens',
+        authorization: 'Bearer one two',
+        challenge: refused('invalid_request'),
+      },
+    ];
     for (const operation of await operations(server())) {
-      for (const token of [null, 'garbage', expired]) {
+      for (const { what, authorization, challenge } of cases) {
         const response = await server().call(operation.method, fill(operation.path), {
-          token,
+          token: null,
+          headers: authorization === null ? {} : { authorization },
           body: validBody(operation, MODEL),
         });
-        assert.equal(response.status, 401, `${operation.method} ${operation.path}`);
+        const label = `${operation.method} ${operation.path}, ${what}`;
+        assert.equal(response.status, 401, label);
         errorMessage(response);
+        assert.match(response.headers.get('www-authenticate') ?? '', challenge, label);
       }
     }
   });
@@ -53,6 +86,7 @@ describeOnEachBackend('every route', (server) => {
       });
       assert.equal(response.status, 403, `${operation.method} ${operation.path}`);
       assert.match(errorMessage(response), new RegExp(`"${operation.scope}"`));
+      assert.equal(response.headers.get('www-authenticate'), null, 'only a 401 challenges');
     }
   });
 

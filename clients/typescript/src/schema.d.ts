@@ -232,7 +232,7 @@ export interface paths {
     get: operations['getModelVersion'];
     /**
      * Register a model version or update its settings
-     * @description The feature contract and job_types freeze when the version is created: sending the same ones again is a no-op, different ones a 409. handler, timeout_s and max_attempts may change.
+     * @description The feature contract and job_types freeze when the version is created: sending the same ones again is a no-op, different ones a 409. handler, timeout_s and max_attempts may change. An http handler's secret must be whsec_ and the standard base64 of 24 to 64 bytes (else 422); left out, PIE generates one and shows it once, in this answer.
      */
     put: operations['putModelVersion'];
     post?: never;
@@ -962,8 +962,8 @@ export interface components {
        */
       type: 'http';
       url: string;
-      /** @description Standard Webhooks signing secret: "whsec_" and the base64 of 24 to 64 random bytes. Omitted: PIE makes one and shows it once, in this answer. */
-      secret: string;
+      /** @description Standard Webhooks signing secret: "whsec_" and the standard base64 of 24 to 64 bytes (anything else is a 422). Omitted, PIE generates one and shows it once, in this answer. Write-only. */
+      secret?: string;
     };
     /**
      * CommandHandler
@@ -1035,7 +1035,7 @@ export interface components {
        */
       type: 'http';
       url: string;
-      /** @description Only in the answer to the request that set it; never again. */
+      /** @description Only a secret PIE generated, in the answer to that request. */
       secret?: string;
     };
     /**
@@ -1958,7 +1958,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -2116,7 +2116,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -2252,7 +2252,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -2364,7 +2364,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -2509,7 +2509,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -2666,7 +2666,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -2798,7 +2798,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -2950,7 +2950,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -3127,7 +3127,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -3291,7 +3291,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -3413,7 +3413,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -3553,7 +3553,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -3689,7 +3689,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -3801,7 +3801,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -3968,7 +3968,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -4155,7 +4155,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -4305,7 +4305,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -4501,7 +4501,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -4680,7 +4680,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -4871,7 +4871,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -5053,7 +5053,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -5208,7 +5208,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -5409,7 +5409,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -5593,7 +5593,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -5789,7 +5789,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -5976,7 +5976,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -6132,7 +6132,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -6343,7 +6343,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -6541,7 +6541,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -6752,7 +6752,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -6884,7 +6884,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -7016,7 +7016,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -7221,7 +7221,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -7415,7 +7415,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -7567,7 +7567,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -7707,7 +7707,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -7909,7 +7909,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -8111,7 +8111,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -8351,7 +8351,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -8588,7 +8588,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -8775,7 +8775,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -8959,7 +8959,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -9132,7 +9132,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -9336,7 +9336,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -9466,7 +9466,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -9655,7 +9655,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -9844,7 +9844,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -10027,7 +10027,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -10215,7 +10215,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -10390,7 +10390,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
@@ -10554,7 +10554,7 @@ export interface operations {
           'application/json': components['schemas']['Error'];
         };
       };
-      /** @description Missing or invalid Authorization bearer token, or an expired one. */
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
       401: {
         headers: {
           /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */

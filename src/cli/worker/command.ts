@@ -52,7 +52,7 @@ function workerToken(config: Config, options: WorkerOptions): TokenSource {
   if (!secretKnown) {
     throw new ConfigError(
       `set PIE_TOKEN to a token with scope jobs:complete for model ${options.model} ` +
-        `(npm run pie -- token --scope jobs:complete --model ${options.model} --ttl 12h)`,
+        `(npx pie token --scope jobs:complete --model ${options.model} --ttl 12h)`,
     );
   }
   const secret = loadOrCreateJwtSecret(config);

@@ -43,9 +43,23 @@ export function createHttpAdapter(options: HttpDeliveryOptions): HandlerAdapter<
 }
 
 /**
+ * A job's delivery is one Standard Webhooks message however many attempts it takes, so its
+ * `webhook-id` names the job alone: a receiver that de-duplicates on it sees a retry as the
+ * message it may already have. The envelope's `attempt` and callback token name the attempt.
+ */
+export function deliveryWebhookId(jobId: string): string {
+  return jobId;
+}
+
+/** The cancel notice is another message about the job: its own id, the same on every send. */
+export function cancelWebhookId(jobId: string): string {
+  return `${jobId}_cancelled`;
+}
+
+/**
  * POSTs `{"type": "job.cancelled", "job_id"}` to the handler's url, signed like a delivery.
- * Its `webhook-id` is `{job_id}_{attempt}_cancelled`, so a receiver that de-duplicates on it
- * does not take it for the delivery again. Only a 2xx counts as delivered; nothing is retried.
+ * Its `webhook-id` is `{job_id}_cancelled`, so a receiver that de-duplicates on it does not
+ * take it for the delivery. Only a 2xx counts as delivered; nothing is retried.
  */
 export async function cancelHttp(
   notice: CancelNotice,
@@ -66,7 +80,7 @@ export async function cancelHttp(
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
       maxRedirections: 0,
-      headers: signedHeaders(handler.secret, `${notice.job_id}_${notice.attempt}_cancelled`, body),
+      headers: signedHeaders(handler.secret, cancelWebhookId(notice.job_id), body),
       body,
     });
     await response.body.dump();
@@ -123,7 +137,7 @@ export async function deliverHttp(
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
       maxRedirections: 0,
-      headers: signedHeaders(handler.secret, `${envelope.job_id}_${envelope.attempt}`, body),
+      headers: signedHeaders(handler.secret, deliveryWebhookId(envelope.job_id), body),
       body,
     });
   } catch (error) {

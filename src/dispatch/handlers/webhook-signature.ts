@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { webhookSecretKey, WEBHOOK_SECRET_PREFIX } from '../../domain/webhook-secret.js';
 
 /**
  * Standard Webhooks signatures (https://www.standardwebhooks.com): HMAC-SHA256 over
@@ -47,8 +48,25 @@ export function verifyWebhook(
 }
 
 function hmac(secret: string, id: string, timestamp: string, body: string): Buffer {
-  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
-  return createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest();
+  return createHmac('sha256', signingKey(secret)).update(`${id}.${timestamp}.${body}`).digest();
+}
+
+/**
+ * The key a secret stands for, decoded exactly as the standard's libraries decode it. A secret
+ * stored before PIE checked the rule (say `my-shared-secret`) is left as it was, and keeps the
+ * key PIE always gave it: Node's lenient base64 reading of its text, so that its receivers
+ * see no change until it is replaced.
+ */
+function signingKey(secret: string): Buffer {
+  return (
+    webhookSecretKey(secret) ??
+    Buffer.from(
+      secret.startsWith(WEBHOOK_SECRET_PREFIX)
+        ? secret.slice(WEBHOOK_SECRET_PREFIX.length)
+        : secret,
+      'base64',
+    )
+  );
 }
 
 function header(headers: WebhookHeaders, name: string): string | undefined {

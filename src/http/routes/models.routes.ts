@@ -82,7 +82,8 @@ export function modelRoutes(app: TypedApp, ctx: AppContext) {
         description:
           'The feature contract and job_types freeze when the version is created: sending the ' +
           'same ones again is a no-op, different ones a 409. handler, timeout_s and max_attempts ' +
-          'may change.',
+          "may change. An http handler's secret must be whsec_ and the standard base64 of 24 to " +
+          '64 bytes (else 422); left out, PIE generates one and shows it once, in this answer.',
         params: VersionParams,
         body: PutVersionBody,
         response: {

@@ -79,7 +79,7 @@ export const ErrorResponse = named(
 /** What each error status means, as every route's document says. */
 export const ERROR_DESCRIPTIONS = {
   400: 'Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation.',
-  401: 'Missing or invalid Authorization bearer token, or an expired one.',
+  401: 'Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused).',
   403: 'The caller lacks the permission this operation needs.',
   404: 'The resource (or one on its path) does not exist.',
   409: 'Conflict with the current state of the resource.',

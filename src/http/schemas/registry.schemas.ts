@@ -115,8 +115,9 @@ const TrueFoundryHandler = named(
 );
 
 const WEBHOOK_SECRET =
-  'Standard Webhooks signing secret: "whsec_" and the base64 of 24 to 64 random bytes. ' +
-  'Omitted: PIE makes one and shows it once, in this answer.';
+  'Standard Webhooks signing secret: "whsec_" and the standard base64 of 24 to 64 bytes ' +
+  '(anything else is a 422). Omitted, PIE generates one and shows it once, in this answer. ' +
+  'Write-only.';
 
 export const Handler = named(
   'Handler',
@@ -129,7 +130,7 @@ export const Handler = named(
           {
             type: Type.Literal('http'),
             url: Url,
-            secret: Type.String({ minLength: 1, description: WEBHOOK_SECRET }),
+            secret: Type.Optional(Type.String({ description: WEBHOOK_SECRET })),
           },
           { additionalProperties: false, description: 'A signed POST of each job to a URL.' },
         ),
@@ -163,7 +164,7 @@ export const HandlerView = named(
             url: Url,
             secret: Type.Optional(
               Type.String({
-                description: 'Only in the answer to the request that set it; never again.',
+                description: 'Only a secret PIE generated, in the answer to that request.',
               }),
             ),
           },
