@@ -5,6 +5,7 @@ import { issueToken } from '../auth/token-issuer.js';
 import { ConfigError, loadConfig, type Config } from '../config/config.js';
 import { migrate } from '../db/migrate.js';
 import { describeDatabase, openDatabase } from '../db/open-database.js';
+import { startTracing } from '../observability/tracing-sdk.js';
 import { startServer } from '../server.js';
 import { workerCommand } from './worker/command.js';
 
@@ -44,7 +45,12 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function serve(config: Config): Promise<number> {
-  const server = await startServer(config);
+  // Before the server is built: the app registers its request spans only when tracing is on.
+  const tracing = config.tracing === undefined ? undefined : startTracing(config.tracing);
+  const server = await startServer(config).catch(async (error: unknown) => {
+    await tracing?.shutdown();
+    throw error;
+  });
   const lines = [`PIE is serving at ${server.url}`, `data: ${describeDatabase(config)}`];
   if (usesSharedSecret(config)) {
     const token = await issueToken(loadOrCreateJwtSecret(config), config.jwt, {
@@ -58,6 +64,9 @@ async function serve(config: Config): Promise<number> {
     );
   }
   lines.push(`API reference: ${server.url}/docs`);
+  if (config.tracing !== undefined) {
+    lines.push(`traces: OpenTelemetry, exported to ${config.tracing.exporters.join(' and ')}`);
+  }
   process.stdout.write(`${lines.join('\n')}\n`);
 
   // A fault that escaped every handler (a driver's stray rejection while the database is away,
@@ -79,6 +88,10 @@ async function serve(config: Config): Promise<number> {
   process.once('SIGTERM', again);
   server.app.log.info(`${signal}: shutting down`);
   await server.close();
+  // Last, so the spans of the shutdown's own work are exported too.
+  await tracing?.shutdown().catch((error: unknown) => {
+    server.app.log.warn({ err: error }, 'could not export the last spans');
+  });
   return 0;
 }
 

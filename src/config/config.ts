@@ -27,7 +27,19 @@ export interface Config {
   retentionIntervalS: number;
   /** Milliseconds between the scheduler's looks for due schedule ticks; 0: this process fires none. */
   schedulePollMs: number;
+  /** Where spans go; undefined: tracing is off (no SDK is started). */
+  tracing: TracingConfig | undefined;
 }
+
+/**
+ * Which span exporters `pie serve` starts. Everything else about them (endpoint, headers,
+ * service name, sampler) the OpenTelemetry SDK reads from its own OTEL_* variables.
+ */
+export interface TracingConfig {
+  exporters: TraceExporterName[];
+}
+
+export type TraceExporterName = 'otlp' | 'console';
 
 /** What one client may ask of this process (beyond it, a 429 with Retry-After), and how deep a body may nest. */
 export interface LimitsConfig {
@@ -127,7 +139,41 @@ export function loadConfig(env: Env = process.env): Config {
     retentionDays: integer(env, 'PIE_RETENTION_DAYS', 30, 0, 36_500),
     retentionIntervalS: integer(env, 'PIE_RETENTION_INTERVAL_S', 60, 1, 86_400),
     schedulePollMs: integer(env, 'PIE_SCHEDULE_POLL_MS', 250, 0, 60_000),
+    tracing: tracingConfig(env),
   };
+}
+
+/**
+ * Tracing is on when OTEL_TRACES_EXPORTER names exporters, or, without it, when an OTLP
+ * endpoint is set (OTLP is then the exporter, as the specification's default); off with
+ * OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none. PIE speaks OTLP over http/protobuf
+ * only, so asking for another protocol is an error rather than silence.
+ */
+export function tracingConfig(env: Env): TracingConfig | undefined {
+  if (optional(env, 'OTEL_SDK_DISABLED')?.toLowerCase() === 'true') return undefined;
+  const named = list(env, 'OTEL_TRACES_EXPORTER').map((name) => name.toLowerCase());
+  const endpoint =
+    optional(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') ??
+    optional(env, 'OTEL_EXPORTER_OTLP_ENDPOINT');
+  const exporters = named.length > 0 ? named : endpoint === undefined ? [] : ['otlp'];
+  if (exporters.length === 0 || exporters.includes('none')) return undefined;
+  const unknown = exporters.filter((name) => name !== 'otlp' && name !== 'console');
+  if (unknown.length > 0) {
+    throw new ConfigError(
+      `OTEL_TRACES_EXPORTER may name otlp, console or none, got "${unknown.join(', ')}"`,
+    );
+  }
+  if (exporters.includes('otlp')) {
+    // The traces-specific variable wins over the general one, as in the SDK.
+    const name = ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL'].find(
+      (candidate) => optional(env, candidate) !== undefined,
+    );
+    const protocol = name === undefined ? undefined : optional(env, name);
+    if (protocol !== undefined && protocol !== 'http/protobuf') {
+      throw new ConfigError(`PIE exports traces over http/protobuf only; ${name} is "${protocol}"`);
+    }
+  }
+  return { exporters: [...new Set(exporters)] as TraceExporterName[] };
 }
 
 function flag(env: Env, name: string, fallback: boolean): boolean {

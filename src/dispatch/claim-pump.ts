@@ -17,6 +17,8 @@ import {
   releaseJobsHeldBy,
 } from '../usecases/deliver-jobs.usecase.js';
 import { buildEnvelope } from '../usecases/envelope.js';
+import { jobAttributes } from '../observability/job-spans.js';
+import { SpanStatusCode, withSpan, type Span } from '../observability/tracing.js';
 import type { HandlerRegistry } from './handlers/handler-adapter.js';
 
 export interface ClaimPumpOptions {
@@ -176,7 +178,19 @@ export class ClaimPump implements BackgroundService {
     });
   }
 
-  private async deliver(job: ClaimedJob): Promise<void> {
+  /**
+   * One span per dispatch, continuing the trace stored with the job (the request that started
+   * it), or a trace of its own when none was stored; the delivery span is its child.
+   */
+  private deliver(job: ClaimedJob): Promise<void> {
+    return withSpan(
+      'pie.dispatch',
+      { parent: job.traceparent, attributes: () => jobAttributes(job) },
+      (span) => this.deliverInSpan(job, span),
+    );
+  }
+
+  private async deliverInSpan(job: ClaimedJob, span: Span | undefined): Promise<void> {
     const abort = new AbortController();
     this.held.set(job.job_id, { job, abort });
     const untilDeadline = Math.max(0, Date.parse(job.deadline) - Date.now());
@@ -216,11 +230,14 @@ export class ClaimPump implements BackgroundService {
         return;
       }
       this.ctx.metrics.attempts.inc({ handler: job.handler.type, outcome: outcome.kind });
+      span?.setAttribute('pie.delivery.outcome', outcome.kind);
       if (job.handler.type !== 'command' && outcome.kind === 'handed-over') {
         noteDispatched(this.ctx, job);
       }
       await this.recordThroughOutage(job, outcome, abort.signal);
     } catch (error) {
+      span?.recordException(error instanceof Error ? error : String(error));
+      span?.setStatus({ code: SpanStatusCode.ERROR, message: 'dispatch failed' });
       this.log.error({ err: error, job_id: job.job_id }, 'dispatch failed; the lease will expire');
     } finally {
       clearTimeout(deadline);

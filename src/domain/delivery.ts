@@ -26,6 +26,13 @@ export interface Envelope {
   deadline: string;
   /** POST {status, output?, error?} to url with `Authorization: Bearer <token>`. */
   callback: { url: string; heartbeat_url: string; token: string };
+  /**
+   * The W3C trace context to continue (`00-<trace id>-<span id>-<flags>`): the delivery's span
+   * when the dispatching process traces, else the one stored with the job. Absent when the job
+   * has none (tracing was off where it started). Send it back as the completion's
+   * `traceparent` header to join the job's trace.
+   */
+  traceparent?: string;
 }
 
 export interface JobError {

@@ -12,6 +12,8 @@ import { handleError, handleNotFound } from './error-handler.js';
 import { DEFAULT_MAX_JSON_DEPTH, parseJsonBody } from './json-body.js';
 import { documentCommonErrors, publishNamedSchemas } from './openapi-document.js';
 import { limitRequestRates, type RateLimitOptions } from './rate-limit.js';
+import { traceRequests } from './request-spans.js';
+import { tracingOn } from '../observability/tracing.js';
 import { formatValidationErrors } from './validation-errors.js';
 import { assignmentRoutes } from './routes/assignments.routes.js';
 import { batchRoutes } from './routes/batches.routes.js';
@@ -64,6 +66,8 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(createValidatorCompiler());
+  // Decided once, at build: with tracing off no request pays for a hook.
+  if (tracingOn()) traceRequests(app);
   app.addHook('onResponse', async (request, reply) => {
     ctx.metrics.httpDuration.observe(
       {

@@ -28,6 +28,8 @@ export interface ClaimedJob extends Pick<
   | 'created_at'
 > {
   handler: Handler;
+  /** The trace context stored with the job (see migration 000015); null when none was. */
+  traceparent: string | null;
 }
 
 interface ClaimedRow extends Omit<ClaimedJob, 'deadline' | 'created_at'> {
@@ -38,7 +40,7 @@ interface ClaimedRow extends Omit<ClaimedJob, 'deadline' | 'created_at'> {
 const CLAIMED = `j.job_id, j.client_id, j.domain_id, j.service_id, j.assignment_id, j.assignment_key,
   j.model_id, j.model_version, j.job_type, j.input, j.features, j.config,
   ${TRIGGER_COLUMN('j.')}, j.attempt,
-  j.max_attempts, j.deadline_at, j.created_at, v.handler`;
+  j.max_attempts, j.deadline_at, j.created_at, v.handler, j.traceparent`;
 
 function toClaimed(row: ClaimedRow): ClaimedJob {
   const { deadline_at, created_at, ...rest } = row;

@@ -14,7 +14,7 @@ export interface GuardedJob {
 const RECORD = `ord int, client_id text, domain_id text, service_id text, assignment_id uuid,
   assignment_key text, model_id text, model_version text, job_type text, input jsonb,
   features jsonb, config jsonb, trigger jsonb, lineage jsonb, max_attempts int, timeout_s int,
-  handler_type text, priority smallint, service_stamp text, version_stamp text`;
+  handler_type text, priority smallint, service_stamp text, version_stamp text, traceparent text`;
 
 /**
  * The insert of many guarded jobs. Ids are drawn in a materialised CTE, so the answer can pair
@@ -46,10 +46,12 @@ function insertGuardedSql(batch?: { kind: string; key: string }): string {
   inserted as (
     insert into jobs (job_id, client_id, domain_id, service_id, assignment_id, assignment_key,
       model_id, model_version, job_type, input, features, config, trigger, lineage,
-      max_attempts, deadline_at, handler_type, priority, lane_seq${batch ? ', batch_id' : ''})
+      max_attempts, deadline_at, handler_type, priority, traceparent,
+      lane_seq${batch ? ', batch_id' : ''})
     select job_id, client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
       model_version, job_type, input, features, config, trigger, lineage, max_attempts,
-      now() + make_interval(secs => timeout_s), handler_type, priority, ${laneSeq('ord')}
+      now() + make_interval(secs => timeout_s), handler_type, priority, traceparent,
+      ${laneSeq('ord')}
       ${batch ? ', batch.batch_id' : ''}
     from ok join lanes using (lane_key)${batch ? ', batch' : ''}
     ${batch ? 'where (select count(*) from ok) = (select count(*) from r)' : ''}
@@ -129,5 +131,6 @@ function records(jobs: readonly GuardedJob[]) {
     priority: job.priority,
     service_stamp: expect.serviceStamp,
     version_stamp: expect.versionStamp,
+    traceparent: job.traceparent,
   }));
 }

@@ -104,6 +104,8 @@ export interface NewJob {
   subscribe: boolean;
   /** -100..100; higher is claimed first. */
   priority: number;
+  /** The W3C trace context of the work that started it; null when tracing is off. */
+  traceparent: string | null;
 }
 
 /** What a remembered job target looked like, for the insert to check it still holds. */
@@ -120,19 +122,19 @@ const TARGET_IS_CURRENT = targetIsCurrent({
   key: '$5',
   modelId: '$6',
   modelVersion: '$7',
-  serviceStamp: '$19',
-  versionStamp: '$20',
+  serviceStamp: '$20',
+  versionStamp: '$21',
 });
 
 function insertJobSql(guard: string): string {
   return `with job as (
        insert into jobs (client_id, domain_id, service_id, assignment_id, assignment_key,
          model_id, model_version, job_type, input, features, config, trigger, lineage,
-         max_attempts, deadline_at, handler_type, priority, lane_seq)
+         max_attempts, deadline_at, handler_type, priority, lane_seq, traceparent)
        select $1::text, $2::text, $3::text, $4::uuid, $5::text, $6::text, $7::text, $8::text,
          $9::jsonb, $10::jsonb, $11::jsonb, $12::jsonb, $13::jsonb, $14::int,
          now() + make_interval(secs => $15::int), $17::text, $18::smallint,
-         pie_next_lane_seq($1, $2, $17, $6, $7, $18::smallint)
+         pie_next_lane_seq($1, $2, $17, $6, $7, $18::smallint), $19::text
        where ${guard}
        returning job_id
      ),
@@ -191,6 +193,7 @@ export async function insertJob(
     job.subscribe,
     job.handlerType,
     job.priority,
+    job.traceparent,
   ];
   if (expect !== undefined) values.push(expect.serviceStamp, expect.versionStamp);
   const { rows } = await q.query<{ job_id: string; subscription_id: string | null }>(
@@ -299,13 +302,18 @@ export interface CompletionRecord {
 export async function lockJobForCompletion(
   q: Queryable,
   jobId: string,
-): Promise<(Job & { completion: CompletionRecord | null }) | undefined> {
-  const { rows } = await q.query<JobRow & { completion: CompletionRecord | null }>(
-    `select ${JOB_COLUMNS}, completion from jobs where job_id = $1 for update`,
-    [jobId],
-  );
+): Promise<
+  (Job & { completion: CompletionRecord | null; traceparent: string | null }) | undefined
+> {
+  const { rows } = await q.query<
+    JobRow & { completion: CompletionRecord | null; traceparent: string | null }
+  >(`select ${JOB_COLUMNS}, completion, traceparent from jobs where job_id = $1 for update`, [
+    jobId,
+  ]);
   const row = rows[0];
-  return row && { ...toJob(row), completion: row.completion };
+  if (row === undefined) return undefined;
+  const { completion, traceparent, ...job } = row;
+  return { ...toJob(job), completion, traceparent };
 }
 
 export interface JobFilter {

@@ -19,6 +19,7 @@ import {
   lockSubscriptionForFiring,
 } from '../repositories/debounce.repository.js';
 import { findMatchingSubscriptions } from '../repositories/subscriptions.repository.js';
+import { linkToTrace, withSpan } from '../observability/tracing.js';
 import type { AppContext } from './context.js';
 import type { Answer } from './idempotency.js';
 import { finishBatch } from './finish-batch.usecase.js';
@@ -77,7 +78,24 @@ export type FinishResult =
  * concurrent duplicates fire each subscription once: the second waits, then finds the first's
  * completion and replays it. A refusal writes nothing and says why.
  */
-export async function finishJob(ctx: AppContext, request: FinishRequest): Promise<FinishResult> {
+export function finishJob(ctx: AppContext, request: FinishRequest): Promise<FinishResult> {
+  // Inside the completion request's span (or the dispatch's, for a command), whose trace is the
+  // job's when the handler sent back the traceparent it was given; else linked to it below.
+  return withSpan(
+    'pie.complete',
+    { attributes: () => ({ 'pie.job_id': request.jobId, 'pie.status': request.outcome.status }) },
+    async (span) => {
+      const result = await finishAndFinishBatch(ctx, request);
+      span?.setAttribute('pie.completion.result', result.kind);
+      return result;
+    },
+  );
+}
+
+async function finishAndFinishBatch(
+  ctx: AppContext,
+  request: FinishRequest,
+): Promise<FinishResult> {
   const result = await ctx.events.afterCommit((emit) =>
     ctx.db.transaction((tx) => finishLocked(ctx, tx, emit, request)),
   );
@@ -105,6 +123,7 @@ async function finishLocked(
   }
   if (!grants(request.clients, job.client_id))
     return { kind: 'forbidden', clientId: job.client_id };
+  linkToTrace(job.traceparent);
   const { outcome } = request;
   const completion: CompletionRecord['request'] = {
     status: outcome.status,

@@ -2,7 +2,10 @@ import type { CallbackTokens } from '../auth/callback-tokens.js';
 import type { ClaimedJob } from '../lifecycle/claim.js';
 import type { Envelope } from '../domain/delivery.js';
 
-/** The envelope of a claimed attempt, with a callback token for that attempt only. */
+/**
+ * The envelope of a claimed attempt, with a callback token for that attempt only and the trace
+ * context stored with the job, if any.
+ */
 export async function buildEnvelope(
   job: ClaimedJob,
   publicUrl: string,
@@ -30,5 +33,7 @@ export async function buildEnvelope(
       heartbeat_url: `${jobPath}/heartbeat`,
       token: await callbacks.sign(job),
     },
+    // Left out rather than null when there is none: tracing off changes nothing handlers see.
+    ...(job.traceparent === null ? {} : { traceparent: job.traceparent }),
   };
 }

@@ -7,6 +7,7 @@ import { loadJobTarget, type JobTarget } from '../repositories/job-targets.repos
 import { insertJob, type JobTrigger, type NewJob } from '../repositories/jobs.repository.js';
 import type { GroupCommit } from '../db/group-commit.js';
 import type { GuardedJob } from '../repositories/job-batch-insert.repository.js';
+import { currentTraceparent } from '../observability/tracing.js';
 import { JobTargetCache } from './job-target-cache.js';
 
 export interface StartJobRequest {
@@ -201,5 +202,8 @@ export function planJob(found: JobTarget, request: StartJobRequest): NewJob {
     handlerType: target.handler_type,
     subscribe: request.subscribe,
     priority: request.priority ?? target.priority,
+    // The request's span (run-job, a completion firing subscriptions, a jobs/batch request):
+    // dispatch, later and maybe elsewhere, continues its trace. Null with tracing off.
+    traceparent: currentTraceparent(),
   };
 }

@@ -8569,6 +8569,8 @@ export interface operations {
                 /** @description Completes or heartbeats this attempt only. */
                 token: string;
               };
+              /** @description The W3C trace context stored with the job, when it was started with tracing on; send it back as the completion's traceparent header. */
+              traceparent?: string;
             }[];
           };
         };

@@ -52,6 +52,8 @@ export async function deliverCommand(
         ...withoutSecrets(process.env),
         PIE_JOB_ID: envelope.job_id,
         PIE_JOB_ATTEMPT: String(envelope.attempt),
+        // The envelope's trace context, also where OpenTelemetry's environment carrier looks.
+        ...(envelope.traceparent === undefined ? {} : { TRACEPARENT: envelope.traceparent }),
       },
       stdio: ['pipe', 'pipe', 'pipe'],
       // Its own process group: a kill reaches whatever the command started (`sh -c ...`), and a
@@ -254,8 +256,17 @@ function decodeTail(tail: Buffer): string {
   return tail.toString('utf8').replace(/^\uFFFD+/, '');
 }
 
-// A job's process needs nothing of PIE's own credentials.
-const SECRET_VARIABLES = ['PIE_JWT_SECRET', 'DATABASE_URL', 'PIE_TOKEN'];
+// A job's process needs nothing of PIE's own credentials (an OTLP collector's among them), nor a
+// trace context PIE itself was started with: its own comes from the envelope.
+const SECRET_VARIABLES = [
+  'PIE_JWT_SECRET',
+  'DATABASE_URL',
+  'PIE_TOKEN',
+  'OTEL_EXPORTER_OTLP_HEADERS',
+  'OTEL_EXPORTER_OTLP_TRACES_HEADERS',
+  'TRACEPARENT',
+  'TRACESTATE',
+];
 
 function withoutSecrets(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const copy = { ...env };

@@ -1,4 +1,13 @@
-import type { HandlerType } from '../../domain/handlers.js';
+import type { DeliveryOutcome, Envelope } from '../../domain/delivery.js';
+import type { Handler, HandlerType } from '../../domain/handlers.js';
+import { jobAttributes } from '../../observability/job-spans.js';
+import {
+  currentTraceparent,
+  SpanKind,
+  SpanStatusCode,
+  withSpan,
+  type Span,
+} from '../../observability/tracing.js';
 import { createConcurrencyLimit } from '../../limits/concurrency-limit.js';
 import { createAddressGuard } from './address-guard.js';
 import { createCommandAdapter } from './command.handler.js';
@@ -52,7 +61,23 @@ export function createHandlerRegistry(options: HandlerRegistryOptions): HandlerR
     pushTypes,
     cancelTypes,
     deliver: (envelope, handler, ctx) =>
-      adapterOf(adapters, handler).deliver(envelope, handler, ctx),
+      withSpan(
+        `pie.deliver ${handler.type}`,
+        {
+          kind: handler.type === 'command' ? SpanKind.INTERNAL : SpanKind.CLIENT,
+          attributes: () => deliveryAttributes(envelope, handler),
+        },
+        async (span) => {
+          if (span === undefined)
+            return adapterOf(adapters, handler).deliver(envelope, handler, ctx);
+          // The handler continues the trace from this delivery (the envelope's traceparent,
+          // and the http kind's traceparent header, which it copies).
+          const traced = { ...envelope, traceparent: currentTraceparent() ?? undefined };
+          const outcome = await adapterOf(adapters, handler).deliver(traced, handler, ctx);
+          noteOutcome(span, outcome);
+          return outcome;
+        },
+      ),
     follow: async (handler, reference, signal) =>
       adapterOf(adapters, handler).follow?.(handler, reference, signal),
     cancel: async (handler, notice, signal) =>
@@ -67,4 +92,44 @@ function adapterOf<T extends HandlerType>(
   handler: HandlerOf<T>,
 ): HandlerAdapter<T> {
   return adapters[handler.type];
+}
+
+function deliveryAttributes(envelope: Envelope, handler: Handler) {
+  return { ...jobAttributes({ ...envelope, handler }), ...handlerTarget(handler) };
+}
+
+/**
+ * Where the delivery went: a host, or a command's program. Not the whole url, whose path or
+ * query may hold a credential, nor a command's arguments.
+ */
+function handlerTarget(handler: Handler): Record<string, string> {
+  switch (handler.type) {
+    case 'http':
+      return hostOf(handler.url);
+    case 'truefoundry':
+      return hostOf(handler.base_url);
+    case 'command':
+      return { 'process.executable.name': handler.command };
+    case 'worker':
+      return {};
+  }
+}
+
+function hostOf(url: string): Record<string, string> {
+  try {
+    return { 'server.address': new URL(url).hostname };
+  } catch {
+    return {};
+  }
+}
+
+/** The outcome on the delivery's span; a retry or a failure is an error of this delivery. */
+function noteOutcome(span: Span, outcome: DeliveryOutcome): void {
+  span.setAttribute('pie.delivery.outcome', outcome.kind);
+  if (outcome.kind === 'retry' || outcome.kind === 'fail') {
+    span.setAttribute('error.type', outcome.error.code);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.error.message });
+  } else if (outcome.kind === 'finished' && outcome.status === 'failure') {
+    span.setAttribute('error.type', outcome.error?.code ?? 'failure');
+  }
 }

@@ -137,7 +137,12 @@ export async function deliverHttp(
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
       maxRedirections: 0,
-      headers: signedHeaders(handler.secret, deliveryWebhookId(envelope.job_id), body),
+      headers: {
+        ...signedHeaders(handler.secret, deliveryWebhookId(envelope.job_id), body),
+        // W3C Trace Context, so a traced handler continues the delivery's trace. Outside the
+        // signature: the signed body carries the same value for handlers that check it.
+        ...(envelope.traceparent === undefined ? {} : { traceparent: envelope.traceparent }),
+      },
       body,
     });
   } catch (error) {

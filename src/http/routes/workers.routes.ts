@@ -57,6 +57,12 @@ const Envelope = Type.Object(
       heartbeat_url: Type.String(),
       token: Type.String({ description: 'Completes or heartbeats this attempt only.' }),
     }),
+    traceparent: Type.Optional(
+      Type.String({
+        description:
+          "The W3C trace context stored with the job, when it was started with tracing on; send it back as the completion's traceparent header.",
+      }),
+    ),
   },
   { description: 'A job as its handler receives it.' },
 );
