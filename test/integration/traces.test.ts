@@ -1,0 +1,296 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import { SpanKind, trace } from '@opentelemetry/api';
+import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import type { Envelope } from '../../src/domain/delivery.js';
+import { loadConfig } from '../../src/config/config.js';
+import { startTracing, type Tracing } from '../../src/observability/tracing-sdk.js';
+import { tracingOn } from '../../src/observability/tracing.js';
+import { expectBody } from '../helpers/assertions.js';
+import { RECEIVER_SECRET } from '../helpers/completing-receiver.js';
+import { createTenant, runJob, type Tenant } from '../helpers/fixtures.js';
+import { closeServer, listenOnLoopback } from '../helpers/loopback.js';
+import { TestServer } from '../helpers/test-server.js';
+import { testBackends } from '../helpers/backends.js';
+import { waitFor, waitForValue } from '../helpers/wait.js';
+
+/**
+ * OpenTelemetry traces (SPEC 12): one run-job → push dispatch → delivery to an http handler →
+ * the handler's completion is one trace; with tracing off nothing is traced and handlers see
+ * no trace context. Tracing is process-wide, so each backend's suite first runs a server with
+ * tracing off, then starts the SDK with an in-memory exporter and a second server.
+ */
+
+const RUN_JOB_ROUTE =
+  'POST /v2/clients/:client_id/domains/:domain_id/service/:service_id/assignments/:key/jobs';
+const COMPLETE_ROUTE = 'POST /v2/models/:model_id/versions/:version/jobs/:job_id/complete';
+
+/** What the handler received: the envelope and the traceparent header beside it. */
+interface Delivery {
+  envelope: Envelope;
+  header: string | undefined;
+}
+
+/**
+ * An http model handler: accepts each delivery (202), then completes the job through its
+ * callback, sending back the `traceparent` it received unless told not to.
+ */
+class TracingHandler {
+  readonly deliveries: Delivery[] = [];
+  echoTraceparent = true;
+  url = '';
+  private readonly server = http.createServer((request, response) => {
+    let body = '';
+    request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    request.on('end', () => {
+      const envelope = JSON.parse(body) as Envelope;
+      const header = request.headers['traceparent'];
+      this.deliveries.push({ envelope, header: typeof header === 'string' ? header : undefined });
+      response.writeHead(202).end();
+      void this.complete(envelope);
+    });
+  });
+
+  /** Job ids restart with each database: a job is known by its client too. */
+  deliveryOf(tenant: Tenant, jobId: string): Delivery | undefined {
+    return this.deliveries.find(
+      (d) => d.envelope.client_id === tenant.clientId && d.envelope.job_id === jobId,
+    );
+  }
+
+  async start() {
+    this.url = `http://127.0.0.1:${await listenOnLoopback(this.server)}/hook`;
+  }
+
+  private async complete(envelope: Envelope) {
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${envelope.callback.token}`,
+      'content-type': 'application/json',
+    };
+    if (this.echoTraceparent && envelope.traceparent !== undefined) {
+      headers['traceparent'] = envelope.traceparent;
+    }
+    const response = await fetch(envelope.callback.url, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ status: 'success', output: { ok: true } }),
+    });
+    await response.arrayBuffer();
+  }
+
+  close() {
+    return closeServer(this.server);
+  }
+}
+
+async function httpTenant(server: TestServer, handler: TracingHandler): Promise<Tenant> {
+  return createTenant(server, {
+    version: { handler: { type: 'http', url: handler.url, secret: RECEIVER_SECRET } },
+  });
+}
+
+async function jobStatus(server: TestServer, tenant: Tenant, jobId: string): Promise<string> {
+  return expectBody<{ status: string }>(await server.get(`${tenant.domainPath}/jobs/${jobId}`), 200)
+    .status;
+}
+
+async function storedTraceparent(server: TestServer, jobId: string): Promise<string | null> {
+  const { rows } = await server.db.query<{ traceparent: string | null }>(
+    'select traceparent from jobs where job_id = $1',
+    [jobId],
+  );
+  return rows[0]!.traceparent;
+}
+
+function one(spans: ReadableSpan[], what: string, match: (span: ReadableSpan) => boolean) {
+  const found = spans.filter(match);
+  assert.equal(found.length, 1, `one ${what} span, got ${found.map((s) => s.name).join(', ')}`);
+  return found[0]!;
+}
+
+const spanId = (span: ReadableSpan) => span.spanContext().spanId;
+const traceId = (span: ReadableSpan) => span.spanContext().traceId;
+
+for (const backend of testBackends()) {
+  describe(`traces [${backend.name}]`, () => {
+    const handler = new TracingHandler();
+    before(() => handler.start());
+    after(() => handler.close());
+
+    it('with no OTEL_* variables, starts no SDK and passes no trace context to handlers', async () => {
+      // `pie serve` starts the SDK only for config.tracing (src/cli/main.ts).
+      assert.equal(loadConfig({}).tracing, undefined);
+      assert.equal(tracingOn(), false);
+      const server = await TestServer.start(backend, undefined, {});
+      try {
+        const tenant = await httpTenant(server, handler);
+        const jobId = await runJob(server, tenant);
+        await waitFor(
+          'the job to succeed',
+          async () => (await jobStatus(server, tenant, jobId)) === 'success',
+          10_000,
+        );
+        const delivery = handler.deliveryOf(tenant, jobId);
+        assert.ok(delivery, 'the handler got the job');
+        assert.equal('traceparent' in delivery.envelope, false);
+        assert.equal(delivery.header, undefined);
+        assert.equal(await storedTraceparent(server, jobId), null);
+        // No SDK is registered: any span made anywhere in the process records nothing, so
+        // nothing can be exported.
+        assert.equal(trace.getTracer('probe').startSpan('probe').isRecording(), false);
+      } finally {
+        await server.close();
+      }
+    });
+
+    describe('with the SDK started and an in-memory exporter', () => {
+      const exporter = new InMemorySpanExporter();
+      let tracing: Tracing;
+      let server: TestServer;
+      let tenant: Tenant;
+      before(async () => {
+        tracing = startTracing({ immediate: [exporter] });
+        server = await TestServer.start(backend, undefined, {});
+        tenant = await httpTenant(server, handler);
+      });
+      after(async () => {
+        await server.close();
+        await tracing.shutdown();
+      });
+
+      /** The finished spans about one job, once its completion's request span has ended. */
+      async function spansOf(jobId: string): Promise<ReadableSpan[]> {
+        return waitForValue(
+          "the job's spans",
+          () => {
+            const spans = exporter.getFinishedSpans();
+            const complete = spans.find(
+              (span) => span.name === 'pie.complete' && span.attributes['pie.job_id'] === jobId,
+            );
+            const request =
+              complete && spans.find((span) => spanId(span) === complete.parentSpanContext?.spanId);
+            return request === undefined ? undefined : spans;
+          },
+          10_000,
+        );
+      }
+
+      it('one run-job, dispatch, delivery and completion make one trace', async () => {
+        const jobId = await runJob(server, tenant);
+        await waitFor(
+          'the job to succeed',
+          async () => (await jobStatus(server, tenant, jobId)) === 'success',
+          10_000,
+        );
+        const spans = await spansOf(jobId);
+        const ofJob = (span: ReadableSpan) => span.attributes['pie.job_id'] === jobId;
+
+        const runRequest = one(
+          spans,
+          'run-job request',
+          (span) =>
+            span.name === RUN_JOB_ROUTE &&
+            span.attributes['url.path'] ===
+              `${tenant.domainPath}/service/service-1/assignments/default/jobs`,
+        );
+        const dispatch = one(spans, 'dispatch', (s) => s.name === 'pie.dispatch' && ofJob(s));
+        const delivery = one(spans, 'delivery', (s) => s.name === 'pie.deliver http' && ofJob(s));
+        const complete = one(spans, 'completion', (s) => s.name === 'pie.complete' && ofJob(s));
+        const completeRequest = one(
+          spans,
+          'completion request',
+          (span) => spanId(span) === complete.parentSpanContext?.spanId,
+        );
+
+        // One trace, started by the run-job request.
+        const trace = traceId(runRequest);
+        for (const span of [dispatch, delivery, completeRequest, complete]) {
+          assert.equal(traceId(span), trace, `${span.name} is in the run-job's trace`);
+        }
+        assert.equal(runRequest.parentSpanContext, undefined, 'the request starts the trace');
+        assert.equal(runRequest.kind, SpanKind.SERVER);
+        assert.equal(runRequest.attributes['http.response.status_code'], 202);
+        assert.equal(runRequest.attributes['http.route'], RUN_JOB_ROUTE.slice('POST '.length));
+
+        // Request → dispatch (later, from the stored context) → delivery → the handler's
+        // completion request → the completion.
+        assert.equal(dispatch.parentSpanContext?.spanId, spanId(runRequest));
+        assert.equal(delivery.parentSpanContext?.spanId, spanId(dispatch));
+        assert.equal(delivery.kind, SpanKind.CLIENT);
+        assert.equal(delivery.attributes['pie.delivery.outcome'], 'handed-over');
+        assert.equal(dispatch.attributes['pie.attempt'], 1);
+        assert.equal(completeRequest.name, COMPLETE_ROUTE);
+        assert.equal(completeRequest.kind, SpanKind.SERVER);
+        assert.equal(completeRequest.attributes['http.response.status_code'], 200);
+        assert.equal(completeRequest.parentSpanContext?.spanId, spanId(delivery));
+        assert.equal(complete.attributes['pie.completion.result'], 'completed');
+        assert.deepEqual(complete.links, [], 'same trace: nothing to link');
+
+        // What the handler was given: the delivery's context, in the envelope and the header.
+        const given = handler.deliveryOf(tenant, jobId)!;
+        const expected = `00-${trace}-${spanId(delivery)}-01`;
+        assert.equal(given.envelope.traceparent, expected);
+        assert.equal(given.header, expected);
+        // And what the job keeps: the run-job request's.
+        assert.equal(
+          await storedTraceparent(server, jobId),
+          `00-${trace}-${spanId(runRequest)}-01`,
+        );
+      });
+
+      it("a completion without traceparent is its own trace, linked to the job's", async () => {
+        handler.echoTraceparent = false;
+        try {
+          const jobId = await runJob(server, tenant);
+          await waitFor(
+            'the job to succeed',
+            async () => (await jobStatus(server, tenant, jobId)) === 'success',
+            10_000,
+          );
+          const spans = await spansOf(jobId);
+          const complete = one(
+            spans,
+            'completion',
+            (s) => s.name === 'pie.complete' && s.attributes['pie.job_id'] === jobId,
+          );
+          const stored = (await storedTraceparent(server, jobId))!;
+          const jobTrace = stored.split('-')[1];
+          assert.notEqual(traceId(complete), jobTrace);
+          assert.deepEqual(
+            complete.links.map((link) => [link.context.traceId, link.context.spanId]),
+            [[jobTrace, stored.split('-')[2]]],
+          );
+        } finally {
+          handler.echoTraceparent = true;
+        }
+      });
+
+      it("a request with a traceparent header continues the caller's trace", async () => {
+        const callerTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
+        const header = `00-${callerTrace}-00f067aa0ba902b7-01`;
+        const response = await server.post(
+          `${tenant.domainPath}/service/service-1/assignments/default/jobs`,
+          {},
+          { headers: { traceparent: header } },
+        );
+        const { job_id: jobId } = expectBody<{ job_id: string }>(response, 202);
+        const stored = await storedTraceparent(server, jobId);
+        assert.equal(stored?.split('-')[1], callerTrace);
+        await waitFor(
+          'the job to succeed',
+          async () => (await jobStatus(server, tenant, jobId)) === 'success',
+          10_000,
+        );
+        const spans = await spansOf(jobId);
+        const request = one(
+          spans,
+          'run-job request',
+          (span) =>
+            span.name === RUN_JOB_ROUTE && span.parentSpanContext?.spanId === '00f067aa0ba902b7',
+        );
+        assert.equal(traceId(request), callerTrace);
+      });
+    });
+  });
+}
