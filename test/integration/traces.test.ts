@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SpanKind, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
@@ -10,6 +13,7 @@ import { tracingOn } from '../../src/observability/tracing.js';
 import { expectBody } from '../helpers/assertions.js';
 import { RECEIVER_SECRET } from '../helpers/completing-receiver.js';
 import { createTenant, runJob, type Tenant } from '../helpers/fixtures.js';
+import { pieEnv, startPie } from '../helpers/pie-process.js';
 import { closeServer, listenOnLoopback } from '../helpers/loopback.js';
 import { TestServer } from '../helpers/test-server.js';
 import { testBackends } from '../helpers/backends.js';
@@ -294,3 +298,69 @@ for (const backend of testBackends()) {
     });
   });
 }
+
+/** An OTLP/HTTP collector that keeps what it is sent. */
+async function fakeCollector() {
+  const received: { path: string; contentType: string | undefined; body: Buffer }[] = [];
+  const server = http.createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      received.push({
+        path: request.url ?? '',
+        contentType: request.headers['content-type'],
+        body: Buffer.concat(chunks),
+      });
+      response.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+    });
+  });
+  const url = `http://127.0.0.1:${await listenOnLoopback(server)}`;
+  return { url, received, close: () => closeServer(server) };
+}
+
+describe('pie serve and the OTLP exporter', () => {
+  it('exports spans to OTEL_EXPORTER_OTLP_ENDPOINT, and none with OTEL_TRACES_EXPORTER=none', async () => {
+    const collector = await fakeCollector();
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pie-traces-'));
+    try {
+      const settings = {
+        PIE_DATA_DIR: dataDir,
+        OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+        OTEL_SERVICE_NAME: 'pie-trace-test',
+        OTEL_BSP_SCHEDULE_DELAY: '50',
+      };
+      const traced = await startPie(pieEnv(settings));
+      try {
+        assert.match(traced.output(), /traces: OpenTelemetry, exported to otlp/);
+        await (await fetch(`${traced.url}/healthz`)).arrayBuffer();
+        await waitFor(
+          'spans at the collector',
+          () => collector.received.some((r) => r.body.includes('GET /healthz')),
+          10_000,
+        );
+        const sent = collector.received.find((r) => r.body.includes('GET /healthz'))!;
+        assert.equal(sent.path, '/v1/traces');
+        assert.equal(sent.contentType, 'application/x-protobuf');
+        assert.ok(sent.body.includes('pie-trace-test'), 'OTEL_SERVICE_NAME names the service');
+      } finally {
+        traced.child.kill('SIGTERM');
+        await traced.exited;
+      }
+
+      collector.received.length = 0;
+      const off = await startPie(pieEnv({ ...settings, OTEL_TRACES_EXPORTER: 'none' }));
+      try {
+        assert.doesNotMatch(off.output(), /traces:/);
+        for (let i = 0; i < 3; i++) await (await fetch(`${off.url}/healthz`)).arrayBuffer();
+      } finally {
+        off.child.kill('SIGTERM');
+        // A started SDK would flush on shutdown: after the exit, anything sent has arrived.
+        assert.equal(await off.exited, 0);
+      }
+      assert.deepEqual(collector.received, []);
+    } finally {
+      await collector.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
