@@ -13,11 +13,23 @@ import { ModelsPage, ModelPage, VersionPage } from './pages/models.js';
 
 const ROUTES = [
   [/^\/ui\/?$/, () => html`<${OverviewPage} />`],
-  [/^\/ui\/clients\/([^/]+)\/domains\/([^/]+)\/jobs\/([^/]+)$/, (c, d, j) => html`<${JobPage} clientId=${c} domainId=${d} jobId=${j} />`],
-  [/^\/ui\/clients\/([^/]+)\/domains\/([^/]+)\/jobs$/, (c, d) => html`<${JobsPage} clientId=${c} domainId=${d} />`],
-  [/^\/ui\/clients\/([^/]+)\/domains\/([^/]+)$/, (c, d) => html`<${DomainPage} clientId=${c} domainId=${d} />`],
+  [
+    /^\/ui\/clients\/([^/]+)\/domains\/([^/]+)\/jobs\/([^/]+)$/,
+    (c, d, j) => html`<${JobPage} clientId=${c} domainId=${d} jobId=${j} />`,
+  ],
+  [
+    /^\/ui\/clients\/([^/]+)\/domains\/([^/]+)\/jobs$/,
+    (c, d) => html`<${JobsPage} clientId=${c} domainId=${d} />`,
+  ],
+  [
+    /^\/ui\/clients\/([^/]+)\/domains\/([^/]+)$/,
+    (c, d) => html`<${DomainPage} clientId=${c} domainId=${d} />`,
+  ],
   [/^\/ui\/models\/?$/, () => html`<${ModelsPage} />`],
-  [/^\/ui\/models\/([^/]+)\/versions\/([^/]+)$/, (m, v) => html`<${VersionPage} modelId=${m} version=${v} />`],
+  [
+    /^\/ui\/models\/([^/]+)\/versions\/([^/]+)$/,
+    (m, v) => html`<${VersionPage} modelId=${m} version=${v} />`,
+  ],
   [/^\/ui\/models\/([^/]+)$/, (m) => html`<${ModelPage} modelId=${m} />`],
 ];
 

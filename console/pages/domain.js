@@ -46,9 +46,22 @@ async function loadDomain(base) {
 function Progress({ batch }) {
   const done = batch.counts.success + batch.counts.failure + batch.counts.cancelled;
   const pct = batch.total === 0 ? 100 : Math.round((done / batch.total) * 100);
-  return html`<div class="progress" role="progressbar" aria-valuenow=${pct} aria-valuemin="0" aria-valuemax="100" title=${`${done} of ${batch.total} finished`}>
-    <span class="ok" style=${`width:${(batch.counts.success / Math.max(1, batch.total)) * 100}%`}></span>
-    <span class="bad" style=${`width:${((batch.counts.failure + batch.counts.cancelled) / Math.max(1, batch.total)) * 100}%`}></span>
+  return html`<div
+    class="progress"
+    role="progressbar"
+    aria-valuenow=${pct}
+    aria-valuemin="0"
+    aria-valuemax="100"
+    title=${`${done} of ${batch.total} finished`}
+  >
+    <span
+      class="ok"
+      style=${`width:${(batch.counts.success / Math.max(1, batch.total)) * 100}%`}
+    ></span>
+    <span
+      class="bad"
+      style=${`width:${((batch.counts.failure + batch.counts.cancelled) / Math.max(1, batch.total)) * 100}%`}
+    ></span>
   </div>`;
 }
 
@@ -61,80 +74,221 @@ export function DomainPage({ clientId, domainId }) {
     <${Loaded} state=${state}>
       ${({ domain, services, assignments, subscriptions, schedules, batches }) => html`
         <h1>Domain ${domain.domain_id} <span class="muted">(${domain.status})</span></h1>
-        <p><a href=${`${ui}/jobs`}>Jobs of this domain</a> · <a href=${`${ui}/jobs?status=failure`}>failures</a></p>
-        ${write && html`<p><${Action} label="Retry all failures" confirm="Start a new job for every failed job of this domain (up to 10,000)?"
-          run=${async () => { const a = await post(`${base}/jobs/retry`, { status: 'failure' }); window.alert(`Retried ${a.count} failed jobs.`); }} /></p>`}
+        <p>
+          <a href=${`${ui}/jobs`}>Jobs of this domain</a> ·
+          <a href=${`${ui}/jobs?status=failure`}>failures</a>
+        </p>
+        ${
+          write &&
+          html`<p>
+            <${Action}
+              label="Retry all failures"
+              confirm="Start a new job for every failed job of this domain (up to 10,000)?"
+              run=${async () => {
+                const a = await post(`${base}/jobs/retry`, { status: 'failure' });
+                window.alert(`Retried ${a.count} failed jobs.`);
+              }}
+            />
+          </p>`
+        }
         <section>
           <h2>Services</h2>
           <table>
-            <thead><tr><th>service</th><th>status</th><th>resolved features</th><th>provided features</th></tr></thead>
+            <thead>
+              <tr>
+                <th>service</th>
+                <th>status</th>
+                <th>resolved features</th>
+                <th>provided features</th>
+              </tr>
+            </thead>
             <tbody>
-              ${services.items.map((s) => html`<tr>
-                <td><a href=${`${ui}/jobs?service_id=${seg(s.service_id)}`}>${s.service_id}</a></td>
-                <td>${s.status}</td>
-                <td><${Json} label=${`resolved features of ${s.service_id}`} value=${s.resolved_features} /></td>
-                <td><${Json} label=${`provided features of ${s.service_id}`} value=${s.provided_features} /></td>
-              </tr>`)}
+              ${services.items.map(
+                (s) =>
+                  html`<tr>
+                    <td>
+                      <a href=${`${ui}/jobs?service_id=${seg(s.service_id)}`}>${s.service_id}</a>
+                    </td>
+                    <td>${s.status}</td>
+                    <td>
+                      <${Json}
+                        label=${`resolved features of ${s.service_id}`}
+                        value=${s.resolved_features}
+                      />
+                    </td>
+                    <td>
+                      <${Json}
+                        label=${`provided features of ${s.service_id}`}
+                        value=${s.provided_features}
+                      />
+                    </td>
+                  </tr>`,
+              )}
             </tbody>
           </table>
           ${services.next_cursor && html`<p class="muted">First ${LIMIT} services shown.</p>`}
         </section>
         <section>
           <h2>Assignments</h2>
-          ${assignments.map((a) => html`<details class="assignment">
-            <summary><code>${a.key}</code> ${a.service_id ? `(service ${a.service_id})` : '(domain)'} →
-              <a href=${`/ui/models/${seg(a.model_id)}/versions/${seg(a.model_version)}`}>${a.model_id} ${a.model_version}</a> · ${a.status} · ${a.revisions.length} revision(s)</summary>
-            <table>
-              <thead><tr><th>revision</th><th>model</th><th>status</th><th>config</th><th>created</th><th>archived</th></tr></thead>
-              <tbody>${a.revisions.map((r) => html`<tr>
-                <td><code>${r.assignment_id.slice(0, 8)}</code></td><td>${r.model_id} ${r.model_version}</td><td>${r.status}</td>
-                <td><${Json} label="config" value=${r.config} /></td><td>${when(r.created_at)}</td><td>${when(r.archived_at)}</td>
-              </tr>`)}</tbody>
-            </table>
-          </details>`)}
+          ${assignments.map(
+            (a) =>
+              html`<details class="assignment">
+                <summary>
+                  <code>${a.key}</code> ${a.service_id ? `(service ${a.service_id})` : '(domain)'} →
+                  <a href=${`/ui/models/${seg(a.model_id)}/versions/${seg(a.model_version)}`}
+                    >${a.model_id} ${a.model_version}</a
+                  >
+                  · ${a.status} · ${a.revisions.length} revision(s)
+                </summary>
+                <table>
+                  <thead>
+                    <tr>
+                      <th>revision</th>
+                      <th>model</th>
+                      <th>status</th>
+                      <th>config</th>
+                      <th>created</th>
+                      <th>archived</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    ${a.revisions.map(
+                      (r) =>
+                        html`<tr>
+                          <td><code>${r.assignment_id.slice(0, 8)}</code></td>
+                          <td>${r.model_id} ${r.model_version}</td>
+                          <td>${r.status}</td>
+                          <td><${Json} label="config" value=${r.config} /></td>
+                          <td>${when(r.created_at)}</td>
+                          <td>${when(r.archived_at)}</td>
+                        </tr>`,
+                    )}
+                  </tbody>
+                </table>
+              </details>`,
+          )}
         </section>
         <section>
           <h2>Subscriptions</h2>
           <table>
-            <thead><tr><th>id</th><th>event</th><th>source</th><th>action</th><th>status</th><th></th></tr></thead>
+            <thead>
+              <tr>
+                <th>id</th>
+                <th>event</th>
+                <th>source</th>
+                <th>action</th>
+                <th>status</th>
+                <th></th>
+              </tr>
+            </thead>
             <tbody>
-              ${subscriptions.items.map((s) => html`<tr data-subscription=${s.subscription_id}>
-                <td><code>${s.subscription_id.slice(0, 8)}</code></td>
-                <td>${s.event}</td>
-                <td><${Json} label="source" value=${s.source} /></td>
-                <td><${Json} label="action" value=${s.action} /></td>
-                <td>${s.status}</td>
-                <td>${write && html`<${Action} label=${s.status === 'active' ? 'Pause' : 'Resume'}
-                  run=${async () => { await post(`${base}/subscriptions/${s.subscription_id}/${s.status === 'active' ? 'pause' : 'resume'}`); state.reload(); }} />`}</td>
-              </tr>`)}
+              ${subscriptions.items.map(
+                (s) =>
+                  html`<tr data-subscription=${s.subscription_id}>
+                    <td><code>${s.subscription_id.slice(0, 8)}</code></td>
+                    <td>${s.event}</td>
+                    <td><${Json} label="source" value=${s.source} /></td>
+                    <td><${Json} label="action" value=${s.action} /></td>
+                    <td>${s.status}</td>
+                    <td>
+                      ${
+                        write &&
+                        html`<${Action}
+                          label=${s.status === 'active' ? 'Pause' : 'Resume'}
+                          run=${async () => {
+                            await post(
+                              `${base}/subscriptions/${s.subscription_id}/${s.status === 'active' ? 'pause' : 'resume'}`,
+                            );
+                            state.reload();
+                          }}
+                        />`
+                      }
+                    </td>
+                  </tr>`,
+              )}
             </tbody>
           </table>
         </section>
         <section>
           <h2>Schedules</h2>
           <table>
-            <thead><tr><th>name</th><th>cron</th><th>action</th><th>status</th><th>next run</th><th>last run</th><th>last error</th><th></th></tr></thead>
+            <thead>
+              <tr>
+                <th>name</th>
+                <th>cron</th>
+                <th>action</th>
+                <th>status</th>
+                <th>next run</th>
+                <th>last run</th>
+                <th>last error</th>
+                <th></th>
+              </tr>
+            </thead>
             <tbody>
-              ${schedules.items.map((s) => html`<tr data-schedule=${s.name}>
-                <td>${s.name}</td><td><code>${s.cron}</code> ${s.timezone}</td><td>${s.action.type}</td><td>${s.status}</td>
-                <td>${when(s.next_run_at)}</td><td>${when(s.last_run_at)}</td><td>${s.last_error ? JSON.stringify(s.last_error) : ''}</td>
-                <td>${write && html`<${Action} label=${s.status === 'active' ? 'Pause' : 'Resume'}
-                  run=${async () => { await put(`${base}/schedules/${seg(s.name)}`, { status: s.status === 'active' ? 'paused' : 'active' }); state.reload(); }} />`}</td>
-              </tr>`)}
+              ${schedules.items.map(
+                (s) =>
+                  html`<tr data-schedule=${s.name}>
+                    <td>${s.name}</td>
+                    <td><code>${s.cron}</code> ${s.timezone}</td>
+                    <td>${s.action.type}</td>
+                    <td>${s.status}</td>
+                    <td>${when(s.next_run_at)}</td>
+                    <td>${when(s.last_run_at)}</td>
+                    <td>${s.last_error ? JSON.stringify(s.last_error) : ''}</td>
+                    <td>
+                      ${
+                        write &&
+                        html`<${Action}
+                          label=${s.status === 'active' ? 'Pause' : 'Resume'}
+                          run=${async () => {
+                            await put(`${base}/schedules/${seg(s.name)}`, {
+                              status: s.status === 'active' ? 'paused' : 'active',
+                            });
+                            state.reload();
+                          }}
+                        />`
+                      }
+                    </td>
+                  </tr>`,
+              )}
             </tbody>
           </table>
         </section>
         <section>
           <h2>Batches</h2>
           <table>
-            <thead><tr><th>batch</th><th>kind</th><th>progress</th><th>counts</th><th>created</th><th>finished</th></tr></thead>
+            <thead>
+              <tr>
+                <th>batch</th>
+                <th>kind</th>
+                <th>progress</th>
+                <th>counts</th>
+                <th>created</th>
+                <th>finished</th>
+              </tr>
+            </thead>
             <tbody>
-              ${batches.items.map((b) => html`<tr>
-                <td><a href=${`${ui}/jobs?batch_id=${b.batch_id}`}><code>${b.batch_id.slice(0, 8)}</code></a></td>
-                <td>${b.kind}</td><td><${Progress} batch=${b} /></td>
-                <td>${Object.entries(b.counts).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ')} of ${b.total}</td>
-                <td>${when(b.created_at)}</td><td>${when(b.finished_at)}</td>
-              </tr>`)}
+              ${batches.items.map(
+                (b) =>
+                  html`<tr>
+                    <td>
+                      <a href=${`${ui}/jobs?batch_id=${b.batch_id}`}
+                        ><code>${b.batch_id.slice(0, 8)}</code></a
+                      >
+                    </td>
+                    <td>${b.kind}</td>
+                    <td><${Progress} batch=${b} /></td>
+                    <td>
+                      ${Object.entries(b.counts)
+                        .filter(([, n]) => n > 0)
+                        .map(([k, n]) => `${k} ${n}`)
+                        .join(', ')}
+                      of ${b.total}
+                    </td>
+                    <td>${when(b.created_at)}</td>
+                    <td>${when(b.finished_at)}</td>
+                  </tr>`,
+              )}
             </tbody>
           </table>
         </section>

@@ -23,7 +23,10 @@ export function JobsPage({ clientId, domainId }) {
   const [cursors, setCursors] = useState([]);
   const cursor = cursors[cursors.length - 1];
   const key = `${location.search}|${cursor ?? ''}`;
-  const state = useData(() => get(`${base}/jobs${query({ ...filters, cursor, limit: PAGE_SIZE })}`), key);
+  const state = useData(
+    () => get(`${base}/jobs${query({ ...filters, cursor, limit: PAGE_SIZE })}`),
+    key,
+  );
   const [patched, setPatched] = useState({});
   const reloadRef = useRef(state.reload);
   reloadRef.current = state.reload;
@@ -54,40 +57,62 @@ export function JobsPage({ clientId, domainId }) {
     navigate(`${ui}/jobs${query(next)}`);
   };
 
-  return html`<p class="crumbs"><a href="/ui">Overview</a> / ${clientId} / <a href=${ui}>${domainId}</a> / jobs</p>
+  return html`<p class="crumbs">
+      <a href="/ui">Overview</a> / ${clientId} / <a href=${ui}>${domainId}</a> / jobs
+    </p>
     <h1>Jobs of ${domainId}</h1>
     <form class="filters" onSubmit=${apply}>
-      <label>status
+      <label
+        >status
         <select name="status" value=${filters.status}>
           <option value="">any</option>
           ${STATUSES.map((s) => html`<option value=${s}>${s}</option>`)}
         </select>
       </label>
       ${FILTERS.slice(1).map(
-        (name) => html`<label>${name.replace('_', ' ')} <input name=${name} value=${filters[name]} size="12" /></label>`,
+        (name) =>
+          html`<label
+            >${name.replace('_', ' ')} <input name=${name} value=${filters[name]} size="12"
+          /></label>`,
       )}
       <button type="submit">Filter</button>
     </form>
-    ${can('jobs:write') &&
-    html`<p>
-      <${Action}
-        label="Retry all failures"
-        confirm="Start a new job for every failed job of this domain (up to 10,000)?"
-        run=${async () => {
-          const answer = await post(`${base}/jobs/retry`, { status: 'failure' });
-          window.alert(`Retried ${answer.count} failed jobs.`);
-          state.reload();
-        }}
-      />
-    </p>`}
+    ${
+      can('jobs:write') &&
+      html`<p>
+        <${Action}
+          label="Retry all failures"
+          confirm="Start a new job for every failed job of this domain (up to 10,000)?"
+          run=${async () => {
+            const answer = await post(`${base}/jobs/retry`, { status: 'failure' });
+            window.alert(`Retried ${answer.count} failed jobs.`);
+            state.reload();
+          }}
+        />
+      </p>`
+    }
     <${Loaded} state=${state}>
       ${(page) => html`
         <table class="jobs">
           <thead>
-            <tr><th>job</th><th>status</th><th>type</th><th>service</th><th>key</th><th>attempt</th><th>created</th><th>updated</th></tr>
+            <tr>
+              <th>job</th>
+              <th>status</th>
+              <th>type</th>
+              <th>service</th>
+              <th>key</th>
+              <th>attempt</th>
+              <th>created</th>
+              <th>updated</th>
+            </tr>
           </thead>
           <tbody>
-            ${page.items.length === 0 && html`<tr><td colspan="8" class="muted">No jobs match.</td></tr>`}
+            ${
+              page.items.length === 0 &&
+              html`<tr>
+                <td colspan="8" class="muted">No jobs match.</td>
+              </tr>`
+            }
             ${page.items.map((job) => {
               const live = { ...job, ...patched[job.job_id] };
               return html`<tr data-job-id=${job.job_id}>
@@ -104,8 +129,20 @@ export function JobsPage({ clientId, domainId }) {
           </tbody>
         </table>
         <p class="pager">
-          <button type="button" disabled=${cursors.length === 0} onClick=${() => setCursors(cursors.slice(0, -1))}>Previous</button>
-          <button type="button" disabled=${page.next_cursor === null} onClick=${() => setCursors([...cursors, page.next_cursor])}>Next</button>
+          <button
+            type="button"
+            disabled=${cursors.length === 0}
+            onClick=${() => setCursors(cursors.slice(0, -1))}
+          >
+            Previous
+          </button>
+          <button
+            type="button"
+            disabled=${page.next_cursor === null}
+            onClick=${() => setCursors([...cursors, page.next_cursor])}
+          >
+            Next
+          </button>
         </p>
       `}
     <//>`;

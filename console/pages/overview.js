@@ -102,7 +102,9 @@ export function OverviewPage() {
           <table>
             <thead>
               <tr>
-                <th>client</th><th>domain</th><th>status</th>
+                <th>client</th>
+                <th>domain</th>
+                <th>status</th>
                 ${STATUSES.map((s) => html`<th><${Status} status=${s} /></th>`)}
               </tr>
             </thead>
@@ -114,15 +116,21 @@ export function OverviewPage() {
                   <td><a href=${base}>${domain.domain_id}</a></td>
                   <td>${domain.status}</td>
                   ${STATUSES.map(
-                    (s) => html`<td><a href=${`${base}/jobs?status=${s}`}>${count(counts[s])}</a></td>`,
+                    (s) =>
+                      html`<td><a href=${`${base}/jobs?status=${s}`}>${count(counts[s])}</a></td>`,
                   )}
                 </tr>`;
               })}
             </tbody>
           </table>
-          ${domains.length > MAX_DOMAINS &&
-          html`<p class="muted">Showing ${MAX_DOMAINS} of ${domains.length} domains.</p>`}
-          <p class="muted">Counts stop at ${COUNT_CAP} (shown as ${COUNT_CAP}+); open a domain's jobs for all of them.</p>
+          ${
+            domains.length > MAX_DOMAINS &&
+            html`<p class="muted">Showing ${MAX_DOMAINS} of ${domains.length} domains.</p>`
+          }
+          <p class="muted">
+            Counts stop at ${COUNT_CAP} (shown as ${COUNT_CAP}+); open a domain's jobs for all of
+            them.
+          </p>
         </section>
         <section>
           <h2>Throughput, last hour</h2>

@@ -89,7 +89,9 @@ describeOnEachBackend(
 
     it('shows a job created through the API, and its success, without a reload', async () => {
       // A reload would lose this.
-      await page.evaluate(() => ((window as unknown as { unreloaded: boolean }).unreloaded = true));
+      await page.evaluate(
+        () => ((globalThis as unknown as { unreloaded: boolean }).unreloaded = true),
+      );
       successJob = await runJob({ subscribe: true });
       const row = page.locator(`tr[data-job-id="${successJob}"]`);
       await row.locator('[data-status="queued"]').waitFor(WAIT);
@@ -117,7 +119,7 @@ describeOnEachBackend(
         200,
       );
       await row.locator('[data-status="success"]').waitFor(WAIT);
-      assert.equal(await page.evaluate(() => (window as any).unreloaded), true);
+      assert.equal(await page.evaluate(() => (globalThis as any).unreloaded), true);
       await shot(page, server, 'jobs');
     });
 
@@ -134,7 +136,7 @@ describeOnEachBackend(
       assert.equal(children[0]!.job_type, 'training');
       const child = page.locator(`svg.lineage a[data-lineage="${children[0]!.job_id}"]`);
       await child.waitFor(WAIT);
-      assert.match(await child.textContent() ?? '', /training/);
+      assert.match((await child.textContent()) ?? '', /training/);
       await shot(page, server, 'job');
 
       // The child's own page draws this job above it.
@@ -180,7 +182,11 @@ describeOnEachBackend(
       await shot(page, server, 'overview');
       await page.goto(`${server.url}${ui}`);
       await page.getByRole('heading', { name: `Domain ${tenant.domainId}` }).waitFor(WAIT);
-      await page.getByRole('progressbar').first().waitFor(WAIT).catch(() => undefined);
+      await page
+        .getByRole('progressbar')
+        .first()
+        .waitFor(WAIT)
+        .catch(() => undefined);
       await page.getByRole('button', { name: 'Pause' }).first().waitFor(WAIT);
       await shot(page, server, 'domain');
       await page.goto(`${server.url}/ui/models/${tenant.modelId}`);
