@@ -1,5 +1,6 @@
 // @ts-check
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 /**
@@ -106,5 +107,10 @@ export default tseslint.config(
   {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    // The console's modules run in the browser (docs/CONSOLE.md).
+    files: ['console/**/*.js'],
+    languageOptions: { globals: globals.browser },
   },
 );

@@ -8,6 +8,7 @@ import crypto from 'node:crypto';
 import type { TokenVerifier } from '../auth/token-verifier.js';
 import type { AppContext } from '../usecases/context.js';
 import { requireCallers } from './auth.js';
+import { consoleRoutes } from './console.js';
 import { handleError, handleNotFound } from './error-handler.js';
 import { DEFAULT_MAX_JSON_DEPTH, parseJsonBody } from './json-body.js';
 import { documentCommonErrors, publishNamedSchemas } from './openapi-document.js';
@@ -115,6 +116,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
 
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
   healthRoutes(app, ctx);
+  consoleRoutes(app);
 
   await app.register(
     async (v2) => {

@@ -322,7 +322,12 @@ export interface JobFilter {
   jobType?: string | undefined;
   assignmentKey?: string | undefined;
   batchId?: string | undefined;
+  /** Jobs retried from, or started by a subscription of, this job (`jobs_by_parent`). */
+  parentJobId?: string | undefined;
 }
+
+/** A job's parent as migration 000016's `jobs_by_parent` indexes it, written out the same. */
+const PARENT_JOB_ID = `coalesce(retry_of, trigger->>'job_id', trigger->'job_ids'->>0)`;
 
 /**
  * Newest first; the cursor is (created_at, job_id) of the last job of the previous page.
@@ -343,7 +348,8 @@ export async function listJobs(
     .add(filter.serviceId, (p) => `service_id = ${p}`)
     .add(filter.jobType, (p) => `job_type = ${p}`)
     .add(filter.assignmentKey, (p) => `assignment_key = ${p}`)
-    .add(filter.batchId, (p) => `batch_id = ${p}::uuid`);
+    .add(filter.batchId, (p) => `batch_id = ${p}::uuid`)
+    .add(filter.parentJobId, (p) => `${PARENT_JOB_ID} = ${p}`);
   if (page.after !== undefined) {
     const [createdAt, jobId] = page.after;
     where.add(

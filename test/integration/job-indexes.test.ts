@@ -113,6 +113,7 @@ const FILTERS: { name: string; filter: JobFilter; column: string }[] = [
   { name: 'job_type', filter: { jobType: 'training' }, column: 'job_type' },
   { name: 'assignment_key', filter: { assignmentKey: 'rare' }, column: 'assignment_key' },
   { name: 'batch_id', filter: { batchId: BATCH }, column: 'batch_id' },
+  { name: 'parent_job_id', filter: { parentJobId: '100000000007' }, column: 'retry_of' },
 ];
 
 /** 6,000 jobs over two clients, 50 services, mostly old successes, and aged idempotency records. */
@@ -149,6 +150,15 @@ for (const backend of testBackends()) {
         `insert into idempotency_keys (client_id, caller, key, request_hash, created_at)
          select 'c1', 'test', 'k' || i, 'hash', now() - make_interval(hours => i)
          from generate_series(1, 3000) as i`,
+      );
+      // Forty of c1's jobs retried from, or triggered by, another.
+      await db.query(
+        `update jobs set
+           retry_of = case when job_id::bigint % 2 = 0 then '100000000007' end,
+           trigger = case when job_id::bigint % 2 = 1
+             then jsonb_build_object('subscription_id', gen_random_uuid(), 'job_id', '100000000008')
+           end
+         where job_id in (select job_id from jobs where client_id = 'c1' order by job_id limit 40)`,
       );
       await db.exec('analyze');
     });

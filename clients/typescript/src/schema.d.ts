@@ -6710,6 +6710,11 @@ export interface operations {
         assignment_key?: string;
         /** @description Batch identifier. */
         batch_id?: string;
+        /**
+         * @description Jobs this one led to: retried from it (`retry_of`), or started by a subscription its completion fired (`trigger.job_id`, or the first of a debounced `trigger.job_ids`).
+         * @example 123456789012
+         */
+        parent_job_id?: string;
       };
       header?: never;
       path: {

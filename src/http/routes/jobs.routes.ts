@@ -158,7 +158,8 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
     },
     (request) => {
       const { client_id, domain_id } = request.params;
-      const { status, service_id, job_type, assignment_key, batch_id } = request.query;
+      const { status, service_id, job_type, assignment_key, batch_id, parent_job_id } =
+        request.query;
       return usecase.listJobs(ctx, request.caller, {
         clientId: client_id,
         domainId: domain_id,
@@ -168,6 +169,7 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
           jobType: job_type,
           assignmentKey: assignment_key,
           batchId: batch_id,
+          parentJobId: parent_job_id,
         },
         page: pageRequest(request.query, 2),
       });

@@ -325,6 +325,12 @@ export const ListJobsQuery = Type.Object({
   job_type: Type.Optional(JobType),
   assignment_key: Type.Optional(AssignmentKey),
   batch_id: Type.Optional(BatchId),
+  parent_job_id: Type.Optional({
+    ...JobId,
+    description:
+      'Jobs this one led to: retried from it (`retry_of`), or started by a subscription its ' +
+      'completion fired (`trigger.job_id`, or the first of a debounced `trigger.job_ids`).',
+  }),
 });
 
 /** The fields a bulk retry or cancel selects jobs by; `statuses` are those it may act on. */

@@ -1,0 +1,276 @@
+import assert from 'node:assert/strict';
+import { after, before, it } from 'node:test';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { artifactPath, launchChromium } from '../helpers/browser.js';
+import { expectBody } from '../helpers/assertions.js';
+import { createTenant, type Tenant } from '../helpers/fixtures.js';
+import { describeOnEachBackend, type TestServer } from '../helpers/test-server.js';
+
+/**
+ * The console at /ui in a real browser (Debian's chromium through playwright-core), against a
+ * test server with dispatch running and real tokens. Work is started and completed through the
+ * API, as clients and workers would; the page must show it without a reload. One browser for
+ * the file; each test signs in in its own context (sessionStorage is per context).
+ */
+
+let browser: Browser;
+before(async () => {
+  browser = await launchChromium();
+});
+after(async () => {
+  await browser?.close();
+});
+
+const WAIT = { timeout: 15_000 };
+
+/** A page signed in with `token` through the sign-in form, at `path`. */
+async function signedIn(server: TestServer, token: string, path = '/ui') {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  await page.goto(server.url + path);
+  await page.getByLabel('Token').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('header.top').waitFor(WAIT);
+  return { context, page };
+}
+
+async function shot(page: Page, server: TestServer, name: string) {
+  await page.screenshot({ path: artifactPath(`${name}-${server.backend}.png`), fullPage: true });
+}
+
+describeOnEachBackend(
+  'console',
+  (current) => {
+    let server: TestServer;
+    let tenant: Tenant;
+    let ui: string;
+    let jobsUrl: string;
+    let context: BrowserContext;
+    let page: Page;
+    let successJob: string;
+    const marker = `only-client-a-${Date.now()}`;
+
+    before(async () => {
+      server = current();
+      tenant = await createTenant(server);
+      ui = `/ui/clients/${tenant.clientId}/domains/${tenant.domainId}`;
+      jobsUrl = `${ui}/jobs`;
+    });
+    after(async () => {
+      await context?.close();
+    });
+
+    const runJob = async (body: object = {}) =>
+      expectBody<{ job_id: string }>(
+        await server.post(`${tenant.domainPath}/service/service-1/assignments/default/jobs`, {
+          input: { marker },
+          ...body,
+        }),
+        202,
+      ).job_id;
+    const jobStatus = async (jobId: string) =>
+      (await server.get(`${tenant.domainPath}/jobs/${jobId}`)).body.status as string;
+    const versionPath = () => `/v2/models/${tenant.modelId}/versions/${tenant.version}`;
+
+    it('asks for the token on a shared link, then opens that page', async () => {
+      context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+      page = await context.newPage();
+      await page.goto(server.url + jobsUrl);
+      await page.getByLabel('Token').waitFor(WAIT);
+      await shot(page, server, 'sign-in');
+      await page.getByLabel('Token').fill('not-a-token');
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByText('That token was not accepted.').waitFor(WAIT);
+      await page.getByLabel('Token').fill(server.adminToken);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('heading', { name: `Jobs of ${tenant.domainId}` }).waitFor(WAIT);
+      assert.equal(new URL(page.url()).pathname, jobsUrl);
+    });
+
+    it('shows a job created through the API, and its success, without a reload', async () => {
+      // A reload would lose this.
+      await page.evaluate(
+        () => ((globalThis as unknown as { unreloaded: boolean }).unreloaded = true),
+      );
+      successJob = await runJob({ subscribe: true });
+      const row = page.locator(`tr[data-job-id="${successJob}"]`);
+      await row.locator('[data-status="queued"]').waitFor(WAIT);
+
+      // A worker claims it and completes it.
+      const worker = await server.token(['jobs:complete'], { models: [tenant.modelId] });
+      const claimed = expectBody<{ jobs: { job_id: string }[] }>(
+        await server.post(
+          `${versionPath()}/jobs/claim`,
+          { worker_id: 'console-test', max_jobs: 1, wait_ms: 0, lease_s: 60 },
+          { token: worker },
+        ),
+        200,
+      );
+      assert.deepEqual(
+        claimed.jobs.map((job) => job.job_id),
+        [successJob],
+      );
+      expectBody(
+        await server.post(
+          `${versionPath()}/jobs/${successJob}/complete`,
+          { status: 'success', output: { eta_delay_s: 42, marker } },
+          { token: worker },
+        ),
+        200,
+      );
+      await row.locator('[data-status="success"]').waitFor(WAIT);
+      assert.equal(await page.evaluate(() => (globalThis as any).unreloaded), true);
+      await shot(page, server, 'jobs');
+    });
+
+    it('opens the job: its features, output and the training job it triggered', async () => {
+      await page.locator(`a[href="${jobsUrl}/${successJob}"]`).first().click();
+      await page.getByRole('heading', { name: `Job ${successJob}` }).waitFor(WAIT);
+      assert.match(await page.getByLabel('features').innerText(), /"route": "r1"/);
+      assert.match(await page.getByLabel('output').innerText(), /"eta_delay_s": 42/);
+      const children = expectBody<{ items: { job_id: string; job_type: string }[] }>(
+        await server.get(`${tenant.domainPath}/jobs?parent_job_id=${successJob}`),
+        200,
+      ).items;
+      assert.equal(children.length, 1);
+      assert.equal(children[0]!.job_type, 'training');
+      const child = page.locator(`svg.lineage a[data-lineage="${children[0]!.job_id}"]`);
+      await child.waitFor(WAIT);
+      assert.match((await child.textContent()) ?? '', /training/);
+      await shot(page, server, 'job');
+
+      // The child's own page draws this job above it.
+      await child.click();
+      await page.locator(`svg.lineage a[data-lineage="${successJob}"]`).waitFor(WAIT);
+    });
+
+    it('cancels a queued job from its page', async () => {
+      const jobId = await runJob();
+      await page.goto(`${server.url}${jobsUrl}/${jobId}`);
+      await page.getByRole('button', { name: 'Cancel' }).click();
+      await page.locator('h1 [data-status="cancelled"]').waitFor(WAIT);
+      assert.equal(await jobStatus(jobId), 'cancelled');
+      assert.equal(await page.getByRole('button', { name: 'Cancel' }).count(), 0);
+    });
+
+    it('retries a failed job from its page', async () => {
+      const jobId = await runJob();
+      expectBody(
+        await server.post(`${versionPath()}/jobs/${jobId}/complete`, {
+          status: 'failure',
+          error: { code: 'model_error', message: 'no timetable' },
+        }),
+        200,
+      );
+      await page.goto(`${server.url}${jobsUrl}/${jobId}`);
+      assert.match(await page.getByLabel('error').innerText(), /no timetable/);
+      await page.getByRole('button', { name: 'Retry' }).click();
+      await page.getByText('Retried as').waitFor(WAIT);
+      const retries = expectBody<{ items: { job_id: string; retry_of: string }[] }>(
+        await server.get(`${tenant.domainPath}/jobs?parent_job_id=${jobId}`),
+        200,
+      ).items;
+      assert.equal(retries.length, 1);
+      assert.equal(retries[0]!.retry_of, jobId);
+      await page.locator(`svg.lineage a[data-lineage="${retries[0]!.job_id}"]`).waitFor(WAIT);
+    });
+
+    it('screenshots the overview, domain, models and version pages', async () => {
+      await page.goto(`${server.url}/ui`);
+      await page.locator('.chart canvas').waitFor(WAIT);
+      await page.getByRole('link', { name: tenant.domainId }).first().waitFor(WAIT);
+      await shot(page, server, 'overview');
+      await page.goto(`${server.url}${ui}`);
+      await page.getByRole('heading', { name: `Domain ${tenant.domainId}` }).waitFor(WAIT);
+      await page
+        .getByRole('progressbar')
+        .first()
+        .waitFor(WAIT)
+        .catch(() => undefined);
+      await page.getByRole('button', { name: 'Pause' }).first().waitFor(WAIT);
+      await shot(page, server, 'domain');
+      await page.goto(`${server.url}/ui/models/${tenant.modelId}`);
+      await page.getByRole('heading', { name: `Model ${tenant.modelId}` }).waitFor(WAIT);
+      await shot(page, server, 'model');
+      await page.goto(`${server.url}/ui/models/${tenant.modelId}/versions/${tenant.version}`);
+      await page.getByRole('heading', { name: 'Feature contract' }).waitFor(WAIT);
+      await shot(page, server, 'version');
+    });
+
+    it('pauses and resumes a subscription from the domain page', async () => {
+      await page.goto(`${server.url}${ui}`);
+      await page.getByRole('button', { name: 'Pause' }).first().click();
+      await page.getByRole('button', { name: 'Resume' }).first().waitFor(WAIT);
+      const subs = (await server.get(`${tenant.domainPath}/subscriptions`)).body.items;
+      assert.equal(subs[0].status, 'paused');
+      await page.getByRole('button', { name: 'Resume' }).first().click();
+      await page.getByRole('button', { name: 'Pause' }).first().waitFor(WAIT);
+    });
+
+    it('shows a read token no action buttons', async () => {
+      const failed = await runJob();
+      expectBody(
+        await server.post(`${versionPath()}/jobs/${failed}/complete`, { status: 'failure' }),
+        200,
+      );
+      const queued = await runJob();
+      const read = await server.token(['read'], { clients: [tenant.clientId] });
+      const reader = await signedIn(server, read, `${jobsUrl}/${failed}`);
+      try {
+        for (const [path, heading] of [
+          [`${jobsUrl}/${failed}`, `Job ${failed}`],
+          [`${jobsUrl}/${queued}`, `Job ${queued}`],
+          [ui, `Domain ${tenant.domainId}`],
+          [jobsUrl, `Jobs of ${tenant.domainId}`],
+        ] as const) {
+          await reader.page.goto(server.url + path);
+          await reader.page.getByRole('heading', { name: heading }).waitFor(WAIT);
+          await reader.page.locator('table, pre').first().waitFor(WAIT);
+          const actions = reader.page.getByRole('button', {
+            name: /^(Cancel|Retry|Pause|Resume|Retry all failures)$/,
+          });
+          assert.equal(await actions.count(), 0, `action buttons on ${path}`);
+        }
+      } finally {
+        await reader.context.close();
+      }
+    });
+
+    it("shows another client's token nothing of this client", async () => {
+      const other = await createTenant(server);
+      const token = await server.token(['read', 'jobs:write'], { clients: [other.clientId] });
+      const outsider = await signedIn(server, token);
+      const seen: string[] = [];
+      outsider.page.on('response', (response) => {
+        void response.text().then(
+          (text) => seen.push(text),
+          () => undefined,
+        );
+      });
+      try {
+        await outsider.page.goto(`${server.url}/ui`);
+        await outsider.page.getByRole('link', { name: other.domainId }).first().waitFor(WAIT);
+        assert.doesNotMatch(await outsider.page.content(), new RegExp(tenant.clientId));
+        for (const path of [ui, jobsUrl, `${jobsUrl}/${successJob}`]) {
+          await outsider.page.goto(server.url + path);
+          await outsider.page.getByRole('alert').waitFor(WAIT);
+          assert.match(await outsider.page.getByRole('alert').innerText(), /may not act on client/);
+          const dom = await outsider.page.content();
+          assert.doesNotMatch(dom, new RegExp(successJob), path);
+          assert.doesNotMatch(dom, new RegExp(marker), path);
+        }
+        // Give in-flight polls a moment, then check everything the page was sent.
+        await outsider.page.waitForTimeout(500);
+        assert.ok(seen.length > 5, 'the page made requests');
+        for (const text of seen) {
+          assert.doesNotMatch(text, new RegExp(marker));
+          assert.doesNotMatch(text, new RegExp(`"${successJob}"`));
+        }
+      } finally {
+        await outsider.context.close();
+      }
+    });
+  },
+  undefined,
+  {},
+);
