@@ -198,7 +198,7 @@ for (const backend of testBackends()) {
       );
       assert.equal(orphans[0]!.n, 0, "the deleted batch's counts went with it");
       assert.deepEqual(turn, {
-        deleted: { jobs: 10, batches: 1, idempotency: 0 },
+        deleted: { jobs: 10, batches: 1, idempotency: 0, events: 0 },
         busy: false,
         backlog: false,
       });
@@ -252,7 +252,7 @@ for (const backend of testBackends()) {
 
       const first = await service.runOnce();
       assert.deepEqual(first, {
-        deleted: { jobs: 3, batches: 0, idempotency: 0 },
+        deleted: { jobs: 3, batches: 0, idempotency: 0, events: 0 },
         busy: false,
         backlog: true,
       });
@@ -349,7 +349,7 @@ for (const backend of testBackends()) {
           });
 
           assert.deepEqual(blocked, {
-            deleted: { jobs: 0, batches: 0, idempotency: 0 },
+            deleted: { jobs: 0, batches: 0, idempotency: 0, events: 0 },
             busy: true,
             backlog: false,
           });
