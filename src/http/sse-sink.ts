@@ -107,13 +107,19 @@ export class SseSink implements JobEventSink {
     this.onClose();
   }
 
+  /**
+   * Writes unless what was written before is still unsent beyond the limit: a consumer keeping
+   * up has taken it by the next write, however large one write is, while one that stopped
+   * reading leaves it all there once the kernel's buffers are full. Memory per stream stays
+   * below the limit plus one write (at most a page of events).
+   */
   private write(text: string): boolean {
     if (this.closed) return false;
-    this.res.write(text);
     if (this.res.writableLength > this.options.maxBufferBytes) {
       this.cutOff();
       return false;
     }
+    this.res.write(text);
     return true;
   }
 

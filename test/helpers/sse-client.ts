@@ -52,6 +52,8 @@ export class SseClient {
         response.on('end', end);
         response.on('close', end);
         response.on('error', end);
+        // A paused response emits neither 'end' nor 'close'; its socket still closes.
+        response.socket.on('close', end);
         resolve(client);
       });
     });
