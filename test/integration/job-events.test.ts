@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { expectBody } from '../helpers/assertions.js';
 import { completePath, createTenant, runJob, type Tenant } from '../helpers/fixtures.js';
 import { SseClient } from '../helpers/sse-client.js';
@@ -13,6 +14,8 @@ import {
 
 /** The events the log holds for a domain, in order: what every stream must agree with. */
 async function logged(server: TestServer, tenant: Tenant, after = 0) {
+  // Numbered now rather than a moment later by the server: the answers are in the log already.
+  await server.db.query('select pie_sequence_job_events(100000)');
   const { rows } = await server.db.query<{ position: string; job_id: string; status: string }>(
     `select position::text as position, job_id, status from job_events
      where client_id = $1 and domain_id = $2 and position > $3 order by position`,
@@ -237,3 +240,120 @@ describeOnEachBackend(
   undefined,
   { events: { heartbeatS: 30, maxBufferBytes: 64 * 1024 } },
 );
+
+// Two transactions committing out of order, and a second PIE process, need a server: on PGlite
+// one connection runs one transaction at a time, and one process serves the database.
+const SECRET = 'a-test-secret-shared-by-two-processes-0123456789';
+for (const backend of testBackends().filter((each) => each.name === 'postgres')) {
+  describe(`job event stream across transactions and processes [${backend.name}]`, () => {
+    let server: TestServer;
+    before(async () => {
+      // No poll to speak of: what this process did not make itself reaches it by NOTIFY.
+      server = await TestServer.start(
+        backend,
+        { kind: 'secret', secret: new TextEncoder().encode(SECRET) },
+        undefined,
+        { events: { pollMs: 60_000 } },
+      );
+    });
+    after(async () => {
+      await server.close();
+    });
+
+    it('loses and repeats nothing when a transaction that wrote first commits last', async () => {
+      const tenant = await createTenant(server);
+      const client = await open(server, tenant);
+      const held = new pg.Client({ connectionString: server.databaseUrl });
+      await held.connect();
+      try {
+        const x = await runJob(server, tenant);
+        await client.until(() => client.jobEvents.length >= 1);
+        const xQueued = client.jobEvents[0]!.id!;
+        // T1 changes x and stays open; T2 (the API) queues y and commits first.
+        await held.query('begin');
+        await held.query(
+          "update jobs set status = 'cancelled', finished_at = now() where job_id = $1",
+          [x],
+        );
+        const y = await runJob(server, tenant);
+        await client.until(() => client.jobEvents.length >= 2);
+        const yQueued = client.jobEvents[1]!.id!;
+        assert.equal(client.jobEvents[1]!.data.job_id, y);
+        await held.query('commit');
+        // As the process that made the change would: number it, and tell the others.
+        await held.query('select pie_sequence_job_events(1000)');
+        await held.query("select pg_notify('pie_job_events', '')");
+        await client.until(() => client.jobEvents.length >= 3);
+        assert.deepEqual(
+          client.jobEvents.map((event) => [event.data.job_id, event.data.status]),
+          [
+            [x, 'queued'],
+            [y, 'queued'],
+            [x, 'cancelled'],
+          ],
+        );
+        // The scenario was provoked: x's change was written before y's, yet numbered after it.
+        const { rows } = await server.db.query<{ job_id: string; seq: string; position: string }>(
+          `select job_id, seq::text as seq, position::text as position from job_events
+           where client_id = $1 and position > $2 order by position`,
+          [tenant.clientId, xQueued],
+        );
+        assert.deepEqual(
+          rows.map((row) => row.job_id),
+          [y, x],
+        );
+        assert.ok(Number(rows[1]!.seq) < Number(rows[0]!.seq), 'x was written first');
+        for (const [after, expected] of [
+          [xQueued, [[y, 'queued'], [x, 'cancelled']]],
+          [yQueued, [[x, 'cancelled']]],
+        ] as const) {
+          const resumed = await open(server, tenant, { 'last-event-id': after });
+          try {
+            await resumed.until(() => resumed.jobEvents.length >= expected.length);
+            await new Promise((resolve) => setTimeout(resolve, 300));
+            assert.deepEqual(
+              resumed.jobEvents.map((event) => [event.data.job_id, event.data.status]),
+              expected,
+            );
+          } finally {
+            resumed.close();
+          }
+        }
+      } finally {
+        client.close();
+        await held.end();
+      }
+    });
+
+    it('streams the changes another PIE process makes on the same database', async () => {
+      const tenant = await createTenant(server);
+      const client = await open(server, tenant);
+      const other = await startPie(
+        pieEnv({
+          DATABASE_URL: server.databaseUrl!,
+          PIE_JWT_SECRET: SECRET,
+          PIE_DISPATCH: 'off',
+          PIE_SHUTDOWN_GRACE_S: '0',
+        }),
+      );
+      try {
+        const started = performance.now();
+        const response = await fetch(`${other.url}${tenant.domainPath}/service/service-1/assignments/default/jobs`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+          body: '{}',
+        });
+        assert.equal(response.status, 202);
+        const { job_id } = (await response.json()) as { job_id: string };
+        await client.until(() => client.jobEvents.length >= 1);
+        assert.equal(client.jobEvents[0]!.data.job_id, job_id);
+        // Told by the other process's NOTIFY: this one's poll is a minute away.
+        assert.ok(performance.now() - started < 5000);
+      } finally {
+        client.close();
+        other.child.kill('SIGTERM');
+        await other.exited;
+      }
+    });
+  });
+}
