@@ -1,7 +1,6 @@
 import type { ServerResponse } from 'node:http';
-import type { JobEventSink } from '../lifecycle/job-event-log.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { JobEventRecord } from '../repositories/job-events.repository.js';
+import type { JobEventRecord, JobEventSink } from '../usecases/job-events.usecase.js';
 
 export interface SseOptions {
   /** Seconds between `: keep-alive` comments. */

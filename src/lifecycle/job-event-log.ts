@@ -218,7 +218,8 @@ export class JobEventLog {
   private async readNow(): Promise<void> {
     while (this.reading !== undefined) await this.reading;
     this.readSoon();
-    await this.reading;
+    // readSoon set it (the narrowing above does not know).
+    await (this.reading as Promise<void> | undefined);
   }
 
   private async read(): Promise<void> {

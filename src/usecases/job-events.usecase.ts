@@ -3,6 +3,9 @@ import type { JobEventSink } from '../lifecycle/job-event-log.js';
 import type { AppContext } from './context.js';
 import { requireDomain } from './tenant-lookup.js';
 
+export type { JobEventSink } from '../lifecycle/job-event-log.js';
+export type { JobEventRecord } from '../repositories/job-events.repository.js';
+
 export interface JobEventStreamInput {
   clientId: string;
   domainId: string;

@@ -28,7 +28,11 @@ export class SseClient {
     readonly body: string,
   ) {}
 
-  static open(url: string, token: string, headers: Record<string, string> = {}): Promise<SseClient> {
+  static open(
+    url: string,
+    token: string,
+    headers: Record<string, string> = {},
+  ): Promise<SseClient> {
     return new Promise((resolve, reject) => {
       const request = http.get(url, { headers: { authorization: `Bearer ${token}`, ...headers } });
       request.on('error', reject);

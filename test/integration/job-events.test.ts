@@ -6,11 +6,7 @@ import { completePath, createTenant, runJob, type Tenant } from '../helpers/fixt
 import { SseClient } from '../helpers/sse-client.js';
 import { testBackends } from '../helpers/backends.js';
 import { pieEnv, startPie } from '../helpers/pie-process.js';
-import {
-  describeOnEachBackend,
-  errorMessage,
-  TestServer,
-} from '../helpers/test-server.js';
+import { describeOnEachBackend, errorMessage, TestServer } from '../helpers/test-server.js';
 
 /** The events the log holds for a domain, in order: what every stream must agree with. */
 async function logged(server: TestServer, tenant: Tenant, after = 0) {
@@ -27,168 +23,203 @@ async function logged(server: TestServer, tenant: Tenant, after = 0) {
 const seen = (client: SseClient) =>
   client.jobEvents.map((event) => [event.id, event.data.job_id, event.data.status]);
 
-function open(server: TestServer, tenant: Tenant, headers: Record<string, string> = {}, query = '') {
-  return SseClient.open(`${server.url}${tenant.domainPath}/events${query}`, server.adminToken, headers);
+function open(
+  server: TestServer,
+  tenant: Tenant,
+  headers: Record<string, string> = {},
+  query = '',
+) {
+  return SseClient.open(
+    `${server.url}${tenant.domainPath}/events${query}`,
+    server.adminToken,
+    headers,
+  );
 }
 
-describeOnEachBackend('job event stream', (server) => {
-  it('streams every change of the domain in order, as text/event-stream', async () => {
-    const tenant = await createTenant(server());
-    const client = await open(server(), tenant);
-    try {
-      assert.equal(client.status, 200);
-      assert.match(String(client.headers['content-type']), /^text\/event-stream/);
-      const first = await runJob(server(), tenant, { input: { n: 1 } });
-      const second = await runJob(server(), tenant, { input: { n: 2 } });
-      expectBody(await server().post(`${tenant.domainPath}/jobs/${second}/cancel`), 200);
-      expectBody(await server().post(completePath(tenant, first), { status: 'success', output: {} }), 200);
-      await client.until(() => client.jobEvents.length >= 4);
+describeOnEachBackend(
+  'job event stream',
+  (server) => {
+    it('streams every change of the domain in order, as text/event-stream', async () => {
+      const tenant = await createTenant(server());
+      const client = await open(server(), tenant);
+      try {
+        assert.equal(client.status, 200);
+        assert.match(String(client.headers['content-type']), /^text\/event-stream/);
+        const first = await runJob(server(), tenant, { input: { n: 1 } });
+        const second = await runJob(server(), tenant, { input: { n: 2 } });
+        expectBody(await server().post(`${tenant.domainPath}/jobs/${second}/cancel`), 200);
+        expectBody(
+          await server().post(completePath(tenant, first), { status: 'success', output: {} }),
+          200,
+        );
+        await client.until(() => client.jobEvents.length >= 4);
+        assert.deepEqual(
+          client.jobEvents.map((event) => [
+            event.data.job_id,
+            event.data.status,
+            event.data.previous_status,
+          ]),
+          [
+            [first, 'queued', null],
+            [second, 'queued', null],
+            [second, 'cancelled', 'queued'],
+            [first, 'success', 'queued'],
+          ],
+        );
+        const ids = client.jobEvents.map((event) => Number(event.id));
+        assert.deepEqual(
+          ids,
+          [...ids].sort((a, b) => a - b),
+          'ids increase',
+        );
+        const data = client.jobEvents[0]!.data;
+        assert.equal(data.job_type, 'inference');
+        assert.equal(data.service_id, 'service-1');
+        assert.equal(data.attempt, 0);
+        assert.match(data.updated_at, /^\d{4}-\d\d-\d\dT/);
+        assert.deepEqual(seen(client), await logged(server(), tenant));
+      } finally {
+        client.close();
+      }
+    });
+
+    it('resumes after Last-Event-ID with exactly the missed events, by header or parameter', async () => {
+      const tenant = await createTenant(server());
+      const first = await open(server(), tenant);
+      const a = await runJob(server(), tenant);
+      const b = await runJob(server(), tenant);
+      await first.until(() => first.jobEvents.length >= 2);
+      first.close();
+      const lastId = first.jobEvents[1]!.id!;
+      expectBody(await server().post(`${tenant.domainPath}/jobs/${a}/cancel`), 200);
+      const c = await runJob(server(), tenant);
+      expectBody(
+        await server().post(completePath(tenant, b), { status: 'failure', error: {} }),
+        200,
+      );
+
+      const expected = await logged(server(), tenant, Number(lastId));
       assert.deepEqual(
-        client.jobEvents.map((event) => [event.data.job_id, event.data.status, event.data.previous_status]),
+        expected.map(([, job, status]) => [job, status]),
         [
-          [first, 'queued', null],
-          [second, 'queued', null],
-          [second, 'cancelled', 'queued'],
-          [first, 'success', 'queued'],
+          [a, 'cancelled'],
+          [c, 'queued'],
+          [b, 'failure'],
         ],
       );
-      const ids = client.jobEvents.map((event) => Number(event.id));
-      assert.deepEqual(ids, [...ids].sort((a, b) => a - b), 'ids increase');
-      const data = client.jobEvents[0]!.data;
-      assert.equal(data.job_type, 'inference');
-      assert.equal(data.service_id, 'service-1');
-      assert.equal(data.attempt, 0);
-      assert.match(data.updated_at, /^\d{4}-\d\d-\d\dT/);
-      assert.deepEqual(seen(client), await logged(server(), tenant));
-    } finally {
-      client.close();
-    }
-  });
-
-  it('resumes after Last-Event-ID with exactly the missed events, by header or parameter', async () => {
-    const tenant = await createTenant(server());
-    const first = await open(server(), tenant);
-    const a = await runJob(server(), tenant);
-    const b = await runJob(server(), tenant);
-    await first.until(() => first.jobEvents.length >= 2);
-    first.close();
-    const lastId = first.jobEvents[1]!.id!;
-    expectBody(await server().post(`${tenant.domainPath}/jobs/${a}/cancel`), 200);
-    const c = await runJob(server(), tenant);
-    expectBody(await server().post(completePath(tenant, b), { status: 'failure', error: {} }), 200);
-
-    const expected = await logged(server(), tenant, Number(lastId));
-    assert.deepEqual(
-      expected.map(([, job, status]) => [job, status]),
-      [
-        [a, 'cancelled'],
-        [c, 'queued'],
-        [b, 'failure'],
-      ],
-    );
-    for (const resumed of [
-      await open(server(), tenant, { 'last-event-id': lastId }),
-      await open(server(), tenant, {}, `?last_event_id=${lastId}`),
-    ]) {
-      try {
-        await resumed.until(() => resumed.jobEvents.length >= 3);
-        // A little longer: nothing more (no duplicate) may follow.
-        await new Promise((resolve) => setTimeout(resolve, 300));
-        assert.deepEqual(seen(resumed), expected);
-      } finally {
-        resumed.close();
-      }
-    }
-    // From 0 (the log's start): the whole history of the domain.
-    const all = await open(server(), tenant, { 'last-event-id': '0' });
-    try {
-      await all.until(() => all.jobEvents.length >= 5);
-      assert.deepEqual(seen(all), await logged(server(), tenant));
-    } finally {
-      all.close();
-    }
-  });
-
-  it('answers a Last-Event-ID it cannot resume from with a reset, and a malformed one with 400', async () => {
-    const tenant = await createTenant(server());
-    await runJob(server(), tenant);
-    // Numbered now, rather than by the process a moment later: the head is final.
-    const { rows } = await server().db.query<{ head: string }>(
-      'select pie_sequence_job_events(1000)::text as head',
-    );
-    const head = Number(rows[0]!.head);
-    // Retention deleted through the head: a client at 0 missed events it cannot get back.
-    await server().db.query('update job_event_log set pruned_through = $1', [head]);
-    try {
-      for (const lastId of ['0', String(head + 1000)]) {
-        const client = await open(server(), tenant, { 'last-event-id': lastId });
+      for (const resumed of [
+        await open(server(), tenant, { 'last-event-id': lastId }),
+        await open(server(), tenant, {}, `?last_event_id=${lastId}`),
+      ]) {
         try {
-          await client.until(() => client.events.length >= 1);
-          assert.equal(client.events[0]!.event, 'reset');
-          // The head, or past it if other domains' events were numbered meanwhile.
-          assert.ok(Number(client.events[0]!.id) >= head);
-          assert.equal(client.events[0]!.data.last_event_id, client.events[0]!.id);
-          const job = await runJob(server(), tenant);
-          await client.until(() => client.jobEvents.length >= 1);
-          assert.equal(client.jobEvents[0]!.data.job_id, job);
+          await resumed.until(() => resumed.jobEvents.length >= 3);
+          // A little longer: nothing more (no duplicate) may follow.
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          assert.deepEqual(seen(resumed), expected);
         } finally {
-          client.close();
+          resumed.close();
         }
       }
-    } finally {
-      await server().db.query('update job_event_log set pruned_through = 0');
-    }
-    for (const bad of ['abc', '-1', '1.5', '99999999999999999']) {
-      const client = await open(server(), tenant, { 'last-event-id': bad });
-      assert.equal(client.status, 400, bad);
-      assert.equal(JSON.parse(client.body).success, false);
-    }
-  });
+      // From 0 (the log's start): the whole history of the domain.
+      const all = await open(server(), tenant, { 'last-event-id': '0' });
+      try {
+        await all.until(() => all.jobEvents.length >= 5);
+        assert.deepEqual(seen(all), await logged(server(), tenant));
+      } finally {
+        all.close();
+      }
+    });
 
-  it('refuses another client\'s token and unknown domains, and never leaks another domain\'s events', async () => {
-    const tenant = await createTenant(server());
-    const other = await createTenant(server());
-    const otherToken = await server().token(['read'], { clients: [other.clientId] });
-    const refused = await SseClient.open(`${server().url}${tenant.domainPath}/events`, otherToken);
-    assert.equal(refused.status, 403);
-    assert.match(errorMessage({ status: 403, headers: new Headers(), body: JSON.parse(refused.body) }), /client/);
-    const missing = await SseClient.open(
-      `${server().url}/v2/clients/${tenant.clientId}/domains/nowhere/events`,
-      server().adminToken,
-    );
-    assert.equal(missing.status, 404);
-    const unauthenticated = await fetch(`${server().url}${tenant.domainPath}/events`);
-    assert.equal(unauthenticated.status, 401);
-
-    // A read token of its own client streams; the other client's work never reaches it.
-    const ownToken = await server().token(['read'], { clients: [tenant.clientId] });
-    const client = await SseClient.open(`${server().url}${tenant.domainPath}/events`, ownToken);
-    const secondDomain = `/v2/clients/${tenant.clientId}/domains/elsewhere`;
-    expectBody(await server().put(secondDomain, {}), 201);
-    try {
-      for (let i = 0; i < 3; i += 1) await runJob(server(), other);
-      const mine = await runJob(server(), tenant);
-      await client.until(() => client.jobEvents.length >= 1);
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      assert.deepEqual(
-        client.jobEvents.map((event) => event.data.job_id),
-        [mine],
+    it('answers a Last-Event-ID it cannot resume from with a reset, and a malformed one with 400', async () => {
+      const tenant = await createTenant(server());
+      await runJob(server(), tenant);
+      // Numbered now, rather than by the process a moment later: the head is final.
+      const { rows } = await server().db.query<{ head: string }>(
+        'select pie_sequence_job_events(1000)::text as head',
       );
-    } finally {
-      client.close();
-    }
-  });
+      const head = Number(rows[0]!.head);
+      // Retention deleted through the head: a client at 0 missed events it cannot get back.
+      await server().db.query('update job_event_log set pruned_through = $1', [head]);
+      try {
+        for (const lastId of ['0', String(head + 1000)]) {
+          const client = await open(server(), tenant, { 'last-event-id': lastId });
+          try {
+            await client.until(() => client.events.length >= 1);
+            assert.equal(client.events[0]!.event, 'reset');
+            // The head, or past it if other domains' events were numbered meanwhile.
+            assert.ok(Number(client.events[0]!.id) >= head);
+            assert.equal(client.events[0]!.data.last_event_id, client.events[0]!.id);
+            const job = await runJob(server(), tenant);
+            await client.until(() => client.jobEvents.length >= 1);
+            assert.equal(client.jobEvents[0]!.data.job_id, job);
+          } finally {
+            client.close();
+          }
+        }
+      } finally {
+        await server().db.query('update job_event_log set pruned_through = 0');
+      }
+      for (const bad of ['abc', '-1', '1.5', '99999999999999999']) {
+        const client = await open(server(), tenant, { 'last-event-id': bad });
+        assert.equal(client.status, 400, bad);
+        assert.equal(JSON.parse(client.body).success, false);
+      }
+    });
 
-  it('sends a keep-alive comment on an idle stream', async () => {
-    const tenant = await createTenant(server());
-    const client = await open(server(), tenant);
-    try {
-      await client.until(() => client.comments >= 1, 5000);
-    } finally {
-      client.close();
-    }
-  });
-}, undefined, undefined, { events: { heartbeatS: 1, maxBufferBytes: 64 * 1024 } });
+    it("refuses another client's token and unknown domains, and never leaks another domain's events", async () => {
+      const tenant = await createTenant(server());
+      const other = await createTenant(server());
+      const otherToken = await server().token(['read'], { clients: [other.clientId] });
+      const refused = await SseClient.open(
+        `${server().url}${tenant.domainPath}/events`,
+        otherToken,
+      );
+      assert.equal(refused.status, 403);
+      assert.match(
+        errorMessage({ status: 403, headers: new Headers(), body: JSON.parse(refused.body) }),
+        /client/,
+      );
+      const missing = await SseClient.open(
+        `${server().url}/v2/clients/${tenant.clientId}/domains/nowhere/events`,
+        server().adminToken,
+      );
+      assert.equal(missing.status, 404);
+      const unauthenticated = await fetch(`${server().url}${tenant.domainPath}/events`);
+      assert.equal(unauthenticated.status, 401);
+
+      // A read token of its own client streams; the other client's work never reaches it.
+      const ownToken = await server().token(['read'], { clients: [tenant.clientId] });
+      const client = await SseClient.open(`${server().url}${tenant.domainPath}/events`, ownToken);
+      const secondDomain = `/v2/clients/${tenant.clientId}/domains/elsewhere`;
+      expectBody(await server().put(secondDomain, {}), 201);
+      try {
+        for (let i = 0; i < 3; i += 1) await runJob(server(), other);
+        const mine = await runJob(server(), tenant);
+        await client.until(() => client.jobEvents.length >= 1);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        assert.deepEqual(
+          client.jobEvents.map((event) => event.data.job_id),
+          [mine],
+        );
+      } finally {
+        client.close();
+      }
+    });
+
+    it('sends a keep-alive comment on an idle stream', async () => {
+      const tenant = await createTenant(server());
+      const client = await open(server(), tenant);
+      try {
+        await client.until(() => client.comments >= 1, 5000);
+      } finally {
+        client.close();
+      }
+    });
+  },
+  undefined,
+  undefined,
+  { events: { heartbeatS: 1, maxBufferBytes: 64 * 1024 } },
+);
 
 describeOnEachBackend(
   'job event stream: a consumer that stops reading',
@@ -304,7 +335,13 @@ for (const backend of testBackends().filter((each) => each.name === 'postgres'))
         );
         assert.ok(Number(rows[1]!.seq) < Number(rows[0]!.seq), 'x was written first');
         for (const [after, expected] of [
-          [xQueued, [[y, 'queued'], [x, 'cancelled']]],
+          [
+            xQueued,
+            [
+              [y, 'queued'],
+              [x, 'cancelled'],
+            ],
+          ],
           [yQueued, [[x, 'cancelled']]],
         ] as const) {
           const resumed = await open(server, tenant, { 'last-event-id': after });
@@ -338,11 +375,17 @@ for (const backend of testBackends().filter((each) => each.name === 'postgres'))
       );
       try {
         const started = performance.now();
-        const response = await fetch(`${other.url}${tenant.domainPath}/service/service-1/assignments/default/jobs`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
-          body: '{}',
-        });
+        const response = await fetch(
+          `${other.url}${tenant.domainPath}/service/service-1/assignments/default/jobs`,
+          {
+            method: 'POST',
+            headers: {
+              authorization: `Bearer ${server.adminToken}`,
+              'content-type': 'application/json',
+            },
+            body: '{}',
+          },
+        );
         assert.equal(response.status, 202);
         const { job_id } = (await response.json()) as { job_id: string };
         await client.until(() => client.jobEvents.length >= 1);
