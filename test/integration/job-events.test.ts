@@ -4,6 +4,7 @@ import pg from 'pg';
 import { expectBody } from '../helpers/assertions.js';
 import { completePath, createTenant, runJob, type Tenant } from '../helpers/fixtures.js';
 import { SseClient } from '../helpers/sse-client.js';
+import { RetentionService } from '../../src/services/retention.service.js';
 import { testBackends } from '../helpers/backends.js';
 import { pieEnv, startPie } from '../helpers/pie-process.js';
 import { describeOnEachBackend, errorMessage, TestServer } from '../helpers/test-server.js';
@@ -204,6 +205,35 @@ describeOnEachBackend(
       } finally {
         client.close();
       }
+    });
+
+    it('is pruned from its start by retention, which moves the resume horizon', async () => {
+      const tenant = await createTenant(server());
+      await runJob(server(), tenant);
+      await runJob(server(), tenant);
+      await server().db.query('select pie_sequence_job_events(100000)');
+      // Everything so far is two hours old; one newer event stays.
+      await server().db.query("update job_events set created_at = now() - interval '2 hours'");
+      await runJob(server(), tenant);
+      const { rows: before } = await server().db.query<{ head: string }>(
+        'select pie_sequence_job_events(100000)::text as head',
+      );
+      const service = new RetentionService(
+        server().db,
+        { intervalMs: 60_000, jobsMaxAgeS: undefined, eventsMaxAgeS: 3600, batch: 5 },
+        { debug: () => undefined, error: () => undefined },
+        server().ctx.metrics,
+      );
+      const turn = await service.runOnce();
+      const { rows } = await server().db.query<{ pruned: string; left: string; min: string }>(
+        `select (select pruned_through::text from job_event_log) as pruned,
+         (select count(*)::text from job_events) as left,
+         (select min(position)::text from job_events) as min`,
+      );
+      assert.ok(turn.deleted.events > 0);
+      assert.equal(rows[0]!.left, '1', 'only the recent event is kept');
+      assert.equal(Number(rows[0]!.pruned), Number(before[0]!.head) - 1);
+      assert.equal(Number(rows[0]!.min), Number(before[0]!.head));
     });
 
     it('sends a keep-alive comment on an idle stream', async () => {
