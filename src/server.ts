@@ -32,6 +32,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     const ownVacuum = config.vacuumS > 0 && (await needsOwnVacuum(db));
     const { ctx, setListeningUrl } = await createAppContext(db, config.publicUrl, {
       quotaOpenJobs: config.limits.quotaOpenJobs,
+      events: { pollMs: config.events.pollMs },
       // Events are published while serving, once `app` exists.
       onListenerError: (error) => app.log.error({ err: error }, 'a job event listener failed'),
     });
@@ -42,6 +43,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       rateLimit: { rps: config.limits.rateLimitRps, burst: config.limits.rateLimitBurst },
       maxJsonDepth: config.limits.maxJsonDepth,
       logger: { level: config.logLevel },
+      events: config.events,
     });
     await app.listen({ host: config.host, port: config.port });
     const address = app.server.address();
@@ -81,6 +83,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
         {
           intervalMs: config.retentionIntervalS * 1000,
           jobsMaxAgeS: config.retentionDays > 0 ? config.retentionDays * 86_400 : undefined,
+          eventsMaxAgeS: config.events.retentionS,
         },
         app.log,
         ctx.metrics,

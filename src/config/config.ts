@@ -25,6 +25,8 @@ export interface Config {
   retentionDays: number;
   /** Seconds between retention's turns (deleting old finished jobs and idempotency records). */
   retentionIntervalS: number;
+  /** The job event stream (GET .../events): see docs/API-CONTRACT.md. */
+  events: EventsConfig;
   /** Milliseconds between the scheduler's looks for due schedule ticks; 0: this process fires none. */
   schedulePollMs: number;
   /** Where spans go; undefined: tracing is off (no SDK is started). */
@@ -42,6 +44,17 @@ export interface TracingConfig {
 export type TraceExporterName = 'otlp' | 'console';
 
 /** What one client may ask of this process (beyond it, a 429 with Retry-After), and how deep a body may nest. */
+export interface EventsConfig {
+  /** How long job events are kept: how far back a Last-Event-ID can resume (PIE_EVENTS_RETENTION_S). */
+  retentionS: number;
+  /** Seconds between `: keep-alive` comments on an idle stream (PIE_EVENTS_HEARTBEAT_S). */
+  heartbeatS: number;
+  /** Bytes a stream may have unsent before its consumer is cut off (PIE_EVENTS_MAX_BUFFER_BYTES). */
+  maxBufferBytes: number;
+  /** How often each process numbers and reads events it was not told of (PIE_EVENTS_POLL_MS). */
+  pollMs: number;
+}
+
 export interface LimitsConfig {
   /** Requests per second per client, a token bucket per process; 0 turns the limit off. */
   rateLimitRps: number;
@@ -138,6 +151,12 @@ export function loadConfig(env: Env = process.env): Config {
     vacuumS: integer(env, 'PIE_VACUUM_S', 10, 0, 86_400),
     retentionDays: integer(env, 'PIE_RETENTION_DAYS', 30, 0, 36_500),
     retentionIntervalS: integer(env, 'PIE_RETENTION_INTERVAL_S', 60, 1, 86_400),
+    events: {
+      retentionS: integer(env, 'PIE_EVENTS_RETENTION_S', 3600, 60, 30 * 86_400),
+      heartbeatS: integer(env, 'PIE_EVENTS_HEARTBEAT_S', 15, 1, 3600),
+      maxBufferBytes: integer(env, 'PIE_EVENTS_MAX_BUFFER_BYTES', 1024 * 1024, 16 * 1024, 1 << 30),
+      pollMs: integer(env, 'PIE_EVENTS_POLL_MS', 500, 10, 60_000),
+    },
     schedulePollMs: integer(env, 'PIE_SCHEDULE_POLL_MS', 250, 0, 60_000),
     tracing: tracingConfig(env),
   };

@@ -15,12 +15,14 @@ import { documentCommonErrors, publishNamedSchemas } from './openapi-document.js
 import { limitRequestRates, type RateLimitOptions } from './rate-limit.js';
 import { traceRequests } from './request-spans.js';
 import { tracingOn } from '../observability/tracing.js';
+import { SSE_DEFAULTS, type SseOptions } from './sse-sink.js';
 import { formatValidationErrors } from './validation-errors.js';
 import { assignmentRoutes } from './routes/assignments.routes.js';
 import { batchRoutes } from './routes/batches.routes.js';
 import { clientRoutes } from './routes/clients.routes.js';
 import { completionRoutes } from './routes/completion.routes.js';
 import { domainRoutes } from './routes/domains.routes.js';
+import { eventRoutes } from './routes/events.routes.js';
 import { healthRoutes } from './routes/health.routes.js';
 import { jobRoutes } from './routes/jobs.routes.js';
 import { redriveRoutes } from './routes/redrive.routes.js';
@@ -39,6 +41,8 @@ export interface AppOptions {
   /** Bodies nested deeper than this are a 400 (PIE_MAX_JSON_DEPTH). */
   maxJsonDepth?: number;
   logger?: FastifyServerOptions['logger'];
+  /** Job event streams: heartbeat and the unsent bytes that cut a consumer off. */
+  events?: Partial<SseOptions>;
 }
 
 export async function buildApp(ctx: AppContext, options: AppOptions): Promise<TypedApp> {
@@ -78,6 +82,11 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
       },
       reply.elapsedTime / 1000,
     );
+  });
+  // Event streams never end by themselves: end them (and stop the event log) as closing
+  // begins, or closing would wait for them.
+  app.addHook('preClose', async () => {
+    await ctx.eventLog.close();
   });
   app.setErrorHandler(handleError);
   app.setNotFoundHandler(handleNotFound);
@@ -134,6 +143,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
       modelRoutes(api, ctx);
       assignmentRoutes(api, ctx);
       jobRoutes(api, ctx);
+      eventRoutes(api, ctx, { ...SSE_DEFAULTS, ...options.events });
       batchRoutes(api, ctx);
       redriveRoutes(api, ctx);
       completionRoutes(api, ctx);

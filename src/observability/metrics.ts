@@ -84,7 +84,7 @@ export class Metrics {
 
   readonly retentionDeleted = new client.Counter({
     name: 'pie_retention_deleted_total',
-    help: 'Rows retention deleted: finished jobs (jobs) and batches (batches) past PIE_RETENTION_DAYS, idempotency records past 24 h (idempotency).',
+    help: 'Rows retention deleted: finished jobs (jobs) and batches (batches) past PIE_RETENTION_DAYS, idempotency records past 24 h (idempotency), job events past PIE_EVENTS_RETENTION_S (events).',
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
@@ -136,6 +136,24 @@ export class Metrics {
     name: 'pie_schedule_tick_lateness_seconds',
     help: "From a schedule's tick to its firing, on the database's clock.",
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+    registers: [this.registry],
+  });
+
+  readonly eventStreamsOpen = new client.Gauge({
+    name: 'pie_event_streams_open',
+    help: 'Job event streams (GET .../domains/{d}/events) open in this process.',
+    registers: [this.registry],
+  });
+
+  readonly eventsSent = new client.Counter({
+    name: 'pie_events_sent_total',
+    help: 'Job events written to event streams by this process (one per event per stream).',
+    registers: [this.registry],
+  });
+
+  readonly eventStreamsCutOff = new client.Counter({
+    name: 'pie_event_streams_cut_off_total',
+    help: 'Event streams closed because their consumer did not read fast enough (its buffer passed PIE_EVENTS_MAX_BUFFER_BYTES).',
     registers: [this.registry],
   });
 

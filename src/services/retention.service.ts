@@ -8,6 +8,7 @@ import {
   deleteOldIdempotencyRecords,
   tryRetentionLock,
 } from '../repositories/retention.repository.js';
+import { deleteOldJobEvents } from '../repositories/job-events.repository.js';
 import type { BackgroundService } from './background-service.js';
 
 /** How long an idempotency record is kept: the API promises replays for 24 hours. */
@@ -18,6 +19,8 @@ export interface RetentionOptions {
   intervalMs: number;
   /** Finished jobs older than this (by `finished_at`) are deleted; undefined keeps them all. */
   jobsMaxAgeS: number | undefined;
+  /** Job events older than this are deleted (the horizon of Last-Event-ID); undefined keeps them. */
+  eventsMaxAgeS?: number;
   /** Idempotency records older than this (by `created_at`) are deleted. */
   idempotencyMaxAgeS: number;
   /** Rows one statement deletes at most. */
@@ -39,7 +42,7 @@ export const RETENTION_DEFAULTS = {
   idempotencyMaxAgeS: IDEMPOTENCY_MAX_AGE_S,
 } as const;
 
-type Kind = 'jobs' | 'batches' | 'idempotency';
+type Kind = 'jobs' | 'batches' | 'idempotency' | 'events';
 
 /** What one turn did: rows deleted by kind, and why it ended. */
 export interface RetentionTurn {
@@ -82,10 +85,13 @@ export class RetentionService implements BackgroundService {
     private readonly metrics: Metrics,
   ) {
     this.options = { ...RETENTION_DEFAULTS, ...options };
-    const { batch, jobsMaxAgeS, idempotencyMaxAgeS } = this.options;
+    const { batch, jobsMaxAgeS, idempotencyMaxAgeS, eventsMaxAgeS } = this.options;
     this.deleters.set('idempotency', (tx) =>
       deleteOldIdempotencyRecords(tx, idempotencyMaxAgeS, batch),
     );
+    if (eventsMaxAgeS !== undefined) {
+      this.deleters.set('events', (tx) => deleteOldJobEvents(tx, eventsMaxAgeS, batch));
+    }
     if (jobsMaxAgeS !== undefined) {
       this.deleters.set('jobs', (tx) => deleteOldFinishedJobs(tx, jobsMaxAgeS, batch));
       this.deleters.set('batches', (tx) => deleteOldFinishedBatches(tx, jobsMaxAgeS, batch));
@@ -110,7 +116,7 @@ export class RetentionService implements BackgroundService {
   async runOnce(): Promise<RetentionTurn> {
     const started = performance.now();
     const turn: RetentionTurn = {
-      deleted: { jobs: 0, batches: 0, idempotency: 0 },
+      deleted: { jobs: 0, batches: 0, idempotency: 0, events: 0 },
       busy: false,
       backlog: false,
     };

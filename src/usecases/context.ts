@@ -2,6 +2,7 @@ import { loadCallbackTokens, type CallbackTokens } from '../auth/callback-tokens
 import type { Database } from '../db/database.js';
 import { GroupCommit } from '../db/group-commit.js';
 import { OpenJobQuota } from '../limits/open-job-quota.js';
+import { JobEventLog, type JobEventLogOptions } from '../lifecycle/job-event-log.js';
 import { JobEventBus } from '../lifecycle/job-events.js';
 import { JobStops } from '../lifecycle/job-stops.js';
 import { JobWakeups } from '../lifecycle/job-wakeups.js';
@@ -21,6 +22,8 @@ export interface AppContext {
   /** Job events, published after commit; metrics and wake-ups follow them. */
   events: JobEventBus;
   wakeups: JobWakeups;
+  /** The job event log behind the event streams: numbers events, fans them out to streams. */
+  eventLog: JobEventLog;
   /** Jobs cancelled while someone held them, told to whoever holds them (the claim pump). */
   stops: JobStops;
   metrics: Metrics;
@@ -39,6 +42,8 @@ export interface ContextOptions {
   quotaOpenJobs?: number;
   /** Told when a job event listener throws (the other listeners still run). */
   onListenerError?: (error: unknown) => void;
+  /** The event log's poll and the events a catching-up stream may have waiting. */
+  events?: Partial<JobEventLogOptions>;
 }
 
 /**
@@ -59,11 +64,14 @@ export async function createAppContext(
   metrics.observeQueue(() => readQueueDepth(db));
   wakeups.follow(events);
   stops.follow(events);
+  const eventLog = await JobEventLog.open(db, options.events, options.onListenerError);
+  eventLog.follow(events);
   const ctx: AppContext = {
     db,
     callbacks: await loadCallbackTokens(db),
     events,
     wakeups,
+    eventLog,
     stops,
     metrics,
     jobTargets: new JobTargetCache(),

@@ -10,6 +10,7 @@ import {
   type DispatchOptions,
 } from '../../src/dispatch/dispatch-services.js';
 import { buildApp, type AppOptions } from '../../src/http/app.js';
+import type { SseOptions } from '../../src/http/sse-sink.js';
 import { ServiceList } from '../../src/services/background-service.js';
 import { createAppContext, type AppContext } from '../../src/usecases/context.js';
 import type { TypedApp } from '../../src/http/typed-app.js';
@@ -46,6 +47,8 @@ export interface TestLimits {
   quotaOpenJobs?: number;
   /** Puts the app's database behind a switch, for `whileDatabaseDown`. */
   outageSwitch?: boolean;
+  /** Job event streams: heartbeat, the buffer that cuts a consumer off, the log's poll. */
+  events?: Partial<SseOptions> & { pollMs?: number };
 }
 
 export interface ApiResponse {
@@ -97,12 +100,14 @@ export class TestServer {
     const appDb = outage === undefined ? database.db : outage.wrap(database.db);
     const { ctx, setListeningUrl } = await createAppContext(appDb, undefined, {
       quotaOpenJobs: limits.quotaOpenJobs,
+      events: { pollMs: limits.events?.pollMs ?? 100 },
     });
     const app = await buildApp(ctx, {
       verifier: createTokenVerifier(key ?? { kind: 'secret', secret }, TEST_JWT),
       bodyLimitBytes: 64 * 1024,
       rateLimit: limits.rateLimit,
       maxJsonDepth: limits.maxJsonDepth,
+      events: limits.events,
     });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const address = app.server.address();
@@ -131,6 +136,11 @@ export class TestServer {
       background,
       outage,
     );
+  }
+
+  /** The database's connection string, on the PostgreSQL backend (for a second PIE process). */
+  get databaseUrl(): string | undefined {
+    return this.database.url;
   }
 
   /**

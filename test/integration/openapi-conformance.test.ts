@@ -551,6 +551,18 @@ async function walkThrough(conf: Conformance, server: TestServer) {
   });
   await send(`GET ${DOMAIN}/jobs`, { params: at(), expect: 200 });
   await send(`GET ${DOMAIN}/jobs/{job_id}`, { params: at({ job_id: toComplete }), expect: 200 });
+  // The event stream never ends by itself: its answer is what arrived in its first moments.
+  await send(`GET ${DOMAIN}/events`, {
+    params: at(),
+    query: 'last_event_id=0',
+    expect: 200,
+    why: 'the domain history so far, then live',
+    around: () =>
+      firstMomentsOfStream(
+        `${server.url}/v2/clients/${clientId}/domains/main/events?last_event_id=0`,
+        server.adminToken,
+      ),
+  });
 
   // Completion by the model handler, and cancelling.
   const complete = `POST ${VERSION}/jobs/{job_id}/complete`;
@@ -692,4 +704,29 @@ async function walkThrough(conf: Conformance, server: TestServer) {
   await send(`POST ${SERVICE}/depart`, { params: at({ service_id: 'service-2' }), expect: 200 });
   await send(`GET ${SERVICE}`, { params: at({ service_id: 'service-2' }), expect: 200 });
   await send(`GET ${DOMAIN}/services`, { params: at(), expect: 200 });
+}
+
+/** The status, headers and the text that arrived within half a second, then the stream closed. */
+async function firstMomentsOfStream(url: string, token: string): Promise<ApiResponse> {
+  const abort = new AbortController();
+  const response = await fetch(url, {
+    headers: { authorization: `Bearer ${token}` },
+    signal: abort.signal,
+  });
+  let text = '';
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  const stop = setTimeout(() => abort.abort(), 500);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+  } catch {
+    // aborted: the half second is over
+  } finally {
+    clearTimeout(stop);
+  }
+  return { status: response.status, headers: response.headers, body: text };
 }

@@ -44,6 +44,7 @@ const EXPECTED_OPERATIONS = [
   'GET /v2/clients/{client_id}/domains/{domain_id}/jobs',
   'POST /v2/clients/{client_id}/domains/{domain_id}/jobs/batch',
   'GET /v2/clients/{client_id}/domains/{domain_id}/batches',
+  'GET /v2/clients/{client_id}/domains/{domain_id}/events',
   'GET /v2/clients/{client_id}/domains/{domain_id}/batches/{batch_id}',
   'GET /v2/clients/{client_id}/domains/{domain_id}/jobs/{job_id}',
   'POST /v2/clients/{client_id}/domains/{domain_id}/jobs/cancel',
@@ -115,7 +116,12 @@ describeOnEachBackend('openapi document', (server) => {
         assert.ok(success.length > 0, `${where} documents a success response`);
         for (const [code, answer] of success) {
           if (code === '204') continue; // no content
-          const media = path === '/metrics' ? 'text/plain' : 'application/json';
+          const media =
+            path === '/metrics'
+              ? 'text/plain'
+              : path.endsWith('/events')
+                ? 'text/event-stream'
+                : 'application/json';
           assert.ok(answer.content?.[media]?.schema, `${where} ${code} has a schema`);
         }
         if (method === 'put') {

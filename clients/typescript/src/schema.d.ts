@@ -497,6 +497,26 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/v2/clients/{client_id}/domains/{domain_id}/events': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Follow a domain's job lifecycle changes (Server-Sent Events)
+     * @description A `text/event-stream` of every job created in the domain and every change of a job's status, in the order they committed, whichever PIE process made them. Each event is `id: <position>`, `event: job` and one line of JSON; an idle stream gets a `: keep-alive` comment every PIE_EVENTS_HEARTBEAT_S seconds. Reconnect with the last id received (`Last-Event-ID` header or `last_event_id` parameter) to get exactly the events after it. An id older than the kept window (PIE_EVENTS_RETENTION_S) gets an `event: reset` first: reload what you show, then carry on from the stream. A consumer that stops reading is disconnected once PIE_EVENTS_MAX_BUFFER_BYTES wait unsent. See docs/API-CONTRACT.md, "Job events".
+     */
+    get: operations['streamJobEvents'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/v2/clients/{client_id}/domains/{domain_id}/jobs/batch': {
     parameters: {
       query?: never;
@@ -7108,6 +7128,139 @@ export interface operations {
            * @example {
            *       "success": false,
            *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
+      429: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  streamJobEvents: {
+    parameters: {
+      query?: {
+        /** @description As the Last-Event-ID header, for clients that cannot set headers. */
+        last_event_id?: string;
+      };
+      header?: {
+        /** @description An event id (`id:` of an event) received earlier; the stream resumes after it. */
+        'last-event-id'?: string;
+      };
+      path: {
+        /**
+         * @description Client (tenant) identifier.
+         * @example client-1
+         */
+        client_id: string;
+        /**
+         * @description Domain identifier within a client.
+         * @example south_australia
+         */
+        domain_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The event stream; it stays open until the client or the server ends it. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/event-stream': string;
+        };
+      };
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "invalid request: params/domain_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
+      401: {
+        headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The caller lacks the permission this operation needs. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "this token lacks the \"read\" scope needed here"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The resource (or one on its path) does not exist. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "domain \"south_australia\" not found in client \"client-1\""
            *     }
            */
           'application/json': components['schemas']['Error'];

@@ -1,0 +1,283 @@
+import type { Database } from '../db/database.js';
+import {
+  readDomainEventsAfter,
+  readEventsAfter,
+  readLogBounds,
+  sequenceJobEvents,
+  type JobEventRecord,
+} from '../repositories/job-events.repository.js';
+import type { JobEventBus } from './job-events.js';
+import { NOTIFY_SQL } from './job-wakeups.js';
+
+/** Where a stream writes: the HTTP side implements it over a socket. */
+export interface JobEventSink {
+  /** Sends events in order; false when the consumer fell too far behind and was cut off. */
+  send(events: readonly JobEventRecord[]): boolean;
+  /** Tells the consumer it missed events it cannot get back, and that it resumes at `position`. */
+  reset(position: number, reason: string): boolean;
+  /** Resolves true once the consumer has taken what was sent, false if it was cut off. */
+  drained(): Promise<boolean>;
+  /** Ends the stream (the process is shutting down). */
+  end(): void;
+  /** Cuts the consumer off (it would not keep up). */
+  cutOff(): void;
+}
+
+export interface JobEventLogOptions {
+  /** How often each process numbers events nobody announced and reads what others numbered. */
+  pollMs: number;
+  /** Events a stream may have waiting while it catches up before it is cut off. */
+  maxPendingEvents: number;
+}
+
+export const JOB_EVENT_LOG_DEFAULTS: JobEventLogOptions = { pollMs: 500, maxPendingEvents: 10_000 };
+
+const CHANNEL = 'pie_job_events';
+const SEQUENCE_BATCH = 1000;
+const READ_BATCH = 1000;
+const CATCH_UP_PAGE = 500;
+
+interface Follower {
+  sink: JobEventSink;
+  /** The last position sent (or deliberately skipped). */
+  cursor: number;
+  /** Events heard while catching up from the database; undefined once live. */
+  pending: JobEventRecord[] | undefined;
+}
+
+/**
+ * The process's side of the job event log (migration 000014). It numbers committed events
+ * (the sequencer: after this process's job changes, on a slow poll for the rest), and it is the
+ * one reader of the log in this process: it reads new positions once per wake-up and fans
+ * them out to the streams following each domain, so a thousand open streams cost one query.
+ * Other processes hear of new positions through one `NOTIFY pie_job_events` per sequencer turn;
+ * on PGlite (one process) everything stays here.
+ */
+export class JobEventLog {
+  private readonly followers = new Map<string, Set<Follower>>();
+  private followerCount = 0;
+  /** The last position read and fanned out; -1 while nobody follows (nothing is read then). */
+  private head = -1;
+  private reading: Promise<void> | undefined;
+  private readAgain = false;
+  private sequencing: Promise<void> | undefined;
+  private sequenceAgain = false;
+  private lastSequencedHead = -1;
+  private timer: NodeJS.Timeout | undefined;
+  private unlisten: (() => Promise<void>) | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly db: Database,
+    private readonly options: JobEventLogOptions,
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  static async open(
+    db: Database,
+    options: Partial<JobEventLogOptions> = {},
+    onError: (error: unknown) => void = () => undefined,
+  ): Promise<JobEventLog> {
+    const log = new JobEventLog(db, { ...JOB_EVENT_LOG_DEFAULTS, ...options }, onError);
+    if (db.backend === 'postgres') {
+      // A notification missed across a reconnect (payload undefined) is caught up the same way.
+      log.unlisten = await db.listen(CHANNEL, () => log.readSoon());
+    }
+    log.timer = setInterval(() => {
+      log.sequenceSoon();
+      log.readSoon();
+    }, log.options.pollMs);
+    log.timer.unref();
+    return log;
+  }
+
+  /** Numbers this process's changes as soon as they are committed. */
+  follow(bus: JobEventBus): () => void {
+    return bus.subscribe(() => this.sequenceSoon());
+  }
+
+  /** How many streams are open in this process. */
+  get open(): number {
+    return this.followerCount;
+  }
+
+  /**
+   * Streams a domain's events to `sink`: after `lastEventId` when given (a `reset` first if
+   * events after it were deleted, or it is not a position this log gave), else from now.
+   * Resolves once the stream is live, with a function that stops it.
+   */
+  async stream(
+    clientId: string,
+    domainId: string,
+    lastEventId: number | undefined,
+    sink: JobEventSink,
+  ): Promise<() => void> {
+    const key = domainKey(clientId, domainId);
+    const follower: Follower = { sink, cursor: Number.MAX_SAFE_INTEGER, pending: [] };
+    let set = this.followers.get(key);
+    if (set === undefined) this.followers.set(key, (set = new Set()));
+    set.add(follower);
+    this.followerCount += 1;
+    const stop = () => {
+      if (set.delete(follower)) this.followerCount -= 1;
+      if (set.size === 0 && this.followers.get(key) === set) this.followers.delete(key);
+    };
+    try {
+      // Registered first, then the reader brought up to date, then the catch-up read: every
+      // position is either at most what the catch-up read sees, or read by the reader after
+      // this follower was registered (and kept in `pending`). The cursor drops duplicates.
+      await this.readNow();
+      const bounds = await readLogBounds(this.db);
+      if (lastEventId === undefined) {
+        follower.cursor = bounds.head;
+      } else if (lastEventId < bounds.prunedThrough || lastEventId > bounds.head) {
+        follower.cursor = bounds.head;
+        const reason =
+          lastEventId > bounds.head
+            ? 'the Last-Event-ID is not a position of this event log'
+            : 'events after the Last-Event-ID were deleted (older than the retention window)';
+        if (!sink.reset(bounds.head, reason)) return stop;
+      } else {
+        follower.cursor = lastEventId;
+      }
+      for (;;) {
+        const page = await readDomainEventsAfter(
+          this.db,
+          clientId,
+          domainId,
+          follower.cursor,
+          CATCH_UP_PAGE,
+        );
+        if (page.length > 0) {
+          if (!sink.send(page)) return stop;
+          follower.cursor = page[page.length - 1]!.position;
+        }
+        if (page.length < CATCH_UP_PAGE) break;
+        if (!(await sink.drained())) return stop;
+      }
+      const heard = (follower.pending ?? []).filter((event) => event.position > follower.cursor);
+      follower.pending = undefined;
+      if (heard.length > 0) {
+        if (!sink.send(heard)) return stop;
+        follower.cursor = heard[heard.length - 1]!.position;
+      }
+      return stop;
+    } catch (error) {
+      stop();
+      throw error;
+    }
+  }
+
+  private deliver(events: readonly JobEventRecord[]): void {
+    const byDomain = new Map<string, JobEventRecord[]>();
+    for (const event of events) {
+      const key = domainKey(event.client_id, event.domain_id);
+      if (!this.followers.has(key)) continue;
+      let list = byDomain.get(key);
+      if (list === undefined) byDomain.set(key, (list = []));
+      list.push(event);
+    }
+    for (const [key, list] of byDomain) {
+      for (const follower of [...(this.followers.get(key) ?? [])]) {
+        if (follower.pending !== undefined) {
+          follower.pending.push(...list);
+          if (follower.pending.length > this.options.maxPendingEvents) follower.sink.cutOff();
+          continue;
+        }
+        const fresh = list.filter((event) => event.position > follower.cursor);
+        if (fresh.length === 0) continue;
+        follower.cursor = fresh[fresh.length - 1]!.position;
+        follower.sink.send(fresh);
+      }
+    }
+  }
+
+  /** Reads what was numbered since the last read (coalesced: one read at a time). */
+  readSoon(): void {
+    if (this.closed) return;
+    if (this.followerCount === 0) {
+      this.head = -1;
+      return;
+    }
+    if (this.reading !== undefined) {
+      this.readAgain = true;
+      return;
+    }
+    this.reading = this.read()
+      .catch(this.onError)
+      .finally(() => {
+        this.reading = undefined;
+        if (this.readAgain) {
+          this.readAgain = false;
+          this.readSoon();
+        }
+      });
+  }
+
+  /** Resolves once a read that started after this call has finished. */
+  private async readNow(): Promise<void> {
+    while (this.reading !== undefined) await this.reading;
+    this.readSoon();
+    // readSoon set it (the narrowing above does not know).
+    await (this.reading as Promise<void> | undefined);
+  }
+
+  private async read(): Promise<void> {
+    if (this.head < 0) {
+      // Nobody followed until now: start at the head; followers catch up on their own.
+      this.head = (await readLogBounds(this.db)).head;
+      return;
+    }
+    for (;;) {
+      const events = await readEventsAfter(this.db, this.head, READ_BATCH);
+      if (events.length === 0) return;
+      this.head = events[events.length - 1]!.position;
+      this.deliver(events);
+      if (events.length < READ_BATCH || this.followerCount === 0) return;
+    }
+  }
+
+  /** Numbers committed events (coalesced: one turn at a time, another if asked meanwhile). */
+  sequenceSoon(): void {
+    if (this.closed) return;
+    if (this.sequencing !== undefined) {
+      this.sequenceAgain = true;
+      return;
+    }
+    this.sequencing = this.sequence()
+      .catch(this.onError)
+      .finally(() => {
+        this.sequencing = undefined;
+        if (this.sequenceAgain) {
+          this.sequenceAgain = false;
+          this.sequenceSoon();
+        }
+      });
+  }
+
+  private async sequence(): Promise<void> {
+    for (;;) {
+      const head = await sequenceJobEvents(this.db, SEQUENCE_BATCH);
+      const given = head - this.lastSequencedHead;
+      if (head === this.lastSequencedHead) return;
+      this.lastSequencedHead = head;
+      this.readSoon();
+      if (this.db.backend === 'postgres') await this.db.query(NOTIFY_SQL, [CHANNEL, '']);
+      if (given < SEQUENCE_BATCH) return;
+    }
+  }
+
+  /** Ends every stream, stops the poll and the listener; call before closing the database. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    for (const set of this.followers.values()) for (const follower of set) follower.sink.end();
+    await this.sequencing;
+    await this.reading;
+    await this.unlisten?.();
+  }
+}
+
+function domainKey(clientId: string, domainId: string): string {
+  return `${clientId}\u0000${domainId}`;
+}
