@@ -120,6 +120,9 @@ describeOnEachBackend(
       );
       await row.locator('[data-status="success"]').waitFor(WAIT);
       assert.equal(await page.evaluate(() => (globalThis as any).unreloaded), true);
+      // Live through the domain's event stream, not the polling fallback.
+      const metrics = await fetch(`${server.url}/metrics`).then((response) => response.text());
+      assert.match(metrics, /^pie_event_streams_open [1-9]/m);
       await shot(page, server, 'jobs');
     });
 
