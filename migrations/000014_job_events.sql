@@ -88,17 +88,38 @@ end
 $$;
 
 -- Jobs whose status changed: one row each. Updates that keep the status (a lease renewed, a
--- handler's reference recorded) write nothing; their cost is the join over the statement's
--- one or few rows.
+-- handler's reference recorded) write nothing. The old and new rows are paired by grouping
+-- their union on the job's key, not by a join: a join of the two transition tables is planned
+-- once for the function and kept, and the plan made for the one-row updates of claims and
+-- completions (a nested loop) took 12 to 25 s for a bulk cancel of 10,000 jobs; a grouping is
+-- linear-ish at any size (the batch-count trigger of migration 000011 does the same).
 create function pie_job_events_update() returns trigger
 language plpgsql as $$
 begin
   insert into job_events (client_id, domain_id, job_id, status, previous_status, job_type,
     service_id, model_id, model_version, attempt, updated_at)
-  select n.client_id, n.domain_id, n.job_id, n.status, o.status, n.job_type, n.service_id,
-    n.model_id, n.model_version, n.attempt, n.updated_at
-  from moved_new n join moved_old o on o.client_id = n.client_id and o.job_id = n.job_id
-  where n.status <> o.status;
+  select client_id, domain_id, job_id, status, previous_status, job_type, service_id, model_id,
+    model_version, attempt, updated_at
+  from (
+    select client_id, job_id,
+      max(status) filter (where is_new) as status,
+      max(status) filter (where not is_new) as previous_status,
+      max(domain_id) as domain_id, max(job_type) as job_type, max(service_id) as service_id,
+      max(model_id) as model_id, max(model_version) as model_version,
+      max(attempt) filter (where is_new) as attempt,
+      max(updated_at) filter (where is_new) as updated_at
+    from (
+      select true as is_new, client_id, job_id, status, domain_id, job_type, service_id,
+        model_id, model_version, attempt, updated_at
+      from moved_new
+      union all
+      select false, client_id, job_id, status, domain_id, job_type, service_id, model_id,
+        model_version, attempt, updated_at
+      from moved_old
+    ) as sides
+    group by client_id, job_id
+  ) as moved
+  where status <> previous_status;
   return null;
 end
 $$;
