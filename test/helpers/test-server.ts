@@ -171,6 +171,11 @@ export class TestServer {
     else if (options.body !== undefined) body = JSON.stringify(options.body);
     if (body !== undefined) headers['content-type'] ??= 'application/json';
     const response = await fetch(this.url + path, { method, headers, body });
+    // An event stream never ends: its status and headers are the answer, its body is left.
+    if ((response.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
+      await response.body?.cancel();
+      return { status: response.status, headers: response.headers, body: undefined };
+    }
     const text = await response.text();
     let parsed: unknown = text;
     try {

@@ -301,12 +301,14 @@ async function send(client: Pool, request: FuzzRequest) {
     headersTimeout: 15_000,
     bodyTimeout: 15_000,
   });
-  const contentType = response.headers['content-type'];
-  return {
-    status: response.statusCode,
-    contentType: typeof contentType === 'string' ? contentType : '',
-    text: await response.body.text(),
-  };
+  const header = response.headers['content-type'];
+  const contentType = typeof header === 'string' ? header : '';
+  // An event stream never ends: its status and content type are the answer.
+  if (contentType.startsWith('text/event-stream')) {
+    response.body.on('error', () => undefined).destroy();
+    return { status: response.statusCode, contentType, text: '' };
+  }
+  return { status: response.statusCode, contentType, text: await response.body.text() };
 }
 
 async function tokensFor(server: TestServer, tenant: SeededTenant): Promise<Tokens> {
