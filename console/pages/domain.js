@@ -193,14 +193,13 @@ export function DomainPage({ clientId, domainId }) {
                     <td>
                       ${
                         write &&
-                        html`<${Action}
-                          label=${s.status === 'active' ? 'Pause' : 'Resume'}
-                          run=${async () => {
-                            await post(
-                              `${base}/subscriptions/${s.subscription_id}/${s.status === 'active' ? 'pause' : 'resume'}`,
-                            );
-                            state.reload();
-                          }}
+                        html`<${PauseResume}
+                          active=${s.status === 'active'}
+                          change=${(pause) =>
+                            post(
+                              `${base}/subscriptions/${s.subscription_id}/${pause ? 'pause' : 'resume'}`,
+                            )}
+                          done=${state.reload}
                         />`
                       }
                     </td>
@@ -238,14 +237,13 @@ export function DomainPage({ clientId, domainId }) {
                     <td>
                       ${
                         write &&
-                        html`<${Action}
-                          label=${s.status === 'active' ? 'Pause' : 'Resume'}
-                          run=${async () => {
-                            await put(`${base}/schedules/${seg(s.name)}`, {
-                              status: s.status === 'active' ? 'paused' : 'active',
-                            });
-                            state.reload();
-                          }}
+                        html`<${PauseResume}
+                          active=${s.status === 'active'}
+                          change=${(pause) =>
+                            put(`${base}/schedules/${seg(s.name)}`, {
+                              status: pause ? 'paused' : 'active',
+                            })}
+                          done=${state.reload}
                         />`
                       }
                     </td>
@@ -294,4 +292,15 @@ export function DomainPage({ clientId, domainId }) {
         </section>
       `}
     <//>`;
+}
+
+/** Pauses what is active, resumes what is paused (subscriptions and schedules alike). */
+function PauseResume({ active, change, done }) {
+  return html`<${Action}
+    label=${active ? 'Pause' : 'Resume'}
+    run=${async () => {
+      await change(active);
+      done();
+    }}
+  />`;
 }

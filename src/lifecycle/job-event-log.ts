@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database } from '../db/database.js';
 import {
   readDomainEventsAfter,
@@ -34,6 +35,8 @@ export const JOB_EVENT_LOG_DEFAULTS: JobEventLogOptions = { pollMs: 500, maxPend
 
 const CHANNEL = 'pie_job_events';
 const SEQUENCE_BATCH = 1000;
+/** How long a sequencer turn waits for more job changes to number with the first. */
+const SEQUENCE_DELAY_MS = 10;
 const READ_BATCH = 1000;
 const CATCH_UP_PAGE = 500;
 
@@ -237,14 +240,20 @@ export class JobEventLog {
     }
   }
 
-  /** Numbers committed events (coalesced: one turn at a time, another if asked meanwhile). */
+  /**
+   * Numbers committed events, coalesced: a turn starts SEQUENCE_DELAY_MS after the first ask,
+   * so the job changes of that moment share one turn instead of each paying a statement on the
+   * hot paths (one-at-a-time run-jobs asked for a turn each); one turn at a time, and another
+   * if asked meanwhile.
+   */
   sequenceSoon(): void {
     if (this.closed) return;
     if (this.sequencing !== undefined) {
       this.sequenceAgain = true;
       return;
     }
-    this.sequencing = this.sequence()
+    this.sequencing = sleep(SEQUENCE_DELAY_MS)
+      .then(() => (this.closed ? undefined : this.sequence()))
       .catch(this.onError)
       .finally(() => {
         this.sequencing = undefined;
