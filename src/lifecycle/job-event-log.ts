@@ -115,6 +115,12 @@ export class JobEventLog {
     lastEventId: number | undefined,
     sink: JobEventSink,
   ): Promise<() => void> {
+    if (this.closed) {
+      // Closing began (a consumer reconnecting as its stream was ended, say): a stream
+      // registered now would never be ended, and the server's close would wait for it.
+      sink.end();
+      return () => undefined;
+    }
     const key = domainKey(clientId, domainId);
     const follower: Follower = { sink, cursor: Number.MAX_SAFE_INTEGER, pending: [] };
     let set = this.followers.get(key);

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { expectBody } from '../helpers/assertions.js';
 import { completePath, createTenant, runJob, type Tenant } from '../helpers/fixtures.js';
 import { SseClient } from '../helpers/sse-client.js';
+import { JobEventLog, type JobEventSink } from '../../src/lifecycle/job-event-log.js';
 import { RetentionService } from '../../src/services/retention.service.js';
 import { testBackends } from '../helpers/backends.js';
 import { pieEnv, startPie } from '../helpers/pie-process.js';
@@ -426,6 +428,82 @@ for (const backend of testBackends().filter((each) => each.name === 'postgres'))
         client.close();
         other.child.kill('SIGTERM');
         await other.exited;
+      }
+    });
+  });
+}
+
+// A consumer that reconnects the moment its stream ends (as a browser's EventSource does,
+// on the same kept-alive connection) sends its request while the server is closing; that
+// stream must end too, or the close waits for it forever (it hung a CI run).
+for (const backend of testBackends()) {
+  describe(`job event stream while the server closes [${backend.name}]`, () => {
+    it('ends the streams of consumers that reconnect during the close, and the close finishes', async () => {
+      const server = await TestServer.start(backend);
+      const tenant = await createTenant(server);
+      const agent = new http.Agent({ keepAlive: true });
+      let opened = 0;
+      let ended = 0;
+      const connect = () => {
+        const request = http.get(`${server.url}${tenant.domainPath}/events`, {
+          agent,
+          headers: { authorization: `Bearer ${server.adminToken}` },
+        });
+        request.on('error', () => undefined);
+        request.on('response', (response) => {
+          if (response.statusCode === 200) opened += 1;
+          response.resume();
+          // 'close' rather than 'end': a connection closed with the server ends without one.
+          response.once('close', () => {
+            ended += 1;
+            if (ended < 20) connect();
+          });
+        });
+      };
+      try {
+        connect();
+        const deadline = Date.now() + 10_000;
+        while (server.ctx.eventLog.open === 0 && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        assert.equal(server.ctx.eventLog.open, 1);
+        let timer: NodeJS.Timeout | undefined;
+        const closed = await Promise.race([
+          server.close().then(() => 'closed'),
+          new Promise<string>((resolve) => (timer = setTimeout(() => resolve('hung'), 10_000))),
+        ]);
+        clearTimeout(timer);
+        assert.equal(closed, 'closed', `${opened} streams opened, ${ended} ended`);
+        // The client hears of the last end a moment after the server finished closing.
+        const heard = Date.now() + 5000;
+        while (ended < opened && Date.now() < heard) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        assert.equal(ended, opened, 'every stream opened was ended');
+      } finally {
+        agent.destroy();
+      }
+    });
+
+    it('ends at once a stream that starts after the log closed', async () => {
+      const server = await TestServer.start(backend);
+      try {
+        const log = await JobEventLog.open(server.db, { pollMs: 60_000 });
+        await log.close();
+        let ended = false;
+        const sink: JobEventSink = {
+          send: () => true,
+          reset: () => true,
+          drained: async () => true,
+          end: () => (ended = true),
+          cutOff: () => assert.fail('not cut off'),
+        };
+        const stop = await log.stream('client-x', 'domain-x', undefined, sink);
+        stop();
+        assert.equal(ended, true);
+        assert.equal(log.open, 0);
+      } finally {
+        await server.close();
       }
     });
   });
