@@ -221,6 +221,8 @@ export async function insertInitJobs(
     timeoutS: number;
     handlerType: HandlerType;
     priority: number;
+    /** Stored with every job of the init: the trace of the request or tick that made them. */
+    traceparent: string | null;
   },
 ): Promise<{ services: string[]; batchId: string | null }> {
   const { rows } = await q.query<{ service_id: string; batch_id: string }>(
@@ -231,10 +233,10 @@ export async function insertInitJobs(
      inserted as (
        insert into jobs (client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
          model_version, job_type, input, features, config, max_attempts, deadline_at, handler_type,
-         priority, lane_seq, batch_id)
+         priority, lane_seq, batch_id, traceparent)
        select s.client_id, s.domain_id, s.service_id, $3, 'default', $4, $5, 'inference', '{}',
          s.resolved_features, $6::jsonb, $7, now() + make_interval(secs => $8), $9, $10,
-         lane.first + row_number() over (order by s.service_id) - 1, batch.batch_id
+         lane.first + row_number() over (order by s.service_id) - 1, batch.batch_id, $12::text
        from services s, lane, batch
        where s.client_id = $1 and s.domain_id = $2 and s.status = 'active'
        order by s.service_id
@@ -254,6 +256,7 @@ export async function insertInitJobs(
       init.handlerType,
       init.priority,
       init.kind,
+      init.traceparent,
     ],
   );
   return { services: rows.map((row) => row.service_id), batchId: rows[0]?.batch_id ?? null };

@@ -18,7 +18,8 @@ export interface RetriedJob {
  * Starts a new queued job from each `failure` or `cancelled` job of the domain that `selection`
  * picks (oldest finished first), in one statement: the same assignment revision, input,
  * features, config, trigger, lineage, priority and attempts allowed, a new id, `retry_of`
- * naming the original, which is not changed. The deadline and the handler are the version's
+ * naming the original, which is not changed, and `traceparent` the retry request's trace
+ * context (the retry is a new trace's work, linked to the original through `retry_of`). The deadline and the handler are the version's
  * now: a retry after a fix goes where the version's jobs go today. Retries of one lane take
  * consecutive places in it (see migration 000006).
  */
@@ -28,9 +29,12 @@ export async function insertRetries(
   domainId: string,
   selection: JobSelection,
   models: Grant,
+  traceparent: string | null,
 ): Promise<RetriedJob[]> {
   const values: unknown[] = [clientId, domainId];
   const where = selectionWhere(selection, models, values);
+  values.push(traceparent);
+  const traceparentParam = `$${values.length}::text`;
   values.push(selection.limit);
   const { rows } = await q.query<RetriedJob>(
     `with picked as (
@@ -56,11 +60,11 @@ export async function insertRetries(
      inserted as (
        insert into jobs (job_id, client_id, domain_id, service_id, assignment_id, assignment_key,
          model_id, model_version, job_type, input, features, config, trigger, lineage,
-         max_attempts, deadline_at, handler_type, priority, lane_seq, retry_of)
+         max_attempts, deadline_at, handler_type, priority, lane_seq, retry_of, traceparent)
        select new_job_id, client_id, domain_id, service_id, assignment_id, assignment_key,
          model_id, model_version, job_type, input, features, config, trigger, lineage,
          max_attempts, now() + make_interval(secs => timeout_s), handler_type, priority,
-         ${laneSeq('ord')}, job_id
+         ${laneSeq('ord')}, job_id, ${traceparentParam}
        from laned join lanes using (lane_key)
      )
      -- Answered from laned, not by joining the inserted rows back to it: nothing to match up.

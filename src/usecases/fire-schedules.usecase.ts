@@ -12,6 +12,7 @@ import {
   type DueSchedule,
   type TickRecord,
 } from '../repositories/schedule-ticks.repository.js';
+import { withSpan } from '../observability/tracing.js';
 import type { AppContext } from './context.js';
 import { startServicesInit } from './init-services.usecase.js';
 import { startJob } from './start-job.js';
@@ -53,7 +54,20 @@ export async function fireDueSchedules(
   const unfired: UnfiredTick[] = [];
   for (const schedule of await listDueSchedules(ctx.db, limit)) {
     try {
-      const tick = await fireTick(ctx, schedule);
+      // Each tick is a trace of its own, which the jobs it starts continue (their
+      // traceparent), as a request's jobs continue the request's.
+      const tick = await withSpan(
+        'pie.schedule.tick',
+        {
+          parent: null,
+          attributes: () => ({
+            'pie.client_id': schedule.clientId,
+            'pie.domain_id': schedule.domainId,
+            'pie.schedule': schedule.name,
+          }),
+        },
+        () => fireTick(ctx, schedule),
+      );
       if (tick !== undefined) fired.push(tick);
     } catch (error) {
       if (isDatabaseUnavailable(error)) throw error;

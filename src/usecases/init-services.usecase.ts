@@ -13,6 +13,7 @@ import {
 } from './idempotency.js';
 import { withinOpenJobQuota } from './open-job-admission.js';
 import { requireRunnableTarget } from './start-job.js';
+import { currentTraceparent } from '../observability/tracing.js';
 
 export interface InitServicesInput {
   clientId: string;
@@ -99,6 +100,7 @@ export async function startServicesInit(
     timeoutS: target.timeout_s,
     handlerType: target.handler_type,
     priority: input.priority ?? target.priority,
+    traceparent: currentTraceparent(),
   });
   if (services.length > 0) {
     emit({

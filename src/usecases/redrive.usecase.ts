@@ -10,6 +10,7 @@ import type { AppContext } from './context.js';
 import { answerIdempotently, type IdempotencyKey, type IdempotentAnswer } from './idempotency.js';
 import { withinOpenJobQuota } from './open-job-admission.js';
 import { requireDomain } from './tenant-lookup.js';
+import { currentTraceparent } from '../observability/tracing.js';
 
 export interface DomainJobs {
   clientId: string;
@@ -81,7 +82,14 @@ function startRetries<T>(
               `domain "${domainId}" is inactive; jobs run only in active domains`,
             );
           }
-          const retried = await insertRetries(q, clientId, domainId, selection, caller.models);
+          const retried = await insertRetries(
+            q,
+            clientId,
+            domainId,
+            selection,
+            caller.models,
+            currentTraceparent(),
+          );
           for (const job of retried) {
             emit({
               type: 'queued',

@@ -18,6 +18,8 @@ import { closeServer, listenOnLoopback } from '../helpers/loopback.js';
 import { TestServer } from '../helpers/test-server.js';
 import { testBackends } from '../helpers/backends.js';
 import { waitFor, waitForValue } from '../helpers/wait.js';
+import { makeTickDue } from '../helpers/schedules.js';
+import { fireDueSchedules } from '../../src/usecases/fire-schedules.usecase.js';
 
 /**
  * OpenTelemetry traces (SPEC 12): one run-job → push dispatch → delivery to an http handler →
@@ -268,6 +270,90 @@ for (const backend of testBackends()) {
         } finally {
           handler.echoTraceparent = true;
         }
+      });
+
+      it("jobs started by services init, a bulk retry and a schedule's tick carry their starter's trace", async () => {
+        // A pull tenant: its jobs stay queued (no handler to push to), so a cancelled one stays so.
+        const pull = await createTenant(server);
+        const requestSpan = (route: string) =>
+          waitForValue(
+            `the span of ${route}`,
+            () =>
+              exporter
+                .getFinishedSpans()
+                .find(
+                  (span) =>
+                    span.name === route &&
+                    String(span.attributes['url.path']).startsWith(pull.domainPath),
+                ),
+            10_000,
+          );
+        const storedOf = async (where: string, value: string) => {
+          const { rows } = await server.db.query<{ traceparent: string | null }>(
+            `select traceparent from jobs where client_id = $1 and ${where} = $2`,
+            [pull.clientId, value],
+          );
+          return rows.map((row) => row.traceparent);
+        };
+
+        const init = expectBody<{ batch_id: string }>(
+          await server.post(`${pull.domainPath}/services/init`),
+          202,
+        );
+        const initSpan = await requestSpan(
+          'POST /v2/clients/:client_id/domains/:domain_id/services/init',
+        );
+        const initJobs = await storedOf('batch_id', init.batch_id);
+        assert.ok(initJobs.length > 0);
+        for (const stored of initJobs) {
+          assert.equal(stored, `00-${traceId(initSpan)}-${spanId(initSpan)}-01`);
+        }
+
+        const jobId = await runJob(server, pull);
+        expectBody(await server.post(`${pull.domainPath}/jobs/${jobId}/cancel`), 200);
+        const retried = expectBody<{ job_ids: string[] }>(
+          await server.post(`${pull.domainPath}/jobs/retry`, { status: 'cancelled' }),
+          202,
+        );
+        const retrySpan = await requestSpan(
+          'POST /v2/clients/:client_id/domains/:domain_id/jobs/retry',
+        );
+        assert.equal(retried.job_ids.length, 1);
+        assert.deepEqual(await storedOf('job_id', retried.job_ids[0]!), [
+          `00-${traceId(retrySpan)}-${spanId(retrySpan)}-01`,
+        ]);
+
+        expectBody(
+          await server.put(`${pull.domainPath}/schedules/nightly`, {
+            cron: '0 0 1 1 *',
+            action: { type: 'run_job', assignment_key: 'default', service_id: 'service-1' },
+          }),
+          201,
+        );
+        await makeTickDue(server, { ...pull, name: 'nightly' }, '1 hour');
+        const { fired } = await fireDueSchedules(server.ctx, 100);
+        assert.ok(fired.some((tick) => tick.schedule.clientId === pull.clientId));
+        const schedule = expectBody<{ last_job_id: string }>(
+          await server.get(`${pull.domainPath}/schedules/nightly`),
+          200,
+        );
+        const tickSpan = await waitForValue(
+          "the tick's span",
+          () =>
+            exporter
+              .getFinishedSpans()
+              .find(
+                (span) =>
+                  span.name === 'pie.schedule.tick' &&
+                  span.attributes['pie.client_id'] === pull.clientId,
+              ),
+          10_000,
+        );
+        assert.equal(tickSpan.parentSpanContext, undefined, 'a tick starts its own trace');
+        assert.equal(tickSpan.attributes['pie.schedule'], 'nightly');
+        assert.deepEqual(await storedOf('job_id', schedule.last_job_id), [
+          `00-${traceId(tickSpan)}-${spanId(tickSpan)}-01`,
+        ]);
       });
 
       it("a request with a traceparent header continues the caller's trace", async () => {
