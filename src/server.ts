@@ -71,7 +71,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       if (db.backend === 'postgres') {
         app.log.warn(
           `autovacuum is off on this PostgreSQL server: PIE vacuums ` +
-            `${CHURNING_TABLES.join(' and ')} itself every ${config.vacuumS} s`,
+            `${CHURNING_TABLES.join(', ')} itself every ${config.vacuumS} s`,
         );
       }
     }

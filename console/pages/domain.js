@@ -1,23 +1,27 @@
 import { can, get, post, put, seg } from '../api.js';
-import { Action, html, Json, Loaded, useData, when } from '../ui.js';
+import { ThroughputChart } from '../charts.js';
+import { Action, html, Json, Loaded, STATUSES, Status, useData, when } from '../ui.js';
 
-// A domain: services with their resolved features, assignments with every revision, event
-// subscriptions and schedules (pause and resume with `jobs:write`), and batches with progress.
-// Each list shows its first page (up to LIMIT); the jobs page has its own paging.
+// A domain: its jobs by status and the last hour's throughput (GET .../stats, counters PIE
+// keeps, exact at any size), services with their resolved features, assignments with every
+// revision, event subscriptions and schedules (pause and resume with `jobs:write`), and batches
+// with progress. Each list shows its first page (up to LIMIT); the jobs page has its own paging.
 
 const LIMIT = 50;
 // Service-scope assignments are read per service; only the first few services' are shown.
 const SERVICE_ASSIGNMENTS = 10;
 
 async function loadDomain(base) {
-  const [domain, services, assignments, subscriptions, schedules, batches] = await Promise.all([
-    get(base),
-    get(`${base}/services?limit=${LIMIT}`),
-    get(`${base}/assignments?limit=${LIMIT}`),
-    get(`${base}/subscriptions?limit=${LIMIT}`),
-    get(`${base}/schedules?limit=${LIMIT}`),
-    get(`${base}/batches?limit=${LIMIT}`),
-  ]);
+  const [domain, stats, services, assignments, subscriptions, schedules, batches] =
+    await Promise.all([
+      get(base),
+      get(`${base}/stats`),
+      get(`${base}/services?limit=${LIMIT}`),
+      get(`${base}/assignments?limit=${LIMIT}`),
+      get(`${base}/subscriptions?limit=${LIMIT}`),
+      get(`${base}/schedules?limit=${LIMIT}`),
+      get(`${base}/batches?limit=${LIMIT}`),
+    ]);
   const serviceScoped = await Promise.all(
     services.items
       .slice(0, SERVICE_ASSIGNMENTS)
@@ -35,6 +39,7 @@ async function loadDomain(base) {
   );
   return {
     domain,
+    stats,
     services,
     assignments: keyed.map((a, i) => ({ ...a, revisions: revisions[i].items })),
     subscriptions,
@@ -72,7 +77,7 @@ export function DomainPage({ clientId, domainId }) {
   const write = can('jobs:write');
   return html`<p class="crumbs"><a href="/ui">Overview</a> / ${clientId} / ${domainId}</p>
     <${Loaded} state=${state}>
-      ${({ domain, services, assignments, subscriptions, schedules, batches }) => html`
+      ${({ domain, stats, services, assignments, subscriptions, schedules, batches }) => html`
         <h1>Domain ${domain.domain_id} <span class="muted">(${domain.status})</span></h1>
         <p>
           <a href=${`${ui}/jobs`}>Jobs of this domain</a> ·
@@ -91,6 +96,31 @@ export function DomainPage({ clientId, domainId }) {
             />
           </p>`
         }
+        <section>
+          <h2>Jobs by status</h2>
+          <table class="stats">
+            <thead>
+              <tr>
+                ${STATUSES.map((s) => html`<th><${Status} status=${s} /></th>`)}
+              </tr>
+            </thead>
+            <tbody>
+              <tr>
+                ${STATUSES.map(
+                  (s) =>
+                    html`<td class="count" data-count=${s}>
+                      <a href=${`${ui}/jobs?status=${s}`}>${stats.jobs_by_status[s]}</a>
+                    </td>`,
+                )}
+              </tr>
+            </tbody>
+          </table>
+          <${ThroughputChart}
+            throughput=${stats.throughput}
+            height=${160}
+            label="This domain's throughput over the last hour, per minute"
+          />
+        </section>
         <section>
           <h2>Services</h2>
           <table>

@@ -1,84 +1,88 @@
-import { useEffect, useRef } from 'preact/hooks';
-import uPlot from 'uplot';
-import { get, query, seg } from '../api.js';
+import { useEffect } from 'preact/hooks';
+import { get, seg } from '../api.js';
+import { sumThroughput, ThroughputChart } from '../charts.js';
 import { html, Loaded, STATUSES, Status, useData } from '../ui.js';
 
-// Overview: the token's clients and their domains, each domain's jobs by status, and the
-// last hour's throughput. Everything comes from keyset pages of the jobs list (one small page
-// per status, read through the status index), never from counting a domain's jobs: a count
-// reads at most COUNT_CAP jobs and shows "100+" past it, so the page costs the same for a
-// domain of ten jobs or of a million.
+// Overview: the token's clients with their jobs by status, the first domains' own, and the
+// last hour's throughput. The numbers come from GET /v2/clients/{c}/stats and
+// GET .../domains/{d}/stats: counters PIE keeps as jobs change, so each read costs the same for
+// a domain of ten jobs or of a million, and the counts are exact (they lag the jobs by the event
+// log's turn, milliseconds). The page reads the first MAX_CLIENTS clients, one stats read and
+// one page of domains each, and the stats of the first MAX_DOMAINS domains among them.
 
-const COUNT_CAP = 100;
-const MAX_DOMAINS = 10;
-const BUCKET_S = 300;
+const MAX_CLIENTS = 20;
+const MAX_DOMAINS = 20;
 
 async function loadOverview() {
-  const clients = (await get('/v2/clients?limit=100')).items;
-  const domains = [];
-  for (const client of clients) {
-    const page = await get(`/v2/clients/${seg(client.client_id)}/domains?limit=100`);
-    domains.push(...page.items);
-  }
-  const shown = domains.slice(0, MAX_DOMAINS);
-  const since = Date.now() - 3600_000;
-  const stats = await Promise.all(
-    shown.map(async (domain) => {
-      const base = `/v2/clients/${seg(domain.client_id)}/domains/${seg(domain.domain_id)}/jobs`;
-      const pages = await Promise.all(
-        STATUSES.map((status) => get(base + query({ status, limit: COUNT_CAP }))),
-      );
-      const counts = {};
-      const finished = [];
-      STATUSES.forEach((status, i) => {
-        counts[status] = { n: pages[i].items.length, more: pages[i].next_cursor !== null };
-        if (status === 'success' || status === 'failure') {
-          for (const job of pages[i].items) {
-            const at = Date.parse(job.finished_at);
-            if (at >= since) finished.push({ at, status });
-          }
-        }
-      });
-      return { domain, counts, finished };
+  const page = await get(`/v2/clients?limit=${MAX_CLIENTS}`);
+  const clients = await Promise.all(
+    page.items.map(async (client) => {
+      const base = `/v2/clients/${seg(client.client_id)}`;
+      const [stats, domains] = await Promise.all([
+        get(`${base}/stats`),
+        get(`${base}/domains?limit=${MAX_DOMAINS}`),
+      ]);
+      return { client, stats, domains: domains.items, moreDomains: domains.next_cursor !== null };
     }),
   );
-  return { clients, domains, stats, since };
+  const shown = clients.flatMap(({ domains }) => domains).slice(0, MAX_DOMAINS);
+  const domainStats = await Promise.all(
+    shown.map((d) => get(`/v2/clients/${seg(d.client_id)}/domains/${seg(d.domain_id)}/stats`)),
+  );
+  const statsOf = new Map(shown.map((d, i) => [`${d.client_id}/${d.domain_id}`, domainStats[i]]));
+  return {
+    clients,
+    moreClients: page.next_cursor !== null,
+    domainCount: clients.reduce((n, { domains }) => n + domains.length, 0),
+    shownDomains: shown.length,
+    statsOf,
+    throughput: sumThroughput(clients.map(({ stats }) => stats.throughput)),
+  };
 }
 
-function ThroughputChart({ stats, since }) {
-  const box = useRef();
-  useEffect(() => {
-    const buckets = 3600 / BUCKET_S;
-    const xs = Array.from({ length: buckets }, (_, i) => since / 1000 + i * BUCKET_S);
-    const ok = new Array(buckets).fill(0);
-    const failed = new Array(buckets).fill(0);
-    for (const { finished } of stats) {
-      for (const job of finished) {
-        const i = Math.min(buckets - 1, Math.floor((job.at - since) / 1000 / BUCKET_S));
-        (job.status === 'success' ? ok : failed)[i] += 1;
-      }
-    }
-    const plot = new uPlot(
-      {
-        width: Math.min(760, box.current.clientWidth || 760),
-        height: 220,
-        series: [
-          {},
-          { label: 'success', stroke: '#2a7d46', width: 2 },
-          { label: 'failure', stroke: '#b3261e', width: 2 },
-        ],
-        axes: [{}, { label: `jobs per ${BUCKET_S / 60} min` }],
-      },
-      [xs, ok, failed],
-      box.current,
-    );
-    return () => plot.destroy();
-  }, [stats, since]);
-  return html`<div class="chart" ref=${box} aria-label="Throughput over the last hour"></div>`;
+/** "1 domain", "3 domains", "20+ domains". */
+function plural(n, word, more = false) {
+  return `${n}${more ? '+' : ''} ${word}${n === 1 && !more ? '' : 's'}`;
 }
 
-function count({ n, more }) {
-  return more ? `${n}+` : String(n);
+/** What the page shows of what the token sees. */
+function shownNote(clients, moreClients, shownDomains, domainCount) {
+  const anyMore = clients.some((c) => c.moreDomains);
+  return (
+    `${moreClients ? 'The first' : 'All'} ${plural(clients.length, 'client')} this token sees; ` +
+    "a client's row counts the jobs of all its domains. Rows for " +
+    `${shownDomains} of ${plural(domainCount, 'domain', anyMore)} (the first ${MAX_DOMAINS} at ` +
+    'most). Exact counts, as of a moment ago.'
+  );
+}
+
+function Counts({ counts, link }) {
+  return STATUSES.map(
+    (s) =>
+      html`<td class="count" data-count=${s}>
+        ${link ? html`<a href=${`${link}/jobs?status=${s}`}>${counts[s]}</a>` : counts[s]}
+      </td>`,
+  );
+}
+
+function ClientRows({ client, stats, domains, moreDomains, statsOf }) {
+  const shown = domains.filter((d) => statsOf.has(`${d.client_id}/${d.domain_id}`));
+  return html`<tr class="client-row" data-client=${client.client_id}>
+      <td><strong>${client.client_id}</strong> ${client.name ?? ''}</td>
+      <td class="muted">all ${plural(domains.length, 'domain', moreDomains)}</td>
+      <td></td>
+      <${Counts} counts=${stats.jobs_by_status} />
+    </tr>
+    ${shown.map((domain) => {
+      const base = `/ui/clients/${seg(domain.client_id)}/domains/${seg(domain.domain_id)}`;
+      const domainStats = statsOf.get(`${domain.client_id}/${domain.domain_id}`);
+      return html`<tr data-domain=${`${domain.client_id}/${domain.domain_id}`}>
+        <td></td>
+        <td><a href=${base}>${domain.domain_id}</a></td>
+        <td>${domain.status}</td>
+        <${Counts} counts=${domainStats.jobs_by_status} link=${base} />
+      </tr>`;
+    })}`;
 }
 
 export function OverviewPage() {
@@ -89,17 +93,11 @@ export function OverviewPage() {
   }, [state.reload]);
   return html`<h1>Overview</h1>
     <${Loaded} state=${state}>
-      ${({ clients, domains, stats, since }) => html`
-        <section>
-          <h2>Clients</h2>
-          ${clients.length === 0 && html`<p class="muted">This token sees no clients.</p>`}
-          <ul class="clients">
-            ${clients.map((c) => html`<li><strong>${c.client_id}</strong> ${c.name ?? ''}</li>`)}
-          </ul>
-        </section>
+      ${({ clients, moreClients, domainCount, shownDomains, statsOf, throughput }) => html`
         <section>
           <h2>Jobs by status</h2>
-          <table>
+          ${clients.length === 0 && html`<p class="muted">This token sees no clients.</p>`}
+          <table class="stats">
             <thead>
               <tr>
                 <th>client</th>
@@ -109,32 +107,24 @@ export function OverviewPage() {
               </tr>
             </thead>
             <tbody>
-              ${stats.map(({ domain, counts }) => {
-                const base = `/ui/clients/${seg(domain.client_id)}/domains/${seg(domain.domain_id)}`;
-                return html`<tr>
-                  <td>${domain.client_id}</td>
-                  <td><a href=${base}>${domain.domain_id}</a></td>
-                  <td>${domain.status}</td>
-                  ${STATUSES.map(
-                    (s) =>
-                      html`<td><a href=${`${base}/jobs?status=${s}`}>${count(counts[s])}</a></td>`,
-                  )}
-                </tr>`;
-              })}
+              ${clients.map(
+                (each) =>
+                  html`<${ClientRows}
+                    key=${each.client.client_id}
+                    ...${each}
+                    statsOf=${statsOf}
+                  />`,
+              )}
             </tbody>
           </table>
-          ${
-            domains.length > MAX_DOMAINS &&
-            html`<p class="muted">Showing ${MAX_DOMAINS} of ${domains.length} domains.</p>`
-          }
-          <p class="muted">
-            Counts stop at ${COUNT_CAP} (shown as ${COUNT_CAP}+); open a domain's jobs for all of
-            them.
-          </p>
+          <p class="muted">${shownNote(clients, moreClients, shownDomains, domainCount)}</p>
         </section>
         <section>
           <h2>Throughput, last hour</h2>
-          <${ThroughputChart} stats=${stats} since=${since} />
+          <${ThroughputChart}
+            throughput=${throughput}
+            label="Throughput over the last hour, per minute"
+          />
         </section>
       `}
     <//>`;

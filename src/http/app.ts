@@ -29,6 +29,7 @@ import { redriveRoutes } from './routes/redrive.routes.js';
 import { modelRoutes } from './routes/models.routes.js';
 import { scheduleRoutes } from './routes/schedules.routes.js';
 import { serviceRoutes } from './routes/services.routes.js';
+import { statsRoutes } from './routes/stats.routes.js';
 import { subscriptionRoutes } from './routes/subscriptions.routes.js';
 import { workerRoutes } from './routes/workers.routes.js';
 import type { TypedApp } from './typed-app.js';
@@ -144,6 +145,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Ty
       assignmentRoutes(api, ctx);
       jobRoutes(api, ctx);
       eventRoutes(api, ctx, { ...SSE_DEFAULTS, ...options.events });
+      statsRoutes(api, ctx);
       batchRoutes(api, ctx);
       redriveRoutes(api, ctx);
       completionRoutes(api, ctx);

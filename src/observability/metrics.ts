@@ -84,7 +84,7 @@ export class Metrics {
 
   readonly retentionDeleted = new client.Counter({
     name: 'pie_retention_deleted_total',
-    help: 'Rows retention deleted: finished jobs (jobs) and batches (batches) past PIE_RETENTION_DAYS, idempotency records past 24 h (idempotency), job events past PIE_EVENTS_RETENTION_S (events).',
+    help: 'Rows retention deleted: finished jobs (jobs) and batches (batches) past PIE_RETENTION_DAYS, idempotency records past 24 h (idempotency), job events past PIE_EVENTS_RETENTION_S (events), minutes of job activity past 2 h (activity).',
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });

@@ -33,11 +33,34 @@ export function deleteOldFinishedJobs(q: Queryable, maxAgeS: number, batch: numb
     age: 'finished_at',
     maxAgeS,
     batch,
-    // The completions that joined a debounced job go with it.
-    cascade: `delete from debounce_joins d using gone
-              where d.client_id = gone.client_id and d.job_id = gone.job_id`,
-    returning: 'client_id, job_id',
+    cascade: [
+      // The completions that joined a debounced job go with it.
+      `delete from debounce_joins d using gone
+       where d.client_id = gone.client_id and d.job_id = gone.job_id`,
+      // The jobs leave the counts of their domain and status (migration 000017), in this same
+      // statement, so the counts never include a job that is gone. Every write to job_counts
+      // adds a signed amount, so it does not matter whether the sequencer has yet counted these
+      // jobs' last changes (their events may still wait for its turn): the sum comes out the
+      // same in either order. An upsert in key order, as the sequencer's, rather than an
+      // update: the two never lock the same rows in opposite orders (a deadlock), and a count
+      // the sequencer has not written yet is started below zero and brought back by it.
+      `insert into job_counts as t (client_id, domain_id, status, count)
+       select client_id, domain_id, status, -count(*) from gone
+       group by client_id, domain_id, status
+       order by client_id, domain_id, status
+       on conflict (client_id, domain_id, status) do update set count = t.count + excluded.count`,
+    ],
+    returning: 'client_id, job_id, domain_id, status',
   });
+}
+
+/**
+ * Deletes up to `batch` minutes of job activity (migration 000017) older than `maxAgeS`, and
+ * returns how many rows it deleted. The stats routes read the last hour; older minutes only
+ * take space.
+ */
+export function deleteOldJobActivity(q: Queryable, maxAgeS: number, batch: number) {
+  return deleteOldest(q, { table: 'job_activity', age: 'minute', maxAgeS, batch });
 }
 
 /**
@@ -82,7 +105,7 @@ export function deleteOldIdempotencyRecords(q: Queryable, maxAgeS: number, batch
 
 /**
  * Deletes up to `batch` rows of `table` whose `age` column is older than `maxAgeS` seconds,
- * and with `cascade` what depends on them (a statement reading the deleted rows, `gone`, with
+ * and with `cascade` what depends on them (statements reading the deleted rows, `gone`, with
  * the columns `returning` names).
  */
 async function deleteOldest(
@@ -93,10 +116,11 @@ async function deleteOldest(
     age: string;
     maxAgeS: number;
     batch: number;
-    cascade?: string;
+    cascade?: readonly string[];
     returning?: string;
   },
 ): Promise<number> {
+  const cascaded = (old.cascade ?? []).map((statement, i) => `, cascaded_${i} as (${statement})`);
   const { rows } = await q.query<{ deleted: number }>(
     `with gone as (
        delete from ${old.table}
@@ -108,7 +132,7 @@ async function deleteOldest(
          for update skip locked
        ))
        returning ${old.returning ?? '1'}
-     )${old.cascade === undefined ? '' : `, cascaded as (${old.cascade})`}
+     )${cascaded.join('')}
      select count(*)::int as deleted from gone`,
     [old.maxAgeS, old.batch],
   );

@@ -6,6 +6,7 @@ import {
   deleteOldFinishedBatches,
   deleteOldFinishedJobs,
   deleteOldIdempotencyRecords,
+  deleteOldJobActivity,
   tryRetentionLock,
 } from '../repositories/retention.repository.js';
 import { deleteOldJobEvents } from '../repositories/job-events.repository.js';
@@ -13,6 +14,12 @@ import type { BackgroundService } from './background-service.js';
 
 /** How long an idempotency record is kept: the API promises replays for 24 hours. */
 export const IDEMPOTENCY_MAX_AGE_S = 24 * 60 * 60;
+
+/**
+ * How long a minute of job activity (the stats routes' throughput, migration 000017) is kept:
+ * the routes read the last 60 minutes; an hour more is margin, and is as cheap to keep.
+ */
+export const ACTIVITY_MAX_AGE_S = 2 * 60 * 60;
 
 export interface RetentionOptions {
   /** Time between turns while there is no backlog. */
@@ -23,6 +30,8 @@ export interface RetentionOptions {
   eventsMaxAgeS?: number;
   /** Idempotency records older than this (by `created_at`) are deleted. */
   idempotencyMaxAgeS: number;
+  /** Minutes of job activity older than this are deleted. */
+  activityMaxAgeS: number;
   /** Rows one statement deletes at most. */
   batch: number;
   /** A turn starts no new batch once it has run this long. */
@@ -40,9 +49,10 @@ export const RETENTION_DEFAULTS = {
   batch: 500,
   budgetMs: 1000,
   idempotencyMaxAgeS: IDEMPOTENCY_MAX_AGE_S,
+  activityMaxAgeS: ACTIVITY_MAX_AGE_S,
 } as const;
 
-type Kind = 'jobs' | 'batches' | 'idempotency' | 'events';
+type Kind = 'jobs' | 'batches' | 'idempotency' | 'events' | 'activity';
 
 /** What one turn did: rows deleted by kind, and why it ended. */
 export interface RetentionTurn {
@@ -54,9 +64,9 @@ export interface RetentionTurn {
 }
 
 /**
- * Deletes finished jobs and batches past their retention, and idempotency records past 24
- * hours, in small
- * batches, by one process of the fleet at a time.
+ * Deletes finished jobs and batches past their retention, idempotency records past 24 hours,
+ * job events past theirs and minutes of job activity past 2 hours, in small batches, by one
+ * process of the fleet at a time.
  *
  * Each batch is its own short transaction that first takes a transaction-scoped advisory lock
  * (`pg_try_advisory_xact_lock`) and gives up the turn when another process holds it. The lock
@@ -85,10 +95,11 @@ export class RetentionService implements BackgroundService {
     private readonly metrics: Metrics,
   ) {
     this.options = { ...RETENTION_DEFAULTS, ...options };
-    const { batch, jobsMaxAgeS, idempotencyMaxAgeS, eventsMaxAgeS } = this.options;
+    const { batch, jobsMaxAgeS, idempotencyMaxAgeS, eventsMaxAgeS, activityMaxAgeS } = this.options;
     this.deleters.set('idempotency', (tx) =>
       deleteOldIdempotencyRecords(tx, idempotencyMaxAgeS, batch),
     );
+    this.deleters.set('activity', (tx) => deleteOldJobActivity(tx, activityMaxAgeS, batch));
     if (eventsMaxAgeS !== undefined) {
       this.deleters.set('events', (tx) => deleteOldJobEvents(tx, eventsMaxAgeS, batch));
     }
@@ -116,7 +127,7 @@ export class RetentionService implements BackgroundService {
   async runOnce(): Promise<RetentionTurn> {
     const started = performance.now();
     const turn: RetentionTurn = {
-      deleted: { jobs: 0, batches: 0, idempotency: 0, events: 0 },
+      deleted: { jobs: 0, batches: 0, idempotency: 0, events: 0, activity: 0 },
       busy: false,
       backlog: false,
     };

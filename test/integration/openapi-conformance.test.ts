@@ -564,6 +564,10 @@ async function walkThrough(conf: Conformance, server: TestServer) {
       ),
   });
 
+  // Jobs by status and the last hour, of the domain and of the whole client.
+  await send(`GET ${DOMAIN}/stats`, { params: at(), expect: 200 });
+  await send(`GET ${CLIENT}/stats`, { params: at(), expect: 200 });
+
   // Completion by the model handler, and cancelling.
   const complete = `POST ${VERSION}/jobs/{job_id}/complete`;
   const cancel = `POST ${DOMAIN}/jobs/{job_id}/cancel`;

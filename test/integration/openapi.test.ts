@@ -45,6 +45,8 @@ const EXPECTED_OPERATIONS = [
   'POST /v2/clients/{client_id}/domains/{domain_id}/jobs/batch',
   'GET /v2/clients/{client_id}/domains/{domain_id}/batches',
   'GET /v2/clients/{client_id}/domains/{domain_id}/events',
+  'GET /v2/clients/{client_id}/domains/{domain_id}/stats',
+  'GET /v2/clients/{client_id}/stats',
   'GET /v2/clients/{client_id}/domains/{domain_id}/batches/{batch_id}',
   'GET /v2/clients/{client_id}/domains/{domain_id}/jobs/{job_id}',
   'POST /v2/clients/{client_id}/domains/{domain_id}/jobs/cancel',

@@ -198,7 +198,7 @@ for (const backend of testBackends()) {
       );
       assert.equal(orphans[0]!.n, 0, "the deleted batch's counts went with it");
       assert.deepEqual(turn, {
-        deleted: { jobs: 10, batches: 1, idempotency: 0, events: 0 },
+        deleted: { jobs: 10, batches: 1, idempotency: 0, events: 0, activity: 0 },
         busy: false,
         backlog: false,
       });
@@ -221,6 +221,7 @@ for (const backend of testBackends()) {
         batches: 0,
         idempotency: 0,
         events: 0,
+        activity: 0,
       });
     });
 
@@ -253,7 +254,7 @@ for (const backend of testBackends()) {
 
       const first = await service.runOnce();
       assert.deepEqual(first, {
-        deleted: { jobs: 3, batches: 0, idempotency: 0, events: 0 },
+        deleted: { jobs: 3, batches: 0, idempotency: 0, events: 0, activity: 0 },
         busy: false,
         backlog: true,
       });
@@ -285,7 +286,13 @@ for (const backend of testBackends()) {
 
       const turn = await service.runOnce();
 
-      assert.deepEqual(turn.deleted, { jobs: 0, batches: 0, idempotency: 2, events: 0 });
+      assert.deepEqual(turn.deleted, {
+        jobs: 0,
+        batches: 0,
+        idempotency: 2,
+        events: 0,
+        activity: 0,
+      });
       assert.deepEqual(await idempotencyKeys(db), ['answered-23h', 'answered-now']);
       assert.deepEqual(await jobTags(db), ['ancient-0'], 'jobs are kept');
       assert.equal(await deletedCount(metrics, 'idempotency'), 2);
@@ -350,7 +357,7 @@ for (const backend of testBackends()) {
           });
 
           assert.deepEqual(blocked, {
-            deleted: { jobs: 0, batches: 0, idempotency: 0, events: 0 },
+            deleted: { jobs: 0, batches: 0, idempotency: 0, events: 0, activity: 0 },
             busy: true,
             backlog: false,
           });
@@ -359,7 +366,7 @@ for (const backend of testBackends()) {
           const after = await service.runOnce();
           assert.deepEqual(
             after.deleted,
-            { jobs: 5, batches: 0, idempotency: 1, events: 0 },
+            { jobs: 5, batches: 0, idempotency: 1, events: 0, activity: 0 },
             'once it is released',
           );
         } finally {

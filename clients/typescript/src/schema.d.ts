@@ -517,6 +517,46 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/v2/clients/{client_id}/domains/{domain_id}/stats': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * A domain's jobs by status and its throughput over the last hour
+     * @description From counters the event log keeps as jobs change (never a count of the jobs), so the answer costs the same for a domain of ten jobs or of a million. They lag the changes by the log's turn (about 10 ms, at most PIE_EVENTS_POLL_MS); jobs retention deletes leave the counts. See docs/API-CONTRACT.md, "Job statistics".
+     */
+    get: operations['getDomainStats'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v2/clients/{client_id}/stats': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * A client's jobs by status and its throughput over the last hour, over all its domains
+     * @description From counters the event log keeps as jobs change (never a count of the jobs), so the answer costs the same for a domain of ten jobs or of a million. They lag the changes by the log's turn (about 10 ms, at most PIE_EVENTS_POLL_MS); jobs retention deletes leave the counts. See docs/API-CONTRACT.md, "Job statistics".
+     */
+    get: operations['getClientStats'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/v2/clients/{client_id}/domains/{domain_id}/jobs/batch': {
     parameters: {
       query?: never;
@@ -1378,6 +1418,66 @@ export interface components {
     JobPage: {
       items: components['schemas']['Job'][];
       next_cursor: string | null;
+    };
+    /**
+     * JobStatusCounts
+     * @description How many jobs are in each status now; every status is present, 0 when none.
+     */
+    JobStatusCounts: {
+      queued: number;
+      dispatched: number;
+      running: number;
+      success: number;
+      failure: number;
+      cancelled: number;
+    };
+    /**
+     * ThroughputBucket
+     * @description How many jobs entered each status in one minute: `queued` counts jobs created and retries back to the queue, `success` and `failure` completions, and so on.
+     */
+    ThroughputBucket: {
+      /**
+       * Format: date-time
+       * @description The start of the minute.
+       */
+      at: string;
+      queued: number;
+      dispatched: number;
+      running: number;
+      success: number;
+      failure: number;
+      cancelled: number;
+    };
+    /**
+     * Throughput
+     * @description The last hour, minute by minute.
+     */
+    Throughput: {
+      /**
+       * @description Seconds per bucket: 60.
+       * @example 60
+       */
+      bucket_s: number;
+      /**
+       * Format: date-time
+       * @description The start of the first bucket.
+       */
+      since: string;
+      /** @description The last 60 minutes, oldest first, one bucket each (zeros when nothing happened); the last is the minute under way. */
+      buckets: components['schemas']['ThroughputBucket'][];
+    };
+    /**
+     * JobStats
+     * @description Jobs by status and the last hour of throughput, from counters PIE keeps as jobs change: reading them costs the same for ten jobs or a million.
+     */
+    JobStats: {
+      /**
+       * Format: date-time
+       * @description The database's clock when the statistics were read. They lag the jobs' own changes by the event log's turn (milliseconds; at most PIE_EVENTS_POLL_MS).
+       */
+      as_of: string;
+      jobs_by_status: components['schemas']['JobStatusCounts'];
+      throughput: components['schemas']['Throughput'];
     };
     /** StartBatchRequest */
     StartBatchRequest: {
@@ -7261,6 +7361,255 @@ export interface operations {
            * @example {
            *       "success": false,
            *       "message": "domain \"south_australia\" not found in client \"client-1\""
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
+      429: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getDomainStats: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description Client (tenant) identifier.
+         * @example client-1
+         */
+        client_id: string;
+        /**
+         * @description Domain identifier within a client.
+         * @example south_australia
+         */
+        domain_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Jobs by status and the last hour of throughput, from counters PIE keeps as jobs change: reading them costs the same for ten jobs or a million. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['JobStats'];
+        };
+      };
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "invalid request: params/domain_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
+      401: {
+        headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The caller lacks the permission this operation needs. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "this token lacks the \"read\" scope needed here"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The resource (or one on its path) does not exist. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "domain \"south_australia\" not found in client \"client-1\""
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
+      429: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getClientStats: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description Client (tenant) identifier.
+         * @example client-1
+         */
+        client_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Jobs by status and the last hour of throughput, from counters PIE keeps as jobs change: reading them costs the same for ten jobs or a million. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['JobStats'];
+        };
+      };
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "invalid request: params/client_id must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
+      401: {
+        headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The caller lacks the permission this operation needs. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "this token lacks the \"read\" scope needed here"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The resource (or one on its path) does not exist. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "client \"client-1\" not found"
            *     }
            */
           'application/json': components['schemas']['Error'];
