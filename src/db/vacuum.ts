@@ -2,13 +2,22 @@ import type { Database, Queryable } from './database.js';
 
 /**
  * The tables whose rows PIE updates or deletes: a job's row is rewritten as it is claimed,
- * handed over and finished (three dead versions a job), idempotency keys expire, and the job
- * statistics (migration 000017) are updated every event-log turn and their minutes deleted
- * after two hours. Those two are small (rows per domain, not per job), so vacuuming them costs
- * little; left alone on PGlite, the deleted minutes would leave dead line pointers behind for
- * good. The others change when an operator changes them.
+ * handed over and finished (three dead versions a job), idempotency keys expire, each job event
+ * is written, numbered (a second version) and deleted after PIE_EVENTS_RETENTION_S, the event
+ * log's one row is rewritten by every sequencer turn, and the job statistics (migration 000017)
+ * are updated every turn and their minutes deleted after two hours. Left alone on PGlite, which
+ * has no autovacuum, the dead versions would stay for good: the event log alone leaves two per
+ * job change. Vacuum reads only the pages that changed since the last one (the visibility map),
+ * so a large, settled table costs little. The others change when an operator changes them.
  */
-export const CHURNING_TABLES = ['jobs', 'idempotency_keys', 'job_counts', 'job_activity'] as const;
+export const CHURNING_TABLES = [
+  'jobs',
+  'idempotency_keys',
+  'job_events',
+  'job_event_log',
+  'job_counts',
+  'job_activity',
+] as const;
 
 /**
  * Whether nothing else vacuums this database: PGlite runs no autovacuum, and a PostgreSQL
