@@ -30,6 +30,8 @@ export interface LogBounds {
 }
 
 // Positions are bigint in SQL; as text they reach JavaScript the same way from both drivers.
+// Statements selecting these order by `job_events.position`: a bare `position` in ORDER BY
+// names the output column, the text, and "10" sorts before "9".
 const COLUMNS = `position::text as position, client_id, domain_id, job_id, status,
   previous_status, job_type, service_id, model_id, model_version, attempt,
   to_json(updated_at)#>>'{}' as updated_at`;
@@ -62,7 +64,7 @@ export async function readEventsAfter(
 ): Promise<JobEventRecord[]> {
   const { rows } = await q.query<Row>(
     `select ${COLUMNS} from job_events
-     where position is not null and position > $1 order by position limit $2`,
+     where position is not null and position > $1 order by job_events.position limit $2`,
     [position, limit],
   );
   return rows.map(toRecord);
@@ -79,7 +81,7 @@ export async function readDomainEventsAfter(
   const { rows } = await q.query<Row>(
     `select ${COLUMNS} from job_events
      where client_id = $1 and domain_id = $2 and position is not null and position > $3
-     order by position limit $4`,
+     order by job_events.position limit $4`,
     [clientId, domainId, position, limit],
   );
   return rows.map(toRecord);
