@@ -1,4 +1,6 @@
 import type { Queryable } from '../db/database.js';
+import type { JobStatus } from '../domain/job-status.js';
+import { iso } from './rows.js';
 
 /**
  * The job event log (migration 000014): rows written by triggers on `jobs`, numbered by the
@@ -85,6 +87,52 @@ export async function readDomainEventsAfter(
     [clientId, domainId, position, limit],
   );
   return rows.map(toRecord);
+}
+
+/** One change of one job, as its timeline shows it. */
+export interface JobStatusChange {
+  position: number;
+  status: JobStatus;
+  /** null when the job was created */
+  previous_status: JobStatus | null;
+  attempt: number;
+  /** the job's `updated_at` as the change left it */
+  at: string;
+}
+
+/**
+ * One job's numbered events, its latest `limit`, oldest first (`job_events_by_job`, migration
+ * 000018). Retention deletes the log from its start, so what is kept of a job is always its
+ * latest changes: the first of them is its creation exactly when none is gone.
+ */
+export async function readJobEvents(
+  q: Queryable,
+  clientId: string,
+  domainId: string,
+  jobId: string,
+  limit: number,
+): Promise<JobStatusChange[]> {
+  const { rows } = await q.query<{
+    position: string;
+    status: JobStatus;
+    previous_status: JobStatus | null;
+    attempt: number;
+    updated_at: Date;
+  }>(
+    `select position::text as position, status, previous_status, attempt, updated_at
+     from job_events
+     where client_id = $1 and job_id = $2 and position is not null and domain_id = $3
+     order by job_events.position desc
+     limit $4`,
+    [clientId, jobId, domainId, limit],
+  );
+  return rows.reverse().map((row) => ({
+    position: Number(row.position),
+    status: row.status,
+    previous_status: row.previous_status,
+    attempt: row.attempt,
+    at: iso(row.updated_at),
+  }));
 }
 
 /**
