@@ -1,5 +1,6 @@
+import { useState } from 'preact/hooks';
 import { can, get, post, put, seg } from '../api.js';
-import { Action, html, Json, Loaded, useData, when } from '../ui.js';
+import { Action, html, Json, Loaded, RETRY_ALL, RetriedAll, useData, when } from '../ui.js';
 
 // A domain: services with their resolved features, assignments with every revision, event
 // subscriptions and schedules (pause and resume with `jobs:write`), and batches with progress.
@@ -70,6 +71,7 @@ export function DomainPage({ clientId, domainId }) {
   const ui = `/ui/clients/${seg(clientId)}/domains/${seg(domainId)}`;
   const state = useData(() => loadDomain(base), base);
   const write = can('jobs:write');
+  const [retriedAll, setRetriedAll] = useState();
   return html`<p class="crumbs"><a href="/ui">Overview</a> / ${clientId} / ${domainId}</p>
     <${Loaded} state=${state}>
       ${({ domain, services, assignments, subscriptions, schedules, batches }) => html`
@@ -85,10 +87,11 @@ export function DomainPage({ clientId, domainId }) {
               label="Retry all failures"
               confirm="Start a new job for every failed job of this domain (up to 10,000)?"
               run=${async () => {
-                const a = await post(`${base}/jobs/retry`, { status: 'failure' });
-                window.alert(`Retried ${a.count} failed jobs.`);
+                setRetriedAll(undefined);
+                setRetriedAll(await post(`${base}/jobs/retry`, RETRY_ALL));
               }}
             />
+            <${RetriedAll} answer=${retriedAll} jobs=${`${ui}/jobs`} />
           </p>`
         }
         <section>
