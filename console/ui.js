@@ -55,6 +55,15 @@ export function when(iso) {
   return iso ? new Date(iso).toLocaleString() : '—';
 }
 
+/** A length of time, short: `350 ms`, `4.2 s`, `3 min 5 s`, `2 h 10 min`. */
+export function duration(ms) {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const s = Math.floor(ms / 1000);
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
 /** A button that runs an action, shows it running, and reports its error beside it. */
 export function Action({ label, run, confirm: question }) {
   const [busy, setBusy] = useState(false);
@@ -75,6 +84,21 @@ export function Action({ label, run, confirm: question }) {
     <button type="button" disabled=${busy} onClick=${click}>${label}</button>
     ${error && html`<span class="error" role="alert">${error}</span>`}
   </span>`;
+}
+
+/** "Retry all failures": the domain's failed jobs, oldest first, as many as its question says. */
+export const RETRY_ALL = { status: 'failure', limit: 10_000 };
+
+/** What "Retry all failures" did: how many new jobs it started. */
+export function RetriedAll({ answer, jobs }) {
+  if (answer === undefined) return null;
+  const { count } = answer;
+  const said = `Retried ${count === 1 ? '1 failed job' : `${count} failed jobs`}`;
+  const more = count === RETRY_ALL.limit ? ' More may be left: the oldest were retried.' : '';
+  if (count === 0) return html`<span role="status" class="done">${said}.</span>`;
+  return html`<span role="status" class="done"
+    >${said} as <a href=${`${jobs}?status=queued`}>new queued jobs</a>.${more}</span
+  >`;
 }
 
 export const FINAL = ['success', 'failure', 'cancelled'];

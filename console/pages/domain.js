@@ -1,6 +1,18 @@
+import { useState } from 'preact/hooks';
 import { can, get, post, put, seg } from '../api.js';
 import { ThroughputChart } from '../charts.js';
-import { Action, html, Json, Loaded, STATUSES, Status, useData, when } from '../ui.js';
+import {
+  Action,
+  html,
+  Json,
+  Loaded,
+  RETRY_ALL,
+  RetriedAll,
+  STATUSES,
+  Status,
+  useData,
+  when,
+} from '../ui.js';
 
 // A domain: its jobs by status and the last hour's throughput (GET .../stats, counters PIE
 // keeps, exact at any size), services with their resolved features, assignments with every
@@ -75,6 +87,7 @@ export function DomainPage({ clientId, domainId }) {
   const ui = `/ui/clients/${seg(clientId)}/domains/${seg(domainId)}`;
   const state = useData(() => loadDomain(base), base);
   const write = can('jobs:write');
+  const [retriedAll, setRetriedAll] = useState();
   return html`<p class="crumbs"><a href="/ui">Overview</a> / ${clientId} / ${domainId}</p>
     <${Loaded} state=${state}>
       ${({ domain, stats, services, assignments, subscriptions, schedules, batches }) => html`
@@ -90,10 +103,11 @@ export function DomainPage({ clientId, domainId }) {
               label="Retry all failures"
               confirm="Start a new job for every failed job of this domain (up to 10,000)?"
               run=${async () => {
-                const a = await post(`${base}/jobs/retry`, { status: 'failure' });
-                window.alert(`Retried ${a.count} failed jobs.`);
+                setRetriedAll(undefined);
+                setRetriedAll(await post(`${base}/jobs/retry`, RETRY_ALL));
               }}
             />
+            <${RetriedAll} answer=${retriedAll} jobs=${`${ui}/jobs`} />
           </p>`
         }
         <section>

@@ -1,12 +1,17 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { can, get, post, query, seg } from '../api.js';
 import { watchDomain } from '../live.js';
-import { Action, FINAL, html, Json, Loaded, Status, useData, when } from '../ui.js';
+import { Action, duration, FINAL, html, Json, Loaded, Status, useData, when } from '../ui.js';
 
 // One job: its status timeline with attempts, what it ran with and returned, its lineage up
 // (the job it was retried from, the completed job or batch whose subscription started it) and
 // down (jobs retried from it or started by its completion: the `parent_job_id` filter), and
 // cancel or retry when the token's scopes allow. Live: it re-reads when the job changes.
+//
+// The timeline comes from the job's status changes in the job event log
+// (`GET .../jobs/{job_id}/events`), grouped by attempt. The log keeps changes for
+// PIE_EVENTS_RETENTION_S (1 h by default): for an older job (`complete: false`) the page says
+// its older changes are gone and draws the job's own timestamps instead, with what is kept.
 
 async function loadJob(base, jobId) {
   const job = await get(`${base}/jobs/${seg(jobId)}`);
@@ -21,8 +26,189 @@ async function loadJob(base, jobId) {
       get(`${base}/jobs/${seg(id)}`).catch(() => ({ job_id: id, status: 'gone', job_type: '?' })),
     ),
   );
-  const children = await get(`${base}/jobs${query({ parent_job_id: jobId, limit: 20 })}`);
-  return { job, parents, children };
+  const [children, timeline] = await Promise.all([
+    get(`${base}/jobs${query({ parent_job_id: jobId, limit: 20 })}`),
+    // A PIE without the route (or a refusal of it alone) leaves the job's own timestamps.
+    get(`${base}/jobs/${seg(jobId)}/events`).catch(() => null),
+  ]);
+  return { job, parents, children, timeline };
+}
+
+/**
+ * The changes in attempts: a claim (to `dispatched`) starts one, and the changes after it until
+ * the next claim are its own (running, back to queued on a retry, the final status). Changes
+ * before the first claim (created, queued) are a group of their own. Each change carries how
+ * long the status before it lasted (`since`, ms; null for the first).
+ */
+export function groupByAttempt(items) {
+  const groups = [];
+  const seen = new Set();
+  let group;
+  items.forEach((change, i) => {
+    const claim = change.status === 'dispatched';
+    if (group === undefined || claim) {
+      group = {
+        attempt: change.attempt,
+        claimed: claim,
+        // A release gives its attempt back, and the next claim delivers it again.
+        again: claim && seen.has(change.attempt),
+        created: change.previous_status === null,
+        changes: [],
+      };
+      if (claim) seen.add(change.attempt);
+      groups.push(group);
+    }
+    const since = i === 0 ? null : Date.parse(change.at) - Date.parse(items[i - 1].at);
+    group.changes.push({ ...change, since });
+  });
+  return groups;
+}
+
+function groupLabel(group) {
+  if (group.claimed) return `Attempt ${group.attempt}${group.again ? ' (again)' : ''}`;
+  if (group.created) return 'Queued';
+  return group.attempt === 0 ? 'Before the first attempt' : `Attempt ${group.attempt}`;
+}
+
+/** The changes, grouped by attempt: status, time, and how long since the change before. */
+function Changes({ groups }) {
+  return html`<div class="attempts">
+    ${groups.map(
+      (group) =>
+        html`<div class="attempt" data-attempt=${group.claimed ? group.attempt : 'queued'}>
+          <h3>${groupLabel(group)}</h3>
+          <ol class="timeline">
+            ${group.changes.map(
+              (change) =>
+                html`<li data-position=${change.position}>
+                  <${Status} status=${change.status} />
+                  ${change.previous_status === null ? ' created ' : ' '}${when(change.at)}
+                  <span class="muted">
+                    ${change.since === null ? '' : ` · +${duration(change.since)} after ${change.previous_status}`}
+                  </span>
+                </li>`,
+            )}
+          </ol>
+        </div>`,
+    )}
+  </div>`;
+}
+
+/**
+ * The timeline as a picture: one bar per attempt on a shared time axis, a segment per status
+ * as wide as it lasted (the current status of an unfinished job lasts until now). A final
+ * status is a thin mark at its end.
+ */
+function Bars({ groups, job, now }) {
+  const changes = groups.flatMap((group) => group.changes);
+  const start = Date.parse(changes[0].at);
+  const last = Date.parse(changes[changes.length - 1].at);
+  const end = FINAL.includes(job.status) ? last : Math.max(now, last);
+  const span = Math.max(end - start, 1);
+  const LABEL = 130;
+  const PLOT = 600;
+  const ROW = 22;
+  const GAP = 8;
+  const width = LABEL + PLOT + 70;
+  const height = groups.length * (ROW + GAP) + 20;
+  const x = (t) => LABEL + ((t - start) / span) * PLOT;
+  let index = 0;
+  const rows = groups.map((group, r) => {
+    const y = r * (ROW + GAP);
+    const segments = group.changes.map((change) => {
+      index += 1;
+      const from = Date.parse(change.at);
+      const next = changes[index];
+      const to = next === undefined ? end : Date.parse(next.at);
+      const final = FINAL.includes(change.status);
+      const w = final ? 4 : Math.max(((to - from) / span) * PLOT, 2);
+      return { change, x: final ? x(from) - 2 : x(from), w, lasted: to - from, final };
+    });
+    return { group, y, segments };
+  });
+  return html`<svg
+    class="bars"
+    role="img"
+    aria-label="Timeline by attempt"
+    width=${width}
+    height=${height}
+    viewBox=${`0 0 ${width} ${height}`}
+  >
+    ${rows.map(
+      ({ group, y, segments }) =>
+        html`<g data-attempt=${group.claimed ? group.attempt : 'queued'}>
+          <text x="0" y=${y + 15} class="bar-label">${groupLabel(group)}</text>
+          ${segments.map(
+            (s) =>
+              html`<rect
+                x=${s.x}
+                y=${y}
+                width=${s.w}
+                height=${ROW}
+                rx="3"
+                class=${`seg seg-${s.change.status}`}
+                data-status=${s.change.status}
+              >
+                <title>
+                  ${s.final ? s.change.status : `${s.change.status} for ${duration(s.lasted)}`}
+                </title>
+              </rect>`,
+          )}
+        </g>`,
+    )}
+    <line x1=${LABEL} y1=${height - 16} x2=${LABEL + PLOT} y2=${height - 16} class="axis" />
+    <text x=${LABEL} y=${height - 3} class="bar-label">${when(changes[0].at)}</text>
+    <text x=${LABEL + PLOT} y=${height - 3} class="bar-label" text-anchor="end">
+      +${duration(end - start)}
+    </text>
+  </svg>`;
+}
+
+/** Which colour is which status in the bars. */
+function Legend({ statuses }) {
+  return html`<p class="legend">
+    ${statuses.map((status) => html`<span><i class=${`swatch seg-${status}`}></i>${status}</span>`)}
+  </p>`;
+}
+
+/** The job's own timestamps: what the row says when the event log no longer has its start. */
+function RowTimeline({ job }) {
+  return html`<ol class="timeline">
+    <li><${Status} status="queued" /> created ${when(job.created_at)}</li>
+    ${job.dispatched_at && html`<li><${Status} status="dispatched" /> attempt ${job.attempt} of ${job.max_attempts}, ${when(job.dispatched_at)}</li>`}
+    ${job.status === 'running' && html`<li><${Status} status="running" /> since ${when(job.updated_at)}</li>`}
+    ${job.finished_at && html`<li><${Status} status=${job.status} /> after ${job.attempt} attempt${job.attempt === 1 ? '' : 's'}, ${when(job.finished_at)}</li>`}
+  </ol>`;
+}
+
+function Timeline({ job, timeline }) {
+  const items = timeline?.items ?? [];
+  const groups = groupByAttempt(items);
+  const complete = timeline?.complete === true;
+  const attempts = `attempt ${job.attempt} of ${job.max_attempts}`;
+  return html`<section class="job-timeline">
+    <h2>Timeline <span class="muted">(${attempts})</span></h2>
+    ${
+      !complete &&
+      html`<p class="muted" data-timeline="from-row">
+          ${
+            timeline === null
+              ? "This PIE answers no job changes: the job's own timestamps."
+              : "The event log no longer holds this job's start (it keeps changes for " +
+                "PIE_EVENTS_RETENTION_S); older changes are gone. The job's own timestamps:"
+          }
+        </p>
+        <${RowTimeline} job=${job} />`
+    }
+    ${
+      groups.length > 0 &&
+      html`${!complete && html`<p class="muted">The changes the log still holds:</p>`}
+        <${Bars} groups=${groups} job=${job} now=${Date.now()} />
+        <${Legend} statuses=${[...new Set(items.map((change) => change.status))]} />
+        <${Changes} groups=${groups} />`
+    }
+    ${!FINAL.includes(job.status) && html`<p class="muted">deadline ${when(job.deadline)}</p>`}
+  </section>`;
 }
 
 /** Lineage as an SVG: parents above, the job, its children below; each box links to its job. */
@@ -124,7 +310,7 @@ export function JobPage({ clientId, domainId, jobId }) {
   // The crumbs show the job's id once the API has answered it: a page refused by the API shows
   // nothing but the refusal.
   return html`<${Loaded} state=${state}>
-    ${({ job, parents, children }) => html`
+    ${({ job, parents, children, timeline }) => html`
       <p class="crumbs">
         <a href="/ui">Overview</a> / ${clientId} / <a href=${ui}>${domainId}</a> /
         <a href=${`${ui}/jobs`}>jobs</a> / ${jobId}
@@ -168,16 +354,7 @@ export function JobPage({ clientId, domainId, jobId }) {
           ${retried && html`<span>Retried as <a href=${`${ui}/jobs/${retried}`}>${retried}</a></span>`}
         </p>`
       }
-      <section>
-        <h2>Timeline</h2>
-        <ol class="timeline">
-          <li><${Status} status="queued" /> created ${when(job.created_at)}</li>
-          ${job.dispatched_at && html`<li><${Status} status="dispatched" /> attempt ${job.attempt} of ${job.max_attempts}, ${when(job.dispatched_at)}</li>`}
-          ${job.status === 'running' && html`<li><${Status} status="running" /> since ${when(job.updated_at)}</li>`}
-          ${job.finished_at && html`<li><${Status} status=${job.status} /> after ${job.attempt} attempt${job.attempt === 1 ? '' : 's'}, ${when(job.finished_at)}</li>`}
-          ${!job.finished_at && html`<li class="muted">deadline ${when(job.deadline)}</li>`}
-        </ol>
-      </section>
+      <${Timeline} job=${job} timeline=${timeline} />
       <section>
         <h2>Lineage</h2>
         <${Lineage}

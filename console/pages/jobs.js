@@ -1,7 +1,18 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { can, get, post, query, seg } from '../api.js';
 import { watchDomain } from '../live.js';
-import { Action, html, Loaded, navigate, STATUSES, Status, useData, when } from '../ui.js';
+import {
+  Action,
+  html,
+  Loaded,
+  navigate,
+  RETRY_ALL,
+  RetriedAll,
+  STATUSES,
+  Status,
+  useData,
+  when,
+} from '../ui.js';
 
 // A domain's jobs, newest first: the API's filters (kept in the page's URL, so a shared link
 // shows the same list), one keyset page at a time (`next_cursor`; never a count), and live:
@@ -28,6 +39,7 @@ export function JobsPage({ clientId, domainId }) {
     key,
   );
   const [patched, setPatched] = useState({});
+  const [retriedAll, setRetriedAll] = useState();
   const reloadRef = useRef(state.reload);
   reloadRef.current = state.reload;
 
@@ -84,11 +96,12 @@ export function JobsPage({ clientId, domainId }) {
           label="Retry all failures"
           confirm="Start a new job for every failed job of this domain (up to 10,000)?"
           run=${async () => {
-            const answer = await post(`${base}/jobs/retry`, { status: 'failure' });
-            window.alert(`Retried ${answer.count} failed jobs.`);
+            setRetriedAll(undefined);
+            setRetriedAll(await post(`${base}/jobs/retry`, RETRY_ALL));
             state.reload();
           }}
         />
+        <${RetriedAll} answer=${retriedAll} jobs=${`${ui}/jobs`} />
       </p>`
     }
     <${Loaded} state=${state}>

@@ -1,4 +1,6 @@
 import type { Queryable } from '../db/database.js';
+import type { JobStatus } from '../domain/job-status.js';
+import { iso } from './rows.js';
 
 /**
  * The job event log (migration 000014): rows written by triggers on `jobs`, numbered by the
@@ -30,6 +32,8 @@ export interface LogBounds {
 }
 
 // Positions are bigint in SQL; as text they reach JavaScript the same way from both drivers.
+// Statements selecting these order by `job_events.position`: a bare `position` in ORDER BY
+// names the output column, the text, and "10" sorts before "9".
 const COLUMNS = `position::text as position, client_id, domain_id, job_id, status,
   previous_status, job_type, service_id, model_id, model_version, attempt,
   to_json(updated_at)#>>'{}' as updated_at`;
@@ -62,7 +66,7 @@ export async function readEventsAfter(
 ): Promise<JobEventRecord[]> {
   const { rows } = await q.query<Row>(
     `select ${COLUMNS} from job_events
-     where position is not null and position > $1 order by position limit $2`,
+     where position is not null and position > $1 order by job_events.position limit $2`,
     [position, limit],
   );
   return rows.map(toRecord);
@@ -79,10 +83,56 @@ export async function readDomainEventsAfter(
   const { rows } = await q.query<Row>(
     `select ${COLUMNS} from job_events
      where client_id = $1 and domain_id = $2 and position is not null and position > $3
-     order by position limit $4`,
+     order by job_events.position limit $4`,
     [clientId, domainId, position, limit],
   );
   return rows.map(toRecord);
+}
+
+/** One change of one job, as its timeline shows it. */
+export interface JobStatusChange {
+  position: number;
+  status: JobStatus;
+  /** null when the job was created */
+  previous_status: JobStatus | null;
+  attempt: number;
+  /** the job's `updated_at` as the change left it */
+  at: string;
+}
+
+/**
+ * One job's numbered events, its latest `limit`, oldest first (`job_events_by_job`, migration
+ * 000018). Retention deletes the log from its start, so what is kept of a job is always its
+ * latest changes: the first of them is its creation exactly when none is gone.
+ */
+export async function readJobEvents(
+  q: Queryable,
+  clientId: string,
+  domainId: string,
+  jobId: string,
+  limit: number,
+): Promise<JobStatusChange[]> {
+  const { rows } = await q.query<{
+    position: string;
+    status: JobStatus;
+    previous_status: JobStatus | null;
+    attempt: number;
+    updated_at: Date;
+  }>(
+    `select position::text as position, status, previous_status, attempt, updated_at
+     from job_events
+     where client_id = $1 and job_id = $2 and position is not null and domain_id = $3
+     order by job_events.position desc
+     limit $4`,
+    [clientId, jobId, domainId, limit],
+  );
+  return rows.reverse().map((row) => ({
+    position: Number(row.position),
+    status: row.status,
+    previous_status: row.previous_status,
+    attempt: row.attempt,
+    at: iso(row.updated_at),
+  }));
 }
 
 /**

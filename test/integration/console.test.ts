@@ -3,7 +3,12 @@ import { after, before, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { artifactPath, launchChromium } from '../helpers/browser.js';
 import { expectBody } from '../helpers/assertions.js';
-import { createTenant, type Tenant } from '../helpers/fixtures.js';
+import {
+  completePath,
+  createTenant,
+  runJob as runTenantJob,
+  type Tenant,
+} from '../helpers/fixtures.js';
 import { insertJobs, ROW_DOMAIN, seedJobTarget } from '../helpers/job-rows.js';
 import { describeOnEachBackend, type TestServer } from '../helpers/test-server.js';
 
@@ -69,8 +74,24 @@ describeOnEachBackend(
         }),
         202,
       ).job_id;
-    const jobStatus = async (jobId: string) =>
-      (await server.get(`${tenant.domainPath}/jobs/${jobId}`)).body.status as string;
+    const jobStatus = async (of: Tenant, jobId: string) =>
+      (await server.get(`${of.domainPath}/jobs/${jobId}`)).body.status as string;
+    /**
+     * A job's changes through the API, once the log has numbered its change to `last`
+     * (milliseconds after it committed): a page opened then finds it, rather than relying on
+     * the stream for a change numbered as the page was loading.
+     */
+    const changesOf = async (of: Tenant, jobId: string, last: string) => {
+      let changes: { status: string; attempt: number }[] = [];
+      for (let tries = 0; changes.at(-1)?.status !== last && tries < 50; tries += 1) {
+        if (tries > 0) await new Promise((resolve) => setTimeout(resolve, 100));
+        changes = expectBody<{ items: typeof changes }>(
+          await server.get(`${of.domainPath}/jobs/${jobId}/events`),
+          200,
+        ).items;
+      }
+      return changes;
+    };
     const versionPath = () => `/v2/models/${tenant.modelId}/versions/${tenant.version}`;
 
     it('asks for the token on a shared link, then opens that page', async () => {
@@ -153,7 +174,7 @@ describeOnEachBackend(
       await page.goto(`${server.url}${jobsUrl}/${jobId}`);
       await page.getByRole('button', { name: 'Cancel' }).click();
       await page.locator('h1 [data-status="cancelled"]').waitFor(WAIT);
-      assert.equal(await jobStatus(jobId), 'cancelled');
+      assert.equal(await jobStatus(tenant, jobId), 'cancelled');
       assert.equal(await page.getByRole('button', { name: 'Cancel' }).count(), 0);
     });
 
@@ -242,6 +263,173 @@ describeOnEachBackend(
       assert.equal(subs[0].status, 'paused');
       await page.getByRole('button', { name: 'Resume' }).first().click();
       await page.getByRole('button', { name: 'Pause' }).first().waitFor(WAIT);
+    });
+
+    it('shows both attempts of a job dispatched twice in its timeline', async () => {
+      // A tenant of its own: its version's queue holds only this job, so the claims take it.
+      const own = await createTenant(server);
+      const version = `/v2/models/${own.modelId}/versions/${own.version}`;
+      const jobId = await runTenantJob(server, own, { input: { marker } });
+      const worker = await server.token(['jobs:complete'], { models: [own.modelId] });
+      const claim = async (waitMs: number) =>
+        expectBody<{ jobs: { job_id: string; attempt: number }[] }>(
+          await server.post(
+            `${version}/jobs/claim`,
+            { worker_id: 'console-timeline', max_jobs: 1, wait_ms: waitMs, lease_s: 60 },
+            { token: worker },
+          ),
+          200,
+        ).jobs;
+      assert.deepEqual(
+        (await claim(0)).map((job) => [job.job_id, job.attempt]),
+        [[jobId, 1]],
+      );
+      expectBody(
+        await server.post(
+          `${version}/jobs/${jobId}/heartbeat`,
+          { attempt: 1, status: 'running' },
+          { token: worker },
+        ),
+        200,
+      );
+      // The worker goes quiet: its lease expires, the reaper puts the job back after a backoff
+      // (under a second), and the next claim is attempt 2.
+      await server.db.query(
+        `update jobs set lease_expires_at = now() - interval '1 second'
+         where client_id = $1 and job_id = $2`,
+        [own.clientId, jobId],
+      );
+      let second: { job_id: string; attempt: number }[] = [];
+      for (let tries = 0; second.length === 0 && tries < 5; tries += 1) second = await claim(5000);
+      assert.deepEqual(
+        second.map((job) => [job.job_id, job.attempt]),
+        [[jobId, 2]],
+      );
+      expectBody(
+        await server.post(
+          completePath(own, jobId),
+          { status: 'success', attempt: 2, output: { marker } },
+          { token: worker },
+        ),
+        200,
+      );
+      const changes = await changesOf(own, jobId, 'success');
+      assert.deepEqual(
+        changes.map((change) => [change.status, change.attempt]),
+        [
+          ['queued', 0],
+          ['dispatched', 1],
+          ['running', 1],
+          ['queued', 1],
+          ['dispatched', 2],
+          ['success', 2],
+        ],
+      );
+
+      await page.goto(
+        `${server.url}/ui/clients/${own.clientId}/domains/${own.domainId}/jobs/${jobId}`,
+      );
+      const attempts = page.locator('.attempts');
+      await attempts.locator('[data-attempt="2"] [data-status="success"]').waitFor(WAIT);
+      const statuses = async (attempt: string) =>
+        attempts
+          .locator(`[data-attempt="${attempt}"] li [data-status]`)
+          .evaluateAll((nodes) => nodes.map((node) => node.getAttribute('data-status')));
+      assert.deepEqual(await statuses('queued'), ['queued']);
+      assert.deepEqual(await statuses('1'), ['dispatched', 'running', 'queued']);
+      assert.deepEqual(await statuses('2'), ['dispatched', 'success']);
+      assert.match(await attempts.locator('[data-attempt="1"] h3').innerText(), /Attempt 1/);
+      assert.match(await attempts.locator('[data-attempt="2"] h3').innerText(), /Attempt 2/);
+      assert.match(await attempts.locator('[data-attempt="2"]').innerText(), /after queued/);
+      // The picture: a bar per attempt, a segment per status.
+      for (const [attempt, segments] of [
+        ['queued', ['queued']],
+        ['1', ['dispatched', 'running', 'queued']],
+        ['2', ['dispatched', 'success']],
+      ] as const) {
+        assert.deepEqual(
+          await page
+            .locator(`svg.bars g[data-attempt="${attempt}"] rect`)
+            .evaluateAll((nodes) => nodes.map((node) => node.getAttribute('data-status'))),
+          segments,
+        );
+      }
+      assert.equal(await page.locator('[data-timeline="from-row"]').count(), 0);
+      await shot(page, server, 'job-timeline');
+    });
+
+    it("says when the event log no longer holds a job's start, and shows its timestamps", async () => {
+      const jobId = await runJob();
+      expectBody(await server.post(`${tenant.domainPath}/jobs/${jobId}/cancel`), 200);
+      // As retention would have, later: the job's creation is gone from the log.
+      await server.db.query(
+        `delete from job_events
+         where client_id = $1 and job_id = $2 and previous_status is null`,
+        [tenant.clientId, jobId],
+      );
+      assert.deepEqual(
+        (await changesOf(tenant, jobId, 'cancelled')).map((change) => change.status),
+        ['cancelled'],
+      );
+      await page.goto(`${server.url}${jobsUrl}/${jobId}`);
+      const note = page.locator('[data-timeline="from-row"]');
+      await note.waitFor(WAIT);
+      assert.match(await note.innerText(), /older changes are gone/);
+      // The row's own timestamps, then what the log keeps: the cancel.
+      assert.match(await page.locator('.job-timeline ol').first().innerText(), /created/);
+      await page.locator('.attempts [data-status="cancelled"]').waitFor(WAIT);
+      assert.equal(await page.locator('.attempts [data-status="queued"]').count(), 0);
+    });
+
+    it('retries every failed job of the domain from its page, and says how many', async () => {
+      const own = await createTenant(server);
+      const failed: string[] = [];
+      for (let i = 0; i < 3; i += 1) {
+        const jobId = await runTenantJob(server, own, { input: { marker, i } });
+        expectBody(
+          await server.post(completePath(own, jobId), {
+            status: 'failure',
+            error: { code: 'model_error' },
+          }),
+          200,
+        );
+        failed.push(jobId);
+      }
+      await runTenantJob(server, own); // queued: not retried
+      await page.goto(`${server.url}/ui/clients/${own.clientId}/domains/${own.domainId}`);
+      page.once('dialog', (dialog) => void dialog.accept());
+      await page.getByRole('button', { name: 'Retry all failures' }).click();
+      const said = page.getByRole('status');
+      await said.waitFor(WAIT);
+      assert.match(await said.innerText(), /Retried 3 failed jobs/);
+      const retries = expectBody<{ items: { job_id: string; retry_of: string | null }[] }>(
+        await server.get(`${own.domainPath}/jobs?status=queued`),
+        200,
+      ).items.filter((job) => job.retry_of !== null);
+      assert.equal(retries.length, 3);
+      assert.deepEqual(retries.map((job) => job.retry_of).sort(), [...failed].sort());
+      for (const jobId of failed) assert.equal(await jobStatus(own, jobId), 'failure');
+      await shot(page, server, 'domain-retried');
+    });
+
+    it('pauses and resumes a schedule from the domain page', async () => {
+      const own = await createTenant(server);
+      const schedulePath = `${own.domainPath}/schedules/yearly`;
+      expectBody(
+        await server.put(schedulePath, { cron: '0 0 1 1 *', action: { type: 'services_init' } }),
+        201,
+      );
+      const scheduleStatus = async () =>
+        expectBody<{ status: string }>(await server.get(schedulePath), 200).status;
+      await page.goto(`${server.url}/ui/clients/${own.clientId}/domains/${own.domainId}`);
+      const row = page.locator('tr[data-schedule="yearly"]');
+      await row.getByRole('button', { name: 'Pause' }).click();
+      await row.getByRole('button', { name: 'Resume' }).waitFor(WAIT);
+      assert.equal(await scheduleStatus(), 'paused');
+      assert.match(await row.innerText(), /paused/);
+      await row.getByRole('button', { name: 'Resume' }).click();
+      await row.getByRole('button', { name: 'Pause' }).waitFor(WAIT);
+      assert.equal(await scheduleStatus(), 'active');
     });
 
     it('shows a read token no action buttons', async () => {

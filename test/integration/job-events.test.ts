@@ -17,7 +17,7 @@ async function logged(server: TestServer, tenant: Tenant, after = 0) {
   await server.db.query('select pie_sequence_job_events(100000)');
   const { rows } = await server.db.query<{ position: string; job_id: string; status: string }>(
     `select position::text as position, job_id, status from job_events
-     where client_id = $1 and domain_id = $2 and position > $3 order by position`,
+     where client_id = $1 and domain_id = $2 and position > $3 order by job_events.position`,
     [tenant.clientId, tenant.domainId, after],
   );
   return rows.map((row) => [row.position, row.job_id, row.status]);
@@ -238,6 +238,53 @@ describeOnEachBackend(
       assert.equal(Number(rows[0]!.min), Number(before[0]!.head));
     });
 
+    it('orders positions as numbers, not as text, across a power of ten', async () => {
+      const tenant = await createTenant(server());
+      const live = await open(server(), tenant);
+      try {
+        const { rows } = await server().db.query<{ head: string }>(
+          'select pie_sequence_job_events(100000)::text as head',
+        );
+        const head = Number(rows[0]!.head);
+        // Enough events that their positions gain a digit (as text, "100" sorts before "99").
+        const count = 10 ** String(head).length - head + 5;
+        await server().db.query(
+          `insert into job_events (client_id, domain_id, job_id, status, job_type, model_id,
+             model_version, attempt, updated_at)
+           select $1, $2, lpad(n::text, 12, '8'), 'queued', 'inference', 'm', '1', 0, now()
+           from generate_series(1, $3::integer) as n`,
+          [tenant.clientId, tenant.domainId, count],
+        );
+        const expected = (await logged(server(), tenant, head)).map(([position]) => position);
+        assert.equal(expected.length, count);
+        assert.deepEqual(
+          expected,
+          expected
+            .map(Number)
+            .sort((a, b) => a - b)
+            .map(String),
+          'the log itself is read in order',
+        );
+        // The process's reader (live) and a stream catching up from the head agree with it.
+        await live.until(() => live.jobEvents.length >= count);
+        const resumed = await open(server(), tenant, { 'last-event-id': String(head) });
+        try {
+          await resumed.until(() => resumed.jobEvents.length >= count);
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          for (const client of [live, resumed]) {
+            assert.deepEqual(
+              client.jobEvents.map((event) => event.id),
+              expected,
+            );
+          }
+        } finally {
+          resumed.close();
+        }
+      } finally {
+        live.close();
+      }
+    });
+
     it('sends a keep-alive comment on an idle stream', async () => {
       const tenant = await createTenant(server());
       const client = await open(server(), tenant);
@@ -358,7 +405,7 @@ for (const backend of testBackends().filter((each) => each.name === 'postgres'))
         // The scenario was provoked: x's change was written before y's, yet numbered after it.
         const { rows } = await server.db.query<{ job_id: string; seq: string; position: string }>(
           `select job_id, seq::text as seq, position::text as position from job_events
-           where client_id = $1 and position > $2 order by position`,
+           where client_id = $1 and position > $2 order by job_events.position`,
           [tenant.clientId, xQueued],
         );
         assert.deepEqual(

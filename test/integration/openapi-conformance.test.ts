@@ -551,6 +551,11 @@ async function walkThrough(conf: Conformance, server: TestServer) {
   });
   await send(`GET ${DOMAIN}/jobs`, { params: at(), expect: 200 });
   await send(`GET ${DOMAIN}/jobs/{job_id}`, { params: at({ job_id: toComplete }), expect: 200 });
+  await send(`GET ${DOMAIN}/jobs/{job_id}/events`, {
+    params: at({ job_id: toComplete }),
+    expect: 200,
+    why: 'the changes of a queued job so far',
+  });
   // The event stream never ends by itself: its answer is what arrived in its first moments.
   await send(`GET ${DOMAIN}/events`, {
     params: at(),

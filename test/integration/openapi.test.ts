@@ -49,6 +49,7 @@ const EXPECTED_OPERATIONS = [
   'GET /v2/clients/{client_id}/stats',
   'GET /v2/clients/{client_id}/domains/{domain_id}/batches/{batch_id}',
   'GET /v2/clients/{client_id}/domains/{domain_id}/jobs/{job_id}',
+  'GET /v2/clients/{client_id}/domains/{domain_id}/jobs/{job_id}/events',
   'POST /v2/clients/{client_id}/domains/{domain_id}/jobs/cancel',
   'POST /v2/clients/{client_id}/domains/{domain_id}/jobs/retry',
   'POST /v2/clients/{client_id}/domains/{domain_id}/jobs/{job_id}/cancel',
@@ -121,7 +122,7 @@ describeOnEachBackend('openapi document', (server) => {
           const media =
             path === '/metrics'
               ? 'text/plain'
-              : path.endsWith('/events')
+              : path.endsWith('/domains/{domain_id}/events')
                 ? 'text/event-stream'
                 : 'application/json';
           assert.ok(answer.content?.[media]?.schema, `${where} ${code} has a schema`);

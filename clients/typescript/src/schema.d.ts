@@ -477,6 +477,26 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/v2/clients/{client_id}/domains/{domain_id}/jobs/{job_id}/events': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * A job's status changes, with their attempts
+     * @description Every change of the job's status the job event log keeps (PIE_EVENTS_RETENTION_S), oldest first, each with the attempt it belongs to: a job dispatched twice shows both attempts. `complete` is false once retention deleted the job's start. A change appears once the log has numbered it (milliseconds after it committed), as on the domain's event stream. At most the latest 1,000 changes. See docs/API-CONTRACT.md, "Job events".
+     */
+    get: operations['getJobTimeline'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/v2/clients/{client_id}/domains/{domain_id}/jobs/{job_id}/cancel': {
     parameters: {
       query?: never;
@@ -1418,6 +1438,34 @@ export interface components {
     JobPage: {
       items: components['schemas']['Job'][];
       next_cursor: string | null;
+    };
+    /**
+     * JobStatusChange
+     * @description One change of a job's status.
+     */
+    JobStatusChange: {
+      /** @description The change's place in the job event log: the `id` the domain's event stream sent it with. */
+      position: number;
+      status: components['schemas']['JobStatus'];
+      /** @description The status before the change; null for the job created. */
+      previous_status: components['schemas']['JobStatus'] | null;
+      /** @description The job's attempt once changed: a claim (to dispatched) starts the next one, so it is 0 until the first claim, and a retry back to queued keeps the attempt it ended. */
+      attempt: number;
+      /**
+       * Format: date-time
+       * @description When the change was made (the job's updated_at then).
+       */
+      at: string;
+    };
+    /**
+     * JobTimeline
+     * @description A job's status changes with their attempts.
+     */
+    JobTimeline: {
+      /** @description The job's changes the event log keeps (PIE_EVENTS_RETENTION_S, 1 h by default), oldest first; at most its latest 1,000. */
+      items: components['schemas']['JobStatusChange'][];
+      /** @description Whether items start at the job's creation, so that they are its whole history; false once retention deleted its older changes (or the job predates the log). */
+      complete: boolean;
     };
     /**
      * JobStatusCounts
@@ -6992,6 +7040,166 @@ export interface operations {
         };
         content: {
           'application/json': components['schemas']['Job'];
+        };
+      };
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "invalid request: params/job_id must match pattern \"^[0-9]{12}$\""
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
+      401: {
+        headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The caller lacks the permission this operation needs. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "this token lacks the \"read\" scope needed here"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The resource (or one on its path) does not exist. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "job \"123456789012\" not found in domain \"south_australia\""
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
+      429: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getJobTimeline: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description Client (tenant) identifier.
+         * @example client-1
+         */
+        client_id: string;
+        /**
+         * @description Domain identifier within a client.
+         * @example south_australia
+         */
+        domain_id: string;
+        /**
+         * @description Durable model job identifier: 12 decimal digits.
+         * @example 123456789012
+         */
+        job_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description A job's status changes with their attempts. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "items": [
+           *         {
+           *           "position": 41,
+           *           "status": "queued",
+           *           "previous_status": null,
+           *           "attempt": 0,
+           *           "at": "2026-11-29T10:00:00.000Z"
+           *         },
+           *         {
+           *           "position": 42,
+           *           "status": "dispatched",
+           *           "previous_status": "queued",
+           *           "attempt": 1,
+           *           "at": "2026-11-29T10:00:00.120Z"
+           *         },
+           *         {
+           *           "position": 57,
+           *           "status": "success",
+           *           "previous_status": "dispatched",
+           *           "attempt": 1,
+           *           "at": "2026-11-29T10:00:01.234Z"
+           *         }
+           *       ],
+           *       "complete": true
+           *     }
+           */
+          'application/json': components['schemas']['JobTimeline'];
         };
       };
       /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */

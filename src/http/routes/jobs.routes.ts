@@ -4,6 +4,7 @@ import { badRequest } from '../../domain/errors.js';
 import { pageRequest } from '../../domain/paging.js';
 import type { AppContext } from '../../usecases/context.js';
 import { initServices } from '../../usecases/init-services.usecase.js';
+import { getJobTimeline } from '../../usecases/job-events.usecase.js';
 import * as usecase from '../../usecases/jobs.usecase.js';
 import { runJob } from '../../usecases/run-job.usecase.js';
 import { idempotencyKeyOf, IdempotencyHeaders, sendAnswer } from '../idempotency.js';
@@ -14,6 +15,7 @@ import {
   Job,
   JobParams,
   JobStarted,
+  JobTimeline,
   ListJobsQuery,
   RunJobBody,
   ServiceJobParams,
@@ -194,6 +196,38 @@ export function jobRoutes(app: TypedApp, ctx: AppContext) {
     (request) => {
       const { client_id, domain_id, job_id } = request.params;
       return usecase.getJob(ctx, request.caller, {
+        clientId: client_id,
+        domainId: domain_id,
+        jobId: job_id,
+      });
+    },
+  );
+
+  app.get(
+    '/clients/:client_id/domains/:domain_id/jobs/:job_id/events',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        operationId: 'getJobTimeline',
+        summary: "A job's status changes, with their attempts",
+        description:
+          "Every change of the job's status the job event log keeps (PIE_EVENTS_RETENTION_S), " +
+          'oldest first, each with the attempt it belongs to: a job dispatched twice shows both ' +
+          "attempts. `complete` is false once retention deleted the job's start. A change " +
+          'appears once the log has numbered it (milliseconds after it committed), as on the ' +
+          "domain's event stream. At most the latest 1,000 changes. See docs/API-CONTRACT.md, " +
+          '"Job events".',
+        params: JobParams,
+        response: {
+          200: JobTimeline,
+          ...errorResponses({ 404: 'job "123456789012" not found in domain "south_australia"' }),
+        },
+      },
+    },
+    (request) => {
+      const { client_id, domain_id, job_id } = request.params;
+      return getJobTimeline(ctx, request.caller, {
         clientId: client_id,
         domainId: domain_id,
         jobId: job_id,

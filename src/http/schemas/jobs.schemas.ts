@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { JOB_STATUSES } from '../../domain/job-status.js';
+import { JOB_TIMELINE_LIMIT } from '../../usecases/job-events.usecase.js';
 import {
   ClientId,
   DomainId,
@@ -316,6 +317,82 @@ export const Job = named(
       finished_at: Nullable(Timestamp),
     },
     { description: 'A job: one run of a model version for a service or a domain.' },
+  ),
+);
+
+/** One change of a job's status, from the job event log (`GET .../jobs/{job_id}/events`). */
+export const JobStatusChange = named(
+  'JobStatusChange',
+  Type.Object(
+    {
+      position: Type.Integer({
+        minimum: 1,
+        description:
+          "The change's place in the job event log: the `id` the domain's event stream sent it with.",
+      }),
+      status: JobStatus,
+      previous_status: Type.Union([JobStatus, Type.Null()], {
+        description: 'The status before the change; null for the job created.',
+      }),
+      attempt: Type.Integer({
+        minimum: 0,
+        description:
+          "The job's attempt once changed: a claim (to dispatched) starts the next one, so it " +
+          'is 0 until the first claim, and a retry back to queued keeps the attempt it ended.',
+      }),
+      at: { ...Timestamp, description: "When the change was made (the job's updated_at then)." },
+    },
+    { description: "One change of a job's status." },
+  ),
+);
+
+export const JobTimeline = named(
+  'JobTimeline',
+  Type.Object(
+    {
+      items: Type.Array(JobStatusChange, {
+        maxItems: JOB_TIMELINE_LIMIT,
+        description:
+          "The job's changes the event log keeps (PIE_EVENTS_RETENTION_S, 1 h by default), " +
+          `oldest first; at most its latest ${JOB_TIMELINE_LIMIT.toLocaleString('en')}.`,
+      }),
+      complete: Type.Boolean({
+        description:
+          "Whether items start at the job's creation, so that they are its whole history; " +
+          'false once retention deleted its older changes (or the job predates the log).',
+      }),
+    },
+    {
+      description: "A job's status changes with their attempts.",
+      examples: [
+        {
+          items: [
+            {
+              position: 41,
+              status: 'queued',
+              previous_status: null,
+              attempt: 0,
+              at: '2026-11-29T10:00:00.000Z',
+            },
+            {
+              position: 42,
+              status: 'dispatched',
+              previous_status: 'queued',
+              attempt: 1,
+              at: '2026-11-29T10:00:00.120Z',
+            },
+            {
+              position: 57,
+              status: 'success',
+              previous_status: 'dispatched',
+              attempt: 1,
+              at: '2026-11-29T10:00:01.234Z',
+            },
+          ],
+          complete: true,
+        },
+      ],
+    },
   ),
 );
 
