@@ -375,12 +375,12 @@ describeOnEachBackend('fuzzing every operation of /openapi.json', (server) => {
     const reached = new Map<string, number>();
     let sent = 0;
     const started = performance.now();
-    try {
+    const sendAll = async (batch: typeof queue) => {
       let next = 0;
       await Promise.all(
         Array.from({ length: CONCURRENCY }, async () => {
-          while (next < queue.length) {
-            const { op, request } = queue[next++]!;
+          while (next < batch.length) {
+            const { op, request } = batch[next++]!;
             const answer = await send(client, request);
             sent += 1;
             statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
@@ -394,6 +394,28 @@ describeOnEachBackend('fuzzing every operation of /openapi.json', (server) => {
           }
         }),
       );
+    };
+    const unreachedOperations = () =>
+      operations.filter((op) => (reached.get(`${op.method} ${op.path}`) ?? 0) === 0);
+    try {
+      await sendAll(queue);
+      // Some bodies pass validation only in few combinations (a subscription's event, source
+      // and action must agree, a rule the schema cannot state), so a seed's share of one
+      // operation may all stop at a 400. Such operations get more samples, from further seeds,
+      // before the check below: it then fails only for a generator that (almost) never gets
+      // through, not for an unlucky seed (one in about twenty runs did).
+      for (let round = 1; round <= 3 && unreachedOperations().length > 0; round++) {
+        await sendAll(
+          unreachedOperations().flatMap((op) =>
+            fc
+              .sample(requestCase(doc, op, hints, tokens), {
+                numRuns: runs * 2,
+                seed: SEED + operations.indexOf(op) + round * 100_003,
+              })
+              .map((request) => ({ op, request })),
+          ),
+        );
+      }
     } finally {
       await client.close();
     }
@@ -420,10 +442,11 @@ describeOnEachBackend('fuzzing every operation of /openapi.json', (server) => {
       `${failures.length} of ${sent} answers broke the contract (seed ${SEED})`,
     );
     // The generators must get past the gates, or the fuzzer tests only validation.
-    const unreached = operations
-      .map((op) => `${op.method} ${op.path}`)
-      .filter((key) => (reached.get(key) ?? 0) === 0);
-    assert.deepEqual(unreached, [], 'operations no request got past validation and auth');
+    assert.deepEqual(
+      unreachedOperations().map((op) => `${op.method} ${op.path}`),
+      [],
+      'operations no request got past validation and auth',
+    );
   });
 });
 
