@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { grants, type Caller, type Grant } from '../auth/caller.js';
 import type { Queryable } from '../db/database.js';
-import { conflict, forbidden, notFound } from '../domain/errors.js';
+import { AppError, badRequest, conflict, forbidden, notFound } from '../domain/errors.js';
 import { cascadeRefusal } from '../domain/lineage.js';
 import type { FinalStatus } from '../domain/job-status.js';
 import type { TriggeredEvent } from '../domain/triggered-event.js';
@@ -19,6 +19,7 @@ import {
   lockSubscriptionForFiring,
 } from '../repositories/debounce.repository.js';
 import { findMatchingSubscriptions } from '../repositories/subscriptions.repository.js';
+import { findVersion } from '../repositories/model-versions.repository.js';
 import { linkToTrace, withSpan } from '../observability/tracing.js';
 import type { AppContext } from './context.js';
 import type { Answer } from './idempotency.js';
@@ -199,6 +200,14 @@ export async function completeJob(
     clients: caller.clients,
     outcome: body,
   });
+  return answerOf(result, input);
+}
+
+/** The completion route's answer to a finish result: the answer, or the error it throws. */
+function answerOf(
+  result: FinishResult,
+  { jobId, modelId, modelVersion }: { jobId: string; modelId: string; modelVersion: string },
+): Answer<CompletionAnswer, 200 | 207> {
   switch (result.kind) {
     case 'completed':
     case 'replayed':
@@ -219,6 +228,82 @@ export async function completeJob(
         `attempt ${result.attempt} of job "${jobId}" is stale; the current attempt is ${result.current}`,
       );
   }
+}
+
+export interface CompleteJobsInput {
+  modelId: string;
+  modelVersion: string;
+  completions: (JobOutcome & { job_id: string; attempt?: number })[];
+}
+
+/** One job's part of a many-completions answer: what the single route would have answered. */
+export interface CompletionItemAnswer {
+  job_id: string;
+  status_code: number;
+  body: CompletionAnswer | { success: false; message: string; [detail: string]: unknown };
+}
+
+/** How many of one request's completions are in flight at once (each is its own transaction). */
+const COMPLETIONS_AT_ONCE = 8;
+
+/**
+ * Many completions of one model version in one request, for a worker that ran a claimed batch:
+ * each is exactly the single completion of its job (its own transaction, replays, fencing,
+ * subscriptions, batches), so one refused completion refuses nothing else; the answer lists
+ * what the single route would have answered for each, in order. What one request saves is
+ * the HTTP exchange and the token check per job, not the transactions.
+ */
+export async function completeJobs(
+  ctx: AppContext,
+  caller: Caller,
+  input: CompleteJobsInput,
+): Promise<CompletionItemAnswer[]> {
+  const { modelId, modelVersion, completions } = input;
+  const seen = new Set<string>();
+  for (const completion of completions) {
+    if (seen.has(completion.job_id)) {
+      throw badRequest(
+        `job "${completion.job_id}" appears twice in completions; send each job once`,
+      );
+    }
+    seen.add(completion.job_id);
+  }
+  // As on every route under a model version: one that does not exist is the request's 404.
+  if ((await findVersion(ctx.db, modelId, modelVersion)) === undefined) {
+    throw notFound(`version "${modelVersion}" of model "${modelId}" not found`);
+  }
+  const answers = new Array<CompletionItemAnswer>(completions.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < completions.length) {
+      const index = next++;
+      const completion = completions[index]!;
+      const jobId = completion.job_id;
+      const result = await finishJob(ctx, {
+        jobId,
+        modelId,
+        modelVersion,
+        attempts: [completion.attempt],
+        clients: caller.clients,
+        outcome: completion,
+      });
+      try {
+        const answer = answerOf(result, { jobId, modelId, modelVersion });
+        answers[index] = { job_id: jobId, status_code: answer.statusCode, body: answer.body };
+      } catch (error) {
+        if (!(error instanceof AppError)) throw error;
+        answers[index] = {
+          job_id: jobId,
+          status_code: error.status,
+          body: { success: false, message: error.message, ...error.details },
+        };
+      }
+    }
+  };
+  await Promise.all(
+    Array.from({ length: Math.min(COMPLETIONS_AT_ONCE, completions.length) }, worker),
+  );
+  return answers;
 }
 
 /**

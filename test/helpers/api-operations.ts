@@ -64,6 +64,9 @@ export function validBody(
   const { method, path } = operation;
   if (method === 'GET' || method === 'DELETE') return undefined;
   if (path.endsWith('/versions/{version}')) return { features: [] };
+  if (path.endsWith('/jobs/complete')) {
+    return { completions: [{ job_id: '999999999999', status: 'success' }] };
+  }
   if (path.endsWith('/complete')) return { status: 'success' };
   if (path.endsWith('/claim')) return { worker_id: 'test-worker', wait_ms: 0 };
   if (path.endsWith('/heartbeat')) return { attempt: 1 };

@@ -645,6 +645,35 @@ async function walkThrough(conf: Conformance, server: TestServer) {
   );
   const job = claimed.jobs[0];
   assert.ok(job, 'a queued job was claimed');
+  // Completions of several jobs at once: each result is the single route's answer.
+  const many = await must<{ results: { job_id: string; status_code: number }[] }>(
+    `POST ${VERSION}/jobs/complete`,
+    {
+      params: at(),
+      body: {
+        completions: [
+          { job_id: job.job_id, attempt: job.attempt + 1, status: 'success' },
+          { job_id: UNKNOWN['job_id'], status: 'failure', error: { code: 'x' } },
+        ],
+      },
+      expect: 200,
+    },
+  );
+  assert.deepEqual(
+    many.results.map((result) => result.status_code),
+    [409, 404],
+  );
+  await send(`POST ${VERSION}/jobs/complete`, {
+    params: at(),
+    body: {
+      completions: [
+        { job_id: job.job_id, status: 'success' },
+        { job_id: job.job_id, status: 'failure' },
+      ],
+    },
+    expect: 400,
+    why: 'a job named twice',
+  });
   const heartbeat = `POST ${VERSION}/jobs/{job_id}/heartbeat`;
   await send(heartbeat, {
     params: at({ job_id: job.job_id }),

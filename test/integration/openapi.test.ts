@@ -10,6 +10,7 @@ const EXPECTED_OPERATIONS = [
   'GET /readyz',
   'GET /metrics',
   'POST /v2/models/{model_id}/versions/{version}/jobs/claim',
+  'POST /v2/models/{model_id}/versions/{version}/jobs/complete',
   'POST /v2/models/{model_id}/versions/{version}/jobs/{job_id}/heartbeat',
   'GET /v2/clients',
   'GET /v2/clients/{client_id}',

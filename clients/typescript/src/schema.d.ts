@@ -711,6 +711,26 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/v2/models/{model_id}/versions/{version}/jobs/complete': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Report the completion of up to 100 jobs of a model version at once
+     * @description For a worker that claimed a batch: each completion is handled exactly as `POST .../jobs/{job_id}/complete` would handle it (its own transaction, replays, attempt fencing, subscriptions), so one refused completion refuses nothing else. The answer is 200 with one result per completion, in order: the status code and body the single route would have answered. Needs a token with `jobs:complete` for the model (a job's callback token completes that job only, on the single route). A job named twice is a 400; an unknown model version a 404.
+     */
+    post: operations['completeJobs'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/v2/models/{model_id}/versions/{version}/jobs/claim': {
     parameters: {
       query?: never;
@@ -1752,6 +1772,48 @@ export interface components {
       status: components['schemas']['JobStatus'];
       /** @description Event subscriptions triggered by this job completion. Empty for failures or non-inference jobs. */
       triggered_events: components['schemas']['TriggeredEvent'][];
+    };
+    /** JobCompletion */
+    JobCompletion: {
+      /**
+       * @description Durable model job identifier: 12 decimal digits.
+       * @example 123456789012
+       */
+      job_id: string;
+      /** @enum {string} */
+      status: 'success' | 'failure';
+      /** @description What the handler returned (e.g. S3 paths); passed to subscriptions as trigger_output. */
+      output?: {
+        [key: string]: unknown;
+      };
+      /** @description Structured failure details; stored when status is failure. */
+      error?: {
+        [key: string]: unknown;
+      };
+      /** @description The attempt the worker ran (from the claim); a stale one is a 409. */
+      attempt?: number;
+    };
+    /** CompleteJobsRequest */
+    CompleteJobsRequest: {
+      /** @description Up to 100 completions of jobs of this model version, each job once. */
+      completions: components['schemas']['JobCompletion'][];
+    };
+    /** JobCompletionResult */
+    JobCompletionResult: {
+      /**
+       * @description Durable model job identifier: 12 decimal digits.
+       * @example 123456789012
+       */
+      job_id: string;
+      /** @description What the single completion route would have answered for this job: 200, 207, 403, 404 or 409. */
+      status_code: number;
+      /** @description That answer's body: the completion, or the error. */
+      body: components['schemas']['CompletionResult'] | components['schemas']['Error'];
+    };
+    /** CompleteJobsResult */
+    CompleteJobsResult: {
+      /** @description One per completion sent, in the same order. */
+      results: components['schemas']['JobCompletionResult'][];
     };
     /**
      * SubscriptionEvent
@@ -9123,6 +9185,190 @@ export interface operations {
            * @example {
            *       "success": false,
            *       "message": "job \"123456789012\" is already final with status \"success\""
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is larger than the server accepts (PIE_BODY_LIMIT_BYTES). */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "request body is too large"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The request body is not JSON (send Content-Type: application/json). */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "unsupported content type; send application/json"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Too many requests from this client (its rate limit), or too many open jobs (its quota); the Retry-After header says how many seconds to wait. */
+      429: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "too many requests: the limit is 1000 per second per client (bursts of 2000); retry after 1 s"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The database cannot be reached right now; retry after the Retry-After header's seconds. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          'retry-after'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "database unavailable; retry shortly"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  completeJobs: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description Model registry identifier.
+         * @example example-model
+         */
+        model_id: string;
+        /**
+         * @description Model version string within the registry.
+         * @example 2.0.0
+         */
+        version: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "completions": [
+         *         {
+         *           "job_id": "123456789012",
+         *           "attempt": 1,
+         *           "status": "success",
+         *           "output": {
+         *             "score": 0.93
+         *           }
+         *         },
+         *         {
+         *           "job_id": "123456789013",
+         *           "attempt": 1,
+         *           "status": "failure",
+         *           "error": {
+         *             "code": "oom",
+         *             "message": "out of memory"
+         *           }
+         *         }
+         *       ]
+         *     }
+         */
+        'application/json': components['schemas']['CompleteJobsRequest'];
+      };
+    };
+    responses: {
+      /** @description Every completion was handled; each result says how (see its status_code). */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['CompleteJobsResult'];
+        };
+      };
+      /** @description Validation error: malformed input, invalid path parameters, or a request that fails syntactic validation. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "invalid request: params/version must match pattern \"^[A-Za-z0-9._-]{1,128}$\""
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description Missing or invalid Authorization bearer token, or an expired one. WWW-Authenticate carries the RFC 6750 Bearer challenge (realm "pie", and error="invalid_token" when a token was refused). */
+      401: {
+        headers: {
+          /** @description RFC 6750: `Bearer realm="pie"`, with `error="invalid_token"` for a bad token. */
+          'www-authenticate'?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "missing Authorization header; send \"Authorization: Bearer <token>\""
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The caller lacks the permission this operation needs. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "this token lacks the \"jobs:complete\" scope needed here"
+           *     }
+           */
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description The resource (or one on its path) does not exist. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "success": false,
+           *       "message": "version \"2.0.0\" of model \"example-model\" not found"
            *     }
            */
           'application/json': components['schemas']['Error'];

@@ -1,7 +1,16 @@
-import { completeJob } from '../../usecases/complete-job.usecase.js';
+import { Type } from '@sinclair/typebox';
+import { completeJob, completeJobs } from '../../usecases/complete-job.usecase.js';
 import type { AppContext } from '../../usecases/context.js';
 import { errorResponses } from '../schemas/common.schemas.js';
-import { CompleteJobBody, CompletionParams, CompletionResult } from '../schemas/jobs.schemas.js';
+import { ModelId, ModelVersion } from '../schemas/common.schemas.js';
+import {
+  CompleteJobBody,
+  CompleteJobsBody,
+  CompleteJobsResult,
+  CompletionParams,
+  CompletionResult,
+  MAX_COMPLETIONS,
+} from '../schemas/jobs.schemas.js';
 import type { TypedApp } from '../typed-app.js';
 
 export function completionRoutes(app: TypedApp, ctx: AppContext) {
@@ -45,6 +54,45 @@ export function completionRoutes(app: TypedApp, ctx: AppContext) {
         body: request.body,
       });
       return reply.status(answer.statusCode).send(answer.body);
+    },
+  );
+
+  app.post(
+    '/models/:model_id/versions/:version/jobs/complete',
+    {
+      config: { scope: 'jobs:complete' },
+      schema: {
+        tags: ['jobs'],
+        operationId: 'completeJobs',
+        summary: `Report the completion of up to ${MAX_COMPLETIONS} jobs of a model version at once`,
+        description:
+          'For a worker that claimed a batch: each completion is handled exactly as ' +
+          '`POST .../jobs/{job_id}/complete` would handle it (its own transaction, replays, ' +
+          'attempt fencing, subscriptions), so one refused completion refuses nothing else. ' +
+          'The answer is 200 with one result per completion, in order: the status code and ' +
+          'body the single route would have answered. Needs a token with `jobs:complete` for ' +
+          "the model (a job's callback token completes that job only, on the single route). " +
+          'A job named twice is a 400; an unknown model version a 404.',
+        params: Type.Object({ model_id: ModelId, version: ModelVersion }),
+        body: CompleteJobsBody,
+        response: {
+          200: {
+            ...CompleteJobsResult,
+            description:
+              'Every completion was handled; each result says how (see its status_code).',
+          },
+          ...errorResponses({ 404: 'version "2.0.0" of model "example-model" not found' }),
+        },
+      },
+    },
+    async (request) => {
+      const { model_id, version } = request.params;
+      const results = await completeJobs(ctx, request.caller, {
+        modelId: model_id,
+        modelVersion: version,
+        completions: request.body.completions,
+      });
+      return { results };
     },
   );
 }

@@ -4,6 +4,7 @@ import { JOB_TIMELINE_LIMIT } from '../../usecases/job-events.usecase.js';
 import {
   ClientId,
   DomainId,
+  ErrorResponse,
   Identifier,
   JsonObject,
   ModelId,
@@ -213,6 +214,84 @@ export const CompletionResult = named(
       ],
     },
   ),
+);
+
+/** The most completions one request may carry. */
+export const MAX_COMPLETIONS = 100;
+
+export const CompleteJobsBody = named(
+  'CompleteJobsRequest',
+  Type.Object(
+    {
+      completions: Type.Array(
+        named(
+          'JobCompletion',
+          Type.Object(
+            {
+              job_id: JobId,
+              status: StringEnum(['success', 'failure'] as const),
+              output: Type.Optional(JobOutput),
+              error: Type.Optional({
+                ...JsonObject,
+                description: 'Structured failure details; stored when status is failure.',
+              }),
+              attempt: Type.Optional(
+                Type.Integer({
+                  minimum: 0,
+                  description: 'The attempt the worker ran (from the claim); a stale one is a 409.',
+                }),
+              ),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+        {
+          minItems: 1,
+          maxItems: MAX_COMPLETIONS,
+          description: `Up to ${MAX_COMPLETIONS} completions of jobs of this model version, each job once.`,
+        },
+      ),
+    },
+    {
+      additionalProperties: false,
+      examples: [
+        {
+          completions: [
+            { job_id: '123456789012', attempt: 1, status: 'success', output: { score: 0.93 } },
+            {
+              job_id: '123456789013',
+              attempt: 1,
+              status: 'failure',
+              error: { code: 'oom', message: 'out of memory' },
+            },
+          ],
+        },
+      ],
+    },
+  ),
+);
+
+export const CompleteJobsResult = named(
+  'CompleteJobsResult',
+  Type.Object({
+    results: Type.Array(
+      named(
+        'JobCompletionResult',
+        Type.Object({
+          job_id: JobId,
+          status_code: Type.Integer({
+            description:
+              'What the single completion route would have answered for this job: 200, 207, ' +
+              '403, 404 or 409.',
+          }),
+          body: Type.Union([CompletionResult, ErrorResponse], {
+            description: "That answer's body: the completion, or the error.",
+          }),
+        }),
+      ),
+      { description: 'One per completion sent, in the same order.' },
+    ),
+  }),
 );
 
 export const BatchId = Type.String({ format: 'uuid', description: 'Batch identifier.' });

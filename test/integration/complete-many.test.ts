@@ -1,0 +1,184 @@
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import { assertStatus, expectBody } from '../helpers/assertions.js';
+import {
+  completePath,
+  createTenant,
+  runJob,
+  trainingJobs,
+  type Tenant,
+} from '../helpers/fixtures.js';
+import { describeOnEachBackend, errorMessage, type TestServer } from '../helpers/test-server.js';
+
+/**
+ * `POST /v2/models/{m}/versions/{v}/jobs/complete`: a worker completes the jobs it claimed in
+ * one request, and each gets exactly what the single completion route would have answered.
+ */
+
+interface Claimed {
+  job_id: string;
+  attempt: number;
+  callback: { token: string };
+}
+
+interface Result {
+  job_id: string;
+  status_code: number;
+  body: any;
+}
+
+const versionPath = (t: Tenant) => `/v2/models/${t.modelId}/versions/${t.version}`;
+
+async function claim(server: TestServer, t: Tenant, count: number): Promise<Claimed[]> {
+  const answer = await server.post(`${versionPath(t)}/jobs/claim`, {
+    worker_id: 'many-worker',
+    max_jobs: count,
+    wait_ms: 0,
+  });
+  return expectBody<{ jobs: Claimed[] }>(answer, 200).jobs;
+}
+
+async function completeMany(server: TestServer, t: Tenant, completions: unknown[], token?: string) {
+  return server.post(
+    `${versionPath(t)}/jobs/complete`,
+    { completions },
+    token === undefined ? undefined : { token },
+  );
+}
+
+async function statusOf(server: TestServer, t: Tenant, jobId: string) {
+  return expectBody<{ status: string; output: unknown; error: unknown }>(
+    await server.get(`${t.domainPath}/jobs/${jobId}`),
+    200,
+  );
+}
+
+describeOnEachBackend('completing many jobs in one request', (server) => {
+  it('completes each as the single route would, in order, and a repeat replays', async () => {
+    const t = await createTenant(server());
+    const subscription = expectBody<{ subscription_id: string }>(
+      await server().post(`${t.domainPath}/subscriptions`, {
+        source: { model_id: t.modelId },
+        action: { assignment_key: 'default', job_type: 'training' },
+      }),
+      201,
+    );
+    for (let i = 0; i < 4; i++) await runJob(server(), t, { input: { i } });
+    const jobs = await claim(server(), t, 10);
+    assert.equal(jobs.length, 4);
+    const [a, b, c, d] = jobs as [Claimed, Claimed, Claimed, Claimed];
+    const completions = [
+      { job_id: a.job_id, attempt: a.attempt, status: 'success', output: { n: 1 } },
+      { job_id: b.job_id, attempt: b.attempt, status: 'failure', error: { code: 'oom' } },
+      { job_id: c.job_id, attempt: c.attempt + 1, status: 'success' },
+      { job_id: '999999999999', status: 'success' },
+      { job_id: d.job_id, status: 'success', output: { n: 4 } },
+    ];
+    const first = expectBody<{ results: Result[] }>(
+      await completeMany(server(), t, completions),
+      200,
+    );
+    assert.deepEqual(
+      first.results.map((r) => [r.job_id, r.status_code]),
+      [
+        [a.job_id, 200],
+        [b.job_id, 200],
+        [c.job_id, 409],
+        ['999999999999', 404],
+        [d.job_id, 200],
+      ],
+    );
+    // Each body is the single route's: the completion, or its error.
+    assert.deepEqual(first.results[0]!.body.triggered_events.length, 1);
+    assert.equal(
+      first.results[0]!.body.triggered_events[0].subscription_id,
+      subscription.subscription_id,
+    );
+    assert.deepEqual(first.results[1]!.body.triggered_events, [], 'a failure fires nothing');
+    assert.equal(first.results[2]!.body.success, false);
+    assert.match(first.results[2]!.body.message, /is stale; the current attempt is/);
+    assert.match(first.results[3]!.body.message, /job "999999999999" not found for model/);
+
+    assert.deepEqual((await statusOf(server(), t, a.job_id)).output, { n: 1 });
+    assert.deepEqual((await statusOf(server(), t, b.job_id)).error, { code: 'oom' });
+    assert.equal((await statusOf(server(), t, c.job_id)).status, 'dispatched', 'untouched');
+    assert.equal((await statusOf(server(), t, d.job_id)).status, 'success');
+    assert.equal((await trainingJobs(server(), t)).length, 2, 'one per successful inference');
+
+    // The same request again: the completed ones replay their first answers, nothing fires.
+    const again = expectBody<{ results: Result[] }>(
+      await completeMany(server(), t, completions),
+      200,
+    );
+    assert.deepEqual(
+      again.results.map((r) => r.status_code),
+      [200, 200, 409, 404, 200],
+    );
+    assert.deepEqual(again.results[0]!.body, first.results[0]!.body);
+    assert.equal((await trainingJobs(server(), t)).length, 2);
+    // And the single route agrees with what the batch recorded.
+    const single = await server().post(completePath(t, a.job_id), {
+      status: 'success',
+      output: { n: 1 },
+    });
+    assertStatus(single, 200);
+    assert.deepEqual(single.body, first.results[0]!.body);
+    const differently = await server().post(completePath(t, d.job_id), { status: 'failure' });
+    assertStatus(differently, 409);
+  });
+
+  it('refuses a job named twice, too many, a read token and a callback token, changing nothing', async () => {
+    const t = await createTenant(server());
+    await runJob(server(), t);
+    const [job] = (await claim(server(), t, 1)) as [Claimed];
+    const twice = await completeMany(server(), t, [
+      { job_id: job.job_id, status: 'success' },
+      { job_id: job.job_id, status: 'failure' },
+    ]);
+    assertStatus(twice, 400);
+    assert.match(errorMessage(twice), /appears twice/);
+    const many = Array.from({ length: 101 }, (_, i) => ({
+      job_id: String(100000000000 + i),
+      status: 'success',
+    }));
+    assertStatus(await completeMany(server(), t, many), 400);
+    assertStatus(await completeMany(server(), t, []), 400);
+    const read = await server().token(['read']);
+    assertStatus(
+      await completeMany(server(), t, [{ job_id: job.job_id, status: 'success' }], read),
+      403,
+    );
+    const otherModel = await server().token(['jobs:complete'], { models: ['another-model'] });
+    assertStatus(
+      await completeMany(server(), t, [{ job_id: job.job_id, status: 'success' }], otherModel),
+      403,
+    );
+    // A job's callback token completes that job on the single route only.
+    const byCallback = await completeMany(
+      server(),
+      t,
+      [{ job_id: job.job_id, status: 'success' }],
+      job.callback.token,
+    );
+    assertStatus(byCallback, 403);
+    const { rows } = await server().db.query<{ status: string }>(
+      'select status from jobs where job_id = $1',
+      [job.job_id],
+    );
+    assert.equal(rows[0]!.status, 'dispatched', 'nothing was completed');
+  });
+
+  it("answers 403 in a job's result when the token may not act on its client", async () => {
+    const t = await createTenant(server());
+    const jobId = await runJob(server(), t);
+    await claim(server(), t, 1);
+    const elsewhere = await server().token(['jobs:complete'], { clients: ['someone-else'] });
+    const answer = expectBody<{ results: Result[] }>(
+      await completeMany(server(), t, [{ job_id: jobId, status: 'success' }], elsewhere),
+      200,
+    );
+    assert.equal(answer.results[0]!.status_code, 403);
+    assert.match(answer.results[0]!.body.message, /may not act on client/);
+    assert.equal((await statusOf(server(), t, jobId)).status, 'dispatched');
+  });
+});
