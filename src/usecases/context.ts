@@ -15,6 +15,9 @@ import {
 } from '../repositories/job-batch-insert.repository.js';
 import { JobTargetCache } from './job-target-cache.js';
 
+/** Run-job insert statements in flight at once on PostgreSQL (its pool holds 20 connections). */
+const PG_INSERT_STATEMENTS = 4;
+
 /** What every use case may reach: the shared resources of one PIE process. */
 export interface AppContext {
   db: Database;
@@ -32,7 +35,7 @@ export interface AppContext {
   /** Open jobs per client, for the quota on routes that start jobs (PIE_QUOTA_OPEN_JOBS). */
   openJobs: OpenJobQuota;
   /** Group commit of run-job inserts, on the embedded database only (see GroupCommit). */
-  jobInserts: GroupCommit<GuardedJob, string | undefined> | undefined;
+  jobInserts: GroupCommit<GuardedJob, string | undefined>;
   /** The base URL model handlers call back on (PIE_PUBLIC_URL, else the listening address). */
   publicUrl: () => string;
 }
@@ -76,8 +79,11 @@ export async function createAppContext(
     metrics,
     jobTargets: new JobTargetCache(),
     openJobs: new OpenJobQuota(db, options.quotaOpenJobs ?? 0),
-    jobInserts:
-      db.backend === 'pglite' ? new GroupCommit(db, insertJobsIfTargetsCurrent) : undefined,
+    // Group commit for run-job's inserts: on PGlite (one connection) one statement at a time;
+    // on PostgreSQL a few at once, so a burst shares WAL flushes without queueing behind one.
+    jobInserts: new GroupCommit(db, insertJobsIfTargetsCurrent, {
+      concurrency: db.backend === 'pglite' ? 1 : PG_INSERT_STATEMENTS,
+    }),
     publicUrl: () => publicUrl ?? listeningUrl,
   };
   return {
