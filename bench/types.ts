@@ -5,6 +5,8 @@ export interface Metric {
   value: number;
   /** e.g. `req/s`, `jobs/s`, `ms`, `s`, `MB` */
   unit: string;
+  /** Printed beside the figure and kept in latest.json, e.g. why it is not like for like. */
+  note?: string;
 }
 
 /** What every scenario gets from the orchestrator (bench/run.ts). */
