@@ -4,7 +4,6 @@ import { inWindow, logSide, Loops, measureWindow, type SideResult, TERMS } from 
 import {
   type ClaimAnswer,
   type ClaimedJob,
-  completeJob,
   createBenchTenant,
   PieClient,
   type RunJobAnswer,
@@ -21,23 +20,36 @@ const SERVICES = 4;
 /**
  * ---- THE ONE PLACE WHERE PIE'S WORKER COMPLETES A CLAIMED BATCH ----
  *
- * PIE has no batch-completion route yet, so each job's completion is its own request
- * (`POST` to its callback with its own token), all of the batch's sent concurrently. When the
- * batch-completion route lands, switch this function to one request for the whole batch, and
- * update BENCHMARKS.md ("The cycle at equal terms"), which says completions are per job.
- * `onCompleted` is called once per job whose completion PIE has answered.
+ * One request for the whole claim: `POST .../jobs/complete` with every job's completion and
+ * attempt, under the worker's token (the admin token here, as the claim), as pg-boss completes
+ * a fetch with one `complete(queue, ids)`. Each job is still completed in its own transaction
+ * on PIE's side. `onCompleted` is called with the number of jobs PIE completed.
  */
 async function completeClaimedBatch(
   pie: PieClient,
+  completePath: string,
   jobs: readonly ClaimedJob[],
   onCompleted: (count: number) => void,
 ): Promise<void> {
-  await Promise.all(
-    jobs.map(async (job) => {
-      await completeJob(pie, job);
-      onCompleted(1);
-    }),
+  if (jobs.length === 0) return;
+  const { results } = await pie.expect<{ results: { status_code: number }[] }>(
+    200,
+    'POST',
+    completePath,
+    {
+      completions: jobs.map((job) => ({
+        job_id: job.job_id,
+        attempt: job.attempt,
+        status: 'success',
+        output: {},
+      })),
+    },
   );
+  const refused = results.filter((result) => result.status_code >= 300);
+  if (refused.length > 0) {
+    throw new Error(`${refused.length} completions refused: ${JSON.stringify(refused[0])}`);
+  }
+  onCompleted(results.length);
 }
 
 export async function measurePie(ctx: BenchContext): Promise<SideResult> {
@@ -49,6 +61,8 @@ export async function measurePie(ctx: BenchContext): Promise<SideResult> {
     let counted = 0;
     const w = measureWindow(ctx);
     const loops = new Loops(w);
+    // The claim path's sibling: .../versions/{v}/jobs/complete.
+    const completePath = tenant.claimPath.replace(/\/claim$/, '/complete');
 
     const produce = async (producer: number) => {
       // Each producer keeps to one service, so all services get jobs.
@@ -70,7 +84,7 @@ export async function measurePie(ctx: BenchContext): Promise<SideResult> {
       // job is left leased.
       while (loops.running()) {
         const { jobs } = await pie.expect<ClaimAnswer>(200, 'POST', tenant.claimPath, body);
-        await completeClaimedBatch(pie, jobs, (count) => {
+        await completeClaimedBatch(pie, completePath, jobs, (count) => {
           completed += count;
           if (inWindow(w, performance.now())) counted += count;
         });
@@ -79,8 +93,8 @@ export async function measurePie(ctx: BenchContext): Promise<SideResult> {
 
     ctx.log(
       `cycle: PIE: ${TERMS.producers} producers (run-job over HTTP), ${TERMS.consumers} pull ` +
-        `workers claiming up to ${TERMS.batch} (wait_ms 1000), each job of a claim completed ` +
-        `by its own callback request, the claim's concurrently`,
+        `workers claiming up to ${TERMS.batch} (wait_ms 1000), each claim completed in one ` +
+        `request (POST .../jobs/complete)`,
     );
     loops.start(TERMS.producers, produce);
     loops.start(TERMS.consumers, consume);
