@@ -10,7 +10,7 @@ import {
   CompletionParams,
   CompletionResult,
   MAX_COMPLETIONS,
-} from '../schemas/jobs.schemas.js';
+} from '../schemas/completion.schemas.js';
 import type { TypedApp } from '../typed-app.js';
 
 export function completionRoutes(app: TypedApp, ctx: AppContext) {

@@ -2,7 +2,8 @@ import { Type } from '@sinclair/typebox';
 import type { AppContext } from '../../usecases/context.js';
 import { claimJobs, heartbeat } from '../../usecases/worker-jobs.usecase.js';
 import { errorResponses, Identifier, JsonObject, Nullable } from '../schemas/common.schemas.js';
-import { CompletionParams, JobId } from '../schemas/jobs.schemas.js';
+import { CompletionParams } from '../schemas/completion.schemas.js';
+import { JobId } from '../schemas/jobs.schemas.js';
 import { VersionParams } from '../schemas/registry.schemas.js';
 import type { TypedApp } from '../typed-app.js';
 

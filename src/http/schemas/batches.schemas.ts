@@ -10,14 +10,8 @@ import {
   StringEnum,
   Timestamp,
 } from './common.schemas.js';
-import {
-  AssignmentKey,
-  BatchCounts,
-  BatchId,
-  JobId,
-  JobType,
-  TriggeredEvent,
-} from './jobs.schemas.js';
+import { AssignmentKey, BatchCounts, BatchId, JobId, JobType } from './jobs.schemas.js';
+import { TriggeredEvent } from './completion.schemas.js';
 
 export const BatchKind = named(
   'BatchKind',

@@ -1,21 +1,12 @@
 import { Type } from '@sinclair/typebox';
 import { named, Timestamp } from './common.schemas.js';
-
-const Count = Type.Integer({ minimum: 0 });
-const STATUS_COUNTS = {
-  queued: Count,
-  dispatched: Count,
-  running: Count,
-  success: Count,
-  failure: Count,
-  cancelled: Count,
-};
+import { STATUS_COUNT_FIELDS } from './jobs.schemas.js';
 
 const zeros = { queued: 0, dispatched: 0, running: 0, success: 0, failure: 0, cancelled: 0 };
 
 export const JobStatusCounts = named(
   'JobStatusCounts',
-  Type.Object(STATUS_COUNTS, {
+  Type.Object(STATUS_COUNT_FIELDS, {
     description: 'How many jobs are in each status now; every status is present, 0 when none.',
     examples: [{ queued: 12, dispatched: 3, running: 5, success: 10412, failure: 7, cancelled: 2 }],
   }),
@@ -24,7 +15,7 @@ export const JobStatusCounts = named(
 export const ThroughputBucket = named(
   'ThroughputBucket',
   Type.Object(
-    { at: { ...Timestamp, description: 'The start of the minute.' }, ...STATUS_COUNTS },
+    { at: { ...Timestamp, description: 'The start of the minute.' }, ...STATUS_COUNT_FIELDS },
     {
       description:
         'How many jobs entered each status in one minute: `queued` counts jobs created and ' +
