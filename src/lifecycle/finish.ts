@@ -44,6 +44,44 @@ export async function complete(
   return rowCount > 0;
 }
 
+/**
+ * Records many handlers' completions of jobs the caller has locked and checked, in one
+ * statement: each row as `complete` would write it. Answers the ids of the jobs it completed
+ * (all of them, while the locks hold).
+ */
+export async function completeMany(
+  q: Queryable,
+  emit: EmitJobEvent,
+  jobs: { job: Pick<Job, 'client_id' | 'job_id' | 'job_type'>; completion: CompletionRecord }[],
+): Promise<Set<string>> {
+  if (jobs.length === 0) return new Set();
+  const rows = jobs.map(({ job, completion }) => ({
+    client_id: job.client_id,
+    job_id: job.job_id,
+    status: completion.request.status,
+    output: completion.request.output,
+    error: completion.request.error,
+    completion,
+  }));
+  const { rows: done } = await q.query<{ job_id: string }>(
+    `update jobs j
+     set status = c.status, output = c.output, error = c.error, completion = c.completion,
+         finished_at = now(), updated_at = now(), locked_by = null, lease_expires_at = null
+     from jsonb_to_recordset($1::jsonb)
+       as c(client_id text, job_id text, status text, output jsonb, error jsonb, completion jsonb)
+     where j.client_id = c.client_id and j.job_id = c.job_id and ${startsFrom('complete', 'j')}
+     returning j.job_id`,
+    [json(rows)],
+  );
+  const completed = new Set(done.map((row) => row.job_id));
+  for (const { job, completion } of jobs) {
+    if (completed.has(job.job_id)) {
+      emit({ type: 'finished', jobType: job.job_type, status: completion.request.status });
+    }
+  }
+  return completed;
+}
+
 // Cancelling must say what it cut short (whether a handler had the job, and who held it),
 // which only the row as it was before the update knows: `returning` shows the new values. So
 // each statement locks and reads the rows first (`was_*`), then updates them, still in one

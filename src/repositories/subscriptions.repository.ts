@@ -300,6 +300,22 @@ export async function deleteSubscription(
 }
 
 /**
+ * The SQL condition "subscription `s` fires when this job's inference succeeds", with the
+ * job's fields given as SQL expressions (parameters, or another table's columns), so that
+ * finding a job's subscriptions and asking whether many jobs have any share one definition.
+ */
+export function firesOnInference(
+  s: string,
+  job: Record<'client_id' | 'domain_id' | 'model_id' | 'model_version' | 'service_id', string>,
+): string {
+  return `${s}.client_id = ${job.client_id} and ${s}.domain_id = ${job.domain_id}
+    and ${s}.source_model_id = ${job.model_id}
+    and ${s}.status = 'active' and ${s}.event = 'inference_complete'
+    and (${s}.source_model_version is null or ${s}.source_model_version = ${job.model_version})
+    and (${s}.source_service_id is null or ${s}.source_service_id = ${job.service_id})`;
+}
+
+/**
  * Active inference_complete subscriptions a completed job matches: same client and domain,
  * source model equal, source version null or equal, source service null or equal. Ordered by
  * created_at, subscription_id.
@@ -314,12 +330,15 @@ export async function findMatchingSubscriptions(
     service_id: string | null;
   },
 ): Promise<Subscription[]> {
+  const matches = firesOnInference('s', {
+    client_id: '$1',
+    domain_id: '$2',
+    model_id: '$3',
+    model_version: '$4',
+    service_id: '$5::text',
+  });
   const { rows } = await q.query<SubscriptionRow>(
-    `select ${COLUMNS} from subscriptions
-     where client_id = $1 and domain_id = $2 and source_model_id = $3
-       and status = 'active' and event = 'inference_complete'
-       and (source_model_version is null or source_model_version = $4)
-       and (source_service_id is null or source_service_id = $5::text)
+    `select ${COLUMNS} from subscriptions s where ${matches}
      order by created_at, subscription_id`,
     [job.client_id, job.domain_id, job.model_id, job.model_version, job.service_id],
   );

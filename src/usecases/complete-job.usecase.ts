@@ -6,9 +6,10 @@ import { cascadeRefusal } from '../domain/lineage.js';
 import type { FinalStatus } from '../domain/job-status.js';
 import type { TriggeredEvent } from '../domain/triggered-event.js';
 import type { EmitJobEvent } from '../lifecycle/job-events.js';
-import { complete } from '../lifecycle/finish.js';
+import { complete, completeMany } from '../lifecycle/finish.js';
 import {
   lockJobForCompletion,
+  lockJobsForCompletion,
   type CompletionRecord,
   type Job,
 } from '../repositories/jobs.repository.js';
@@ -115,6 +116,29 @@ async function finishLocked(
   request: FinishRequest,
 ): Promise<FinishResult> {
   const job = await lockJobForCompletion(tx, request.jobId);
+  const verdict = judge(job, request);
+  if (verdict.kind !== 'to-complete') return verdict;
+  const triggered = firesSubscriptions(verdict)
+    ? await fireSubscriptions(ctx, tx, emit, verdict.job, verdict.completion.output)
+    : [];
+  return record(tx, emit, verdict, triggered);
+}
+
+/** A completion that may be recorded: the locked job, and what it is completed with. */
+interface ToComplete {
+  kind: 'to-complete';
+  job: Job & { traceparent: string | null };
+  completion: CompletionRecord['request'];
+}
+
+/**
+ * What a report of a job's outcome comes to, given the job as locked: a refusal, a replay of
+ * the first completion, or a completion to record.
+ */
+function judge(
+  job: (Job & { completion: CompletionRecord | null; traceparent: string | null }) | undefined,
+  request: FinishRequest,
+): Exclude<FinishResult, { kind: 'completed' }> | ToComplete {
   if (
     job === undefined ||
     job.model_id !== request.modelId ||
@@ -150,26 +174,45 @@ async function finishLocked(
       return { kind: 'stale-attempt', attempt, current: job.attempt };
     }
   }
+  return { kind: 'to-complete', job, completion };
+}
 
-  const triggered =
-    outcome.status === 'success' && job.job_type === 'inference'
-      ? await fireSubscriptions(ctx, tx, emit, job, completion.output)
-      : [];
+/** The answer a completion is recorded with, given the events its subscriptions triggered. */
+function completedAnswer(
+  { job, completion }: ToComplete,
+  triggered: TriggeredEvent[],
+): Answer<CompletionAnswer, 200 | 207> {
   const body: CompletionAnswer = {
     job_id: job.job_id,
     model_id: job.model_id,
     model_version: job.model_version,
-    status: outcome.status,
+    status: completion.status,
     triggered_events: triggered,
   };
-  const statusCode: 200 | 207 = triggered.some((event) => 'error' in event) ? 207 : 200;
-  await complete(tx, emit, job, {
-    request: completion,
-    response: { status_code: statusCode, body },
-  });
-  const batch =
-    job.batch_id === null ? undefined : { clientId: job.client_id, batchId: job.batch_id };
-  return { kind: 'completed', answer: { statusCode, body }, batch };
+  return { statusCode: triggered.some((event) => 'error' in event) ? 207 : 200, body };
+}
+
+const recordOf = (
+  verdict: ToComplete,
+  answer: Answer<CompletionAnswer, 200 | 207>,
+): CompletionRecord => ({
+  request: verdict.completion,
+  response: { status_code: answer.statusCode, body: answer.body },
+});
+
+function batchOf(job: Job): { clientId: string; batchId: string } | undefined {
+  return job.batch_id === null ? undefined : { clientId: job.client_id, batchId: job.batch_id };
+}
+
+async function record(
+  tx: Queryable,
+  emit: EmitJobEvent,
+  verdict: ToComplete,
+  triggered: TriggeredEvent[],
+): Promise<FinishResult> {
+  const answer = completedAnswer(verdict, triggered);
+  await complete(tx, emit, verdict.job, recordOf(verdict, answer));
+  return { kind: 'completed', answer, batch: batchOf(verdict.job) };
 }
 
 export interface CompleteJobInput {
@@ -243,15 +286,16 @@ export interface CompletionItemAnswer {
   body: CompletionAnswer | { success: false; message: string; [detail: string]: unknown };
 }
 
-/** How many of one request's completions are in flight at once (each is its own transaction). */
+/** How many of one request's one-at-a-time completions are in flight at once. */
 const COMPLETIONS_AT_ONCE = 8;
 
 /**
- * Many completions of one model version in one request, for a worker that ran a claimed batch:
- * each is exactly the single completion of its job (its own transaction, replays, fencing,
- * subscriptions, batches), so one refused completion refuses nothing else; the answer lists
- * what the single route would have answered for each, in order. What one request saves is
- * the HTTP exchange and the token check per job, not the transactions.
+ * Many completions of one model version in one request, for a worker that ran a claimed batch.
+ * Each job gets exactly what the single completion route would have answered (replays,
+ * fencing, refusals, batches), in order, and one refused completion refuses nothing else.
+ * Jobs that only need their row written are completed together, in one transaction and one
+ * statement; a job whose success fires a subscription is completed on its own, as the single
+ * route does, so that its subscriptions fire exactly once.
  */
 export async function completeJobs(
   ctx: AppContext,
@@ -272,39 +316,118 @@ export async function completeJobs(
   if ((await findVersion(ctx.db, modelId, modelVersion)) === undefined) {
     throw notFound(`version "${modelVersion}" of model "${modelId}" not found`);
   }
-  const answers = new Array<CompletionItemAnswer>(completions.length);
+  const requests: FinishRequest[] = completions.map((completion) => ({
+    jobId: completion.job_id,
+    modelId,
+    modelVersion,
+    attempts: [completion.attempt],
+    clients: caller.clients,
+    outcome: completion,
+  }));
+  const results = new Array<FinishResult>(requests.length);
+  const alone = await finishTogether(ctx, requests, results);
   let next = 0;
   const worker = async () => {
-    while (next < completions.length) {
-      const index = next++;
-      const completion = completions[index]!;
-      const jobId = completion.job_id;
-      const result = await finishJob(ctx, {
-        jobId,
-        modelId,
-        modelVersion,
-        attempts: [completion.attempt],
-        clients: caller.clients,
-        outcome: completion,
-      });
-      try {
-        const answer = answerOf(result, { jobId, modelId, modelVersion });
-        answers[index] = { job_id: jobId, status_code: answer.statusCode, body: answer.body };
-      } catch (error) {
-        if (!(error instanceof AppError)) throw error;
-        answers[index] = {
-          job_id: jobId,
-          status_code: error.status,
-          body: { success: false, message: error.message, ...error.details },
-        };
-      }
+    while (next < alone.length) {
+      const index = alone[next++]!;
+      results[index] = await finishJob(ctx, requests[index]!);
     }
   };
-  await Promise.all(
-    Array.from({ length: Math.min(COMPLETIONS_AT_ONCE, completions.length) }, worker),
-  );
-  return answers;
+  await Promise.all(Array.from({ length: Math.min(COMPLETIONS_AT_ONCE, alone.length) }, worker));
+  return results.map((result, index) => {
+    const { jobId } = requests[index]!;
+    try {
+      const answer = answerOf(result, { jobId, modelId, modelVersion });
+      return { job_id: jobId, status_code: answer.statusCode, body: answer.body };
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      const body = { success: false as const, message: error.message, ...error.details };
+      return { job_id: jobId, status_code: error.status, body };
+    }
+  });
 }
+
+/**
+ * Judges every request against its locked job and records, in one transaction, each
+ * completion that fires no subscription; fills `results` for those and for refusals and
+ * replays. Answers the indexes left to complete one at a time: those a subscription matches,
+ * or all of them when the transaction was rolled back (a deadlock with a bulk action that
+ * locks in another order), since nothing of it was kept.
+ */
+async function finishTogether(
+  ctx: AppContext,
+  requests: FinishRequest[],
+  results: FinishResult[],
+): Promise<number[]> {
+  const span = { attributes: () => ({ 'pie.jobs': requests.length }) };
+  const together = withSpan('pie.complete.many', span, () =>
+    ctx.events.afterCommit((emit) =>
+      ctx.db.transaction(async (tx) => {
+        const jobs = await lockJobsForCompletion(
+          tx,
+          requests.map((request) => request.jobId),
+        );
+        const decided = new Map<number, FinishResult>();
+        const alone: number[] = [];
+        const toRecord: {
+          index: number;
+          verdict: ToComplete;
+          answer: Answer<CompletionAnswer, 200 | 207>;
+        }[] = [];
+        requests.forEach((request, index) => {
+          const job = jobs.get(request.jobId);
+          const verdict = judge(job, request);
+          if (verdict.kind !== 'to-complete') decided.set(index, verdict);
+          else if (job?.subscribed === true && firesSubscriptions(verdict)) alone.push(index);
+          else toRecord.push({ index, verdict, answer: completedAnswer(verdict, []) });
+        });
+        const done = await completeMany(
+          tx,
+          emit,
+          toRecord.map(({ verdict, answer }) => ({
+            job: verdict.job,
+            completion: recordOf(verdict, answer),
+          })),
+        );
+        for (const { index, verdict, answer } of toRecord) {
+          if (done.has(verdict.job.job_id)) {
+            decided.set(index, { kind: 'completed', answer, batch: batchOf(verdict.job) });
+          } else alone.push(index);
+        }
+        return { decided, alone };
+      }),
+    ),
+  );
+  let outcome: Awaited<typeof together>;
+  try {
+    outcome = await together;
+  } catch (error) {
+    if (!isRolledBack(error)) throw error;
+    return requests.map((_, index) => index);
+  }
+  const batches = new Map<string, { clientId: string; batchId: string }>();
+  for (const [index, result] of outcome.decided) {
+    results[index] = result;
+    if (result.kind === 'completed' && result.batch !== undefined) {
+      batches.set(`${result.batch.clientId}/${result.batch.batchId}`, result.batch);
+    }
+  }
+  // Committed: as after a single completion, finish each batch these jobs may have ended.
+  for (const batch of batches.values()) {
+    await finishBatch(ctx, batch.clientId, batch.batchId).catch(() => undefined);
+  }
+  return outcome.alone.sort((a, b) => a - b);
+}
+
+/** Whether recording this completion would start subscription jobs: a successful inference. */
+const firesSubscriptions = (verdict: ToComplete) =>
+  verdict.completion.status === 'success' && verdict.job.job_type === 'inference';
+
+/** A transaction PostgreSQL rolled back to break a deadlock or a serialization conflict. */
+const isRolledBack = (error: unknown) =>
+  typeof error === 'object' &&
+  error !== null &&
+  ['40001', '40P01'].includes((error as { code?: unknown }).code as string);
 
 /**
  * Starts one job per matching subscription, or for a debounced one joins the job it is

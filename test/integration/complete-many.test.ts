@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { testBackends } from '../helpers/backends.js';
 import { assertStatus, expectBody } from '../helpers/assertions.js';
 import {
   completePath,
@@ -8,7 +10,8 @@ import {
   trainingJobs,
   type Tenant,
 } from '../helpers/fixtures.js';
-import { describeOnEachBackend, errorMessage, type TestServer } from '../helpers/test-server.js';
+import { describeOnEachBackend, errorMessage, TestServer } from '../helpers/test-server.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * `POST /v2/models/{m}/versions/{v}/jobs/complete`: a worker completes the jobs it claimed in
@@ -181,4 +184,173 @@ describeOnEachBackend('completing many jobs in one request', (server) => {
     assert.match(answer.results[0]!.body.message, /may not act on client/);
     assert.equal((await statusOf(server(), t, jobId)).status, 'dispatched');
   });
+  it('completes a claimed batch together: its batch ends once, its events and counts follow', async () => {
+    const t = await createTenant(server(), { features: [], services: {} });
+    await server().db.query(
+      `insert into services (client_id, domain_id, service_id, provided_features, resolved_features)
+       select $1, $2, 'svc-' || g, '{}', '{}' from generate_series(1, 40) g`,
+      [t.clientId, t.domainId],
+    );
+    const subscription = expectBody<{ subscription_id: string }>(
+      await server().post(`${t.domainPath}/subscriptions`, {
+        event: 'batch_complete',
+        source: {},
+        action: { assignment_key: 'default', job_type: 'training' },
+      }),
+      201,
+    );
+    const init = expectBody<{ batch_id: string }>(
+      await server().post(`${t.domainPath}/services/init`, {}),
+      202,
+    );
+    const jobs = await claim(server(), t, 50);
+    assert.equal(jobs.length, 40);
+    const answer = expectBody<{ results: Result[] }>(
+      await completeMany(
+        server(),
+        t,
+        jobs.map((job, i) =>
+          i % 4 === 0
+            ? { job_id: job.job_id, attempt: job.attempt, status: 'failure', error: { i } }
+            : { job_id: job.job_id, attempt: job.attempt, status: 'success', output: { i } },
+        ),
+      ),
+      200,
+    );
+    assert.deepEqual(
+      answer.results.map((r) => [r.job_id, r.status_code, r.body.status]),
+      jobs.map((job, i) => [job.job_id, 200, i % 4 === 0 ? 'failure' : 'success']),
+    );
+    const { rows } = await server().db.query<{
+      job_id: string;
+      status: string;
+      output: any;
+      error: any;
+    }>('select job_id, status, output, error from jobs where batch_id = $1', [init.batch_id]);
+    const stored = new Map(rows.map((row) => [row.job_id, row]));
+    jobs.forEach((job, i) => {
+      const row = stored.get(job.job_id)!;
+      assert.equal(row.status, i % 4 === 0 ? 'failure' : 'success');
+      assert.deepEqual(i % 4 === 0 ? row.error : row.output, { i });
+      assert.equal(i % 4 === 0 ? row.output : row.error, null);
+    });
+    const batch = expectBody<{ counts: Record<string, number>; finished_at: string | null }>(
+      await server().get(`${t.domainPath}/batches/${init.batch_id}`),
+      200,
+    );
+    assert.equal(batch.counts['success'], 30);
+    assert.equal(batch.counts['failure'], 10);
+    assert.notEqual(batch.finished_at, null, 'the request that ended the batch finished it');
+    const started = await server().db.query(
+      'select job_id from jobs where client_id = $1 and lineage ? $2',
+      [t.clientId, subscription.subscription_id],
+    );
+    assert.equal(started.rows.length, 1, 'the batch_complete subscription fired once');
+    // Each completion is a finished change in the job's events, as on the single route.
+    const events = expectBody<{ items: { status: string }[] }>(
+      await server().get(`${t.domainPath}/jobs/${jobs[1]!.job_id}/events`),
+      200,
+    );
+    assert.equal(events.items.at(-1)?.status, 'success');
+  });
+
+  it('requests racing over the same jobs complete each once, and a cancel wins or loses whole', async () => {
+    const t = await createTenant(server());
+    for (let i = 0; i < 30; i++) await runJob(server(), t, { input: { i } });
+    const jobs = await claim(server(), t, 30);
+    const succeed = jobs.map((job) => ({
+      job_id: job.job_id,
+      status: 'success',
+      output: { ok: 1 },
+    }));
+    const fail = jobs.map((job) => ({ job_id: job.job_id, status: 'failure' }));
+    const [a, b, c] = await Promise.all([
+      completeMany(server(), t, succeed),
+      completeMany(server(), t, succeed),
+      completeMany(server(), t, fail),
+      server().post(`${t.domainPath}/jobs/cancel`, { status: 'dispatched', limit: 10 }),
+    ]);
+    const results = [a, b, c].map(
+      (answer) => expectBody<{ results: Result[] }>(answer, 200).results,
+    );
+    const { rows } = await server().db.query<{ job_id: string; status: string }>(
+      'select job_id, status from jobs where job_id = any($1::text[])',
+      [jobs.map((job) => job.job_id)],
+    );
+    const final = new Map(rows.map((row) => [row.job_id, row.status]));
+    jobs.forEach((job, i) => {
+      const status = final.get(job.job_id)!;
+      const [bySuccess, bySuccessToo, byFailure] = results.map((each) => each[i]!.status_code);
+      // Whatever won, every answer agrees with what is stored: 200 only for that outcome.
+      assert.equal(bySuccess, status === 'success' ? 200 : 409, `job ${i} (${status})`);
+      assert.equal(bySuccessToo, status === 'success' ? 200 : 409, `job ${i} (${status})`);
+      assert.equal(byFailure, status === 'failure' ? 200 : 409, `job ${i} (${status})`);
+    });
+    assert.ok(
+      [...final.values()].every((status) => ['success', 'failure', 'cancelled'].includes(status)),
+    );
+  });
 });
+
+// A deadlock needs two connections, which only PostgreSQL has (PGlite runs one transaction at
+// a time), so this one runs on the server backend alone.
+for (const backend of testBackends().filter((each) => each.name === 'postgres')) {
+  describe(`completing many jobs in one request, after a deadlock [${backend.name}]`, () => {
+    let server: TestServer;
+    before(async () => {
+      server = await TestServer.start(backend);
+    });
+    after(async () => {
+      await server.close();
+    });
+
+    it('completes one at a time what the rolled-back transaction held', async () => {
+      const t = await createTenant(server);
+      for (let i = 0; i < 3; i++) await runJob(server, t, { input: { i } });
+      const jobs = (await claim(server, t, 3)).sort((x, y) => (x.job_id < y.job_id ? -1 : 1));
+      const [first, second] = jobs as [Claimed, Claimed, Claimed];
+      // Another session holds the second job, so the request locks the first and waits.
+      const other = new pg.Client({ connectionString: server.databaseUrl });
+      await other.connect();
+      try {
+        // Its own deadlock check comes late, so the request's transaction is the one
+        // PostgreSQL rolls back when the two wait for each other.
+        await other.query("set deadlock_timeout = '20s'");
+        await other.query('begin');
+        await other.query('select 1 from jobs where job_id = $1 for update', [second.job_id]);
+        const request = completeMany(
+          server,
+          t,
+          jobs.map((job) => ({ job_id: job.job_id, status: 'success' })),
+        );
+        await waitFor(
+          'the request waiting for the held job',
+          async () => {
+            const { rows } = await other.query(
+              "select 1 from pg_locks where not granted and locktype = 'transactionid'",
+            );
+            return rows.length > 0;
+          },
+          10_000,
+        );
+        await other.query('select 1 from jobs where job_id = $1 for update', [first.job_id]);
+        await other.query('commit');
+        const answer = expectBody<{ results: Result[] }>(await request, 200);
+        assert.deepEqual(
+          answer.results.map((r) => r.status_code),
+          [200, 200, 200],
+        );
+        const { rows } = await server.db.query<{ status: string }>(
+          'select status from jobs where job_id = any($1::text[])',
+          [jobs.map((job) => job.job_id)],
+        );
+        assert.deepEqual(
+          rows.map((row) => row.status),
+          ['success', 'success', 'success'],
+        );
+      } finally {
+        await other.end();
+      }
+    });
+  });
+}
