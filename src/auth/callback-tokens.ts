@@ -32,14 +32,17 @@ export async function loadCallbackTokens(db: Database): Promise<CallbackTokens> 
     sign(job) {
       // Valid until an hour past the deadline: late completions get a clear 409, not a 401.
       const expires = Math.floor(Date.parse(job.deadline) / 1000) + 3600;
-      return new jose.SignJWT({ job_id: job.job_id, attempt: job.attempt })
-        .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-        .setIssuer(CALLBACK_ISSUER)
-        .setAudience(CALLBACK_ISSUER)
-        .setSubject(`job:${job.job_id}`)
-        .setIssuedAt()
-        .setExpirationTime(expires)
-        .sign(secret);
+      return Promise.resolve(
+        signHs256(secret, {
+          job_id: job.job_id,
+          attempt: job.attempt,
+          iss: CALLBACK_ISSUER,
+          aud: CALLBACK_ISSUER,
+          sub: `job:${job.job_id}`,
+          iat: Math.floor(Date.now() / 1000),
+          exp: expires,
+        }),
+      );
     },
     async verify(token) {
       let payload: jose.JWTPayload;
@@ -64,6 +67,22 @@ export async function loadCallbackTokens(db: Database): Promise<CallbackTokens> 
       return { jobId, attempt };
     },
   };
+}
+
+const HS256_HEADER = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString(
+  'base64url',
+);
+
+/**
+ * A compact HS256 JWT (RFC 7519) of `claims`, signed with Node's HMAC. A claim signs a token for
+ * every job it hands out, and jose's signing (WebCrypto, asynchronous, a key import each time)
+ * cost 200 to 270 µs a token against 12 µs here: 15% of the server's CPU at 600 jobs a second.
+ * jose still verifies every token, so a token this writes wrongly fails its checks.
+ */
+function signHs256(key: crypto.KeyObject, claims: Record<string, unknown>): string {
+  const signingInput = `${HS256_HEADER}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  const signature = crypto.createHmac('sha256', key).update(signingInput).digest('base64url');
+  return `${signingInput}.${signature}`;
 }
 
 /** Whether a token claims to be a callback token (not verified: only for routing it). */

@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { grants, type Caller, type Grant } from '../auth/caller.js';
-import type { Queryable } from '../db/database.js';
+import { sqlState, type Queryable } from '../db/database.js';
 import { AppError, badRequest, conflict, forbidden, notFound } from '../domain/errors.js';
 import { cascadeRefusal } from '../domain/lineage.js';
 import type { FinalStatus } from '../domain/job-status.js';
@@ -312,10 +312,6 @@ export async function completeJobs(
     }
     seen.add(completion.job_id);
   }
-  // As on every route under a model version: one that does not exist is the request's 404.
-  if ((await findVersion(ctx.db, modelId, modelVersion)) === undefined) {
-    throw notFound(`version "${modelVersion}" of model "${modelId}" not found`);
-  }
   const requests: FinishRequest[] = completions.map((completion) => ({
     jobId: completion.job_id,
     modelId,
@@ -325,7 +321,7 @@ export async function completeJobs(
     outcome: completion,
   }));
   const results = new Array<FinishResult>(requests.length);
-  const alone = await finishTogether(ctx, requests, results);
+  const alone = await finishTogether(ctx, input, requests, results);
   let next = 0;
   const worker = async () => {
     while (next < alone.length) {
@@ -356,6 +352,7 @@ export async function completeJobs(
  */
 async function finishTogether(
   ctx: AppContext,
+  { modelId, modelVersion }: { modelId: string; modelVersion: string },
   requests: FinishRequest[],
   results: FinishResult[],
 ): Promise<number[]> {
@@ -367,6 +364,16 @@ async function finishTogether(
           tx,
           requests.map((request) => request.jobId),
         );
+        // As on every route under a model version, one that does not exist is the request's
+        // 404; a job of the version shows it exists without asking.
+        const ofVersion = (job: Job) =>
+          job.model_id === modelId && job.model_version === modelVersion;
+        if (
+          ![...jobs.values()].some(ofVersion) &&
+          (await findVersion(tx, modelId, modelVersion)) === undefined
+        ) {
+          throw notFound(`version "${modelVersion}" of model "${modelId}" not found`);
+        }
         const decided = new Map<number, FinishResult>();
         const alone: number[] = [];
         const toRecord: {
@@ -424,10 +431,7 @@ const firesSubscriptions = (verdict: ToComplete) =>
   verdict.completion.status === 'success' && verdict.job.job_type === 'inference';
 
 /** A transaction PostgreSQL rolled back to break a deadlock or a serialization conflict. */
-const isRolledBack = (error: unknown) =>
-  typeof error === 'object' &&
-  error !== null &&
-  ['40001', '40P01'].includes((error as { code?: unknown }).code as string);
+const isRolledBack = (error: unknown) => ['40001', '40P01'].includes(sqlState(error) ?? '');
 
 /**
  * Starts one job per matching subscription, or for a debounced one joins the job it is

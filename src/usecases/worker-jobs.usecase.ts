@@ -35,11 +35,8 @@ export async function claimJobs(
   if (ctx.wakeups.draining) {
     throw unavailable('this PIE process is shutting down; claim again shortly', 1);
   }
-  if ((await findVersion(ctx.db, modelId, modelVersion)) === undefined) {
-    throw notFound(`version "${modelVersion}" of model "${modelId}" not found`);
-  }
   const until = Date.now() + (body.wait_ms ?? 0);
-  for (;;) {
+  for (let first = true; ; first = false) {
     if (ctx.wakeups.draining) return { jobs: [] };
     const { jobs: claimed } = await claimWorkerJobs(
       ctx.db,
@@ -50,6 +47,14 @@ export async function claimJobs(
       body.lease_s ?? 60,
       body.max_jobs ?? 1,
     );
+    // Jobs claimed show the version exists; only an empty first claim asks (a 404 or a wait).
+    if (
+      first &&
+      claimed.length === 0 &&
+      (await findVersion(ctx.db, modelId, modelVersion)) === undefined
+    ) {
+      throw notFound(`version "${modelVersion}" of model "${modelId}" not found`);
+    }
     const remaining = until - Date.now();
     if (claimed.length > 0 || remaining <= 0 || signal.aborted) {
       const jobs = await Promise.all(
