@@ -9,9 +9,21 @@ export interface PieProcess {
   output: () => string;
 }
 
-/** Starts `pie serve` with `env` and resolves once it prints its URL. */
-export function startPie(env: NodeJS.ProcessEnv): Promise<PieProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve'], { env });
+/**
+ * Starts `pie serve` with `env` and resolves once it prints its URL: through tsx, or with
+ * `command` (such as `npm start`) when given.
+ */
+export function startPie(
+  env: NodeJS.ProcessEnv,
+  command: [string, ...string[]] = [
+    process.execPath,
+    '--import',
+    'tsx',
+    'src/cli/main.ts',
+    'serve',
+  ],
+): Promise<PieProcess> {
+  const child = spawn(command[0], command.slice(1), { env });
   let output = '';
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
   return new Promise((resolve, reject) => {

@@ -6,9 +6,18 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { testBackends } from '../helpers/backends.js';
-import { startPie } from '../helpers/pie-process.js';
+import { startPie, type PieProcess } from '../helpers/pie-process.js';
 
 const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** The PIE process `npm start` runs: npm's one child (its shell, replaced by node through exec). */
+function servedBy(npm: PieProcess): number {
+  const children = fs.readFileSync(`/proc/${npm.child.pid}/task/${npm.child.pid}/children`, 'utf8');
+  const [pid] = children.trim().split(/\s+/);
+  assert.match(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /dist\/cli\/main\.js/);
+  return Number(pid);
+}
 
 function cliEnv(dataDir: string, databaseUrl: string | undefined): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, PIE_DATA_DIR: dataDir, PIE_PORT: '0' };
@@ -68,6 +77,41 @@ for (const backend of testBackends()) {
       await database?.dispose();
       fs.rmSync(dataDir, { recursive: true, force: true });
     });
+    it('npm start builds PIE and serves it from dist/, creating the embedded database in a child', async () => {
+      const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pie-start-'));
+      const database = backend.name === 'postgres' ? await backend.open() : undefined;
+      const env = cliEnv(dataDir, database?.url);
+      const server = await startPie(env, ['npm', 'start']);
+      try {
+        const adminToken = /admin token \(12h\): (\S+)/.exec(server.output())?.[1];
+        const put = await fetch(`${server.url}/v2/clients/start-1`, {
+          method: 'PUT',
+          headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+          body: '{}',
+        });
+        assert.equal(put.status, 201, 'migrated, from the migrations folder beside dist/');
+        const ui = await fetch(`${server.url}/ui/`);
+        assert.equal(ui.status, 200, 'the console, from its folder beside dist/');
+        assert.match(await ui.text(), /<html/i);
+        assert.ok(fs.existsSync(path.join(ROOT, 'dist', 'cli', 'main.js')));
+        if (backend.name === 'pglite') {
+          // Built JavaScript (no tsx in the process) and a data folder made and migrated in a
+          // child: the embedded server starts well under its 300 MB budget (about 240 MB).
+          const rss = /VmRSS:\s+(\d+) kB/.exec(
+            fs.readFileSync(`/proc/${servedBy(server)}/status`, 'utf8'),
+          );
+          const mb = Number(rss?.[1]) / 1024;
+          assert.ok(mb < 300, `RSS of the embedded pie serve at start: ${mb.toFixed(0)} MB`);
+        }
+        // npm hands SIGTERM to PIE itself (`exec`), which shuts down cleanly.
+        server.child.kill('SIGTERM');
+        assert.equal(await server.exited, 0);
+      } finally {
+        server.child.kill('SIGKILL');
+        await database?.dispose();
+        fs.rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
   });
 }
 
@@ -89,7 +133,7 @@ describe('pie command line: bad input', () => {
 });
 
 describe("the package's pie command (npx pie)", () => {
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+  const root = ROOT;
 
   /** `npx pie <args>` from the checkout, with an npx cache of its own, as after `npm ci`. */
   function npxPie(args: string[], env: NodeJS.ProcessEnv) {
