@@ -22,6 +22,9 @@ export class JobWakeups {
   private flushing: Promise<void> | undefined;
   private sending: Promise<void> | undefined;
   private drained = false;
+  /** Wake-ups heard per key, and for every key at once: see `mark`. */
+  private readonly wakesByKey = new Map<string, number>();
+  private wakesOfAll = 0;
 
   private constructor(private readonly db: Database | undefined) {
     this.emitter.setMaxListeners(0);
@@ -50,7 +53,7 @@ export class JobWakeups {
   /** Tells waiters here and in other processes that jobs under these keys were committed. */
   announce(keys: readonly string[]): void {
     if (keys.length === 0) return;
-    this.emitter.emit('wake', [...keys]);
+    this.wake([...keys]);
     if (this.db === undefined) return;
     for (const key of keys) this.pending.add(key);
     // One NOTIFY in flight at a time: what is announced meanwhile goes out in the next one, so
@@ -89,7 +92,7 @@ export class JobWakeups {
   /** `payload` lists `model/version` keys; empty or undefined wakes everyone. */
   notify(payload: string | undefined): void {
     const keys = payload === undefined || payload === '' ? undefined : payload.split(',');
-    this.emitter.emit('wake', keys);
+    this.wake(keys);
   }
 
   /** Calls `listener` on every wake-up; returns a function that stops it. */
@@ -98,9 +101,28 @@ export class JobWakeups {
     return () => this.emitter.off('wake', listener);
   }
 
-  /** Resolves on a wake-up concerning `key`, after `timeoutMs`, or when `signal` aborts. */
-  wait(key: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  private wake(keys: string[] | undefined): void {
+    if (keys === undefined) this.wakesOfAll++;
+    else for (const key of keys) this.wakesByKey.set(key, (this.wakesByKey.get(key) ?? 0) + 1);
+    this.emitter.emit('wake', keys);
+  }
+
+  /**
+   * How many wake-ups concerning `key` this process has heard. A claimer takes the mark before
+   * it looks for jobs and passes it to `wait`: jobs committed while its look was under way
+   * (after its snapshot) wake it at once instead of after the slow poll.
+   */
+  mark(key: string): number {
+    return (this.wakesByKey.get(key) ?? 0) + this.wakesOfAll;
+  }
+
+  /**
+   * Resolves on a wake-up concerning `key`, after `timeoutMs`, or when `signal` aborts; at
+   * once if one came after `since` (a `mark`).
+   */
+  wait(key: string, timeoutMs: number, signal?: AbortSignal, since?: number): Promise<void> {
     if (this.drained) return Promise.resolve();
+    if (since !== undefined && this.mark(key) !== since) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);

@@ -38,6 +38,8 @@ export async function claimJobs(
   const until = Date.now() + (body.wait_ms ?? 0);
   for (let first = true; ; first = false) {
     if (ctx.wakeups.draining) return { jobs: [] };
+    const key = versionKey(modelId, modelVersion);
+    const mark = ctx.wakeups.mark(key);
     const { jobs: claimed } = await claimWorkerJobs(
       ctx.db,
       modelId,
@@ -75,7 +77,7 @@ export async function claimJobs(
     }
     // Retried jobs become claimable at their run_at, which no wake-up announces: look again
     // at least every second.
-    await ctx.wakeups.wait(versionKey(modelId, modelVersion), Math.min(remaining, 1000), signal);
+    await ctx.wakeups.wait(key, Math.min(remaining, 1000), signal, mark);
   }
 }
 
