@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
-import { completeJob, completeJobs } from '../../usecases/complete-job.usecase.js';
+import { completeJob } from '../../usecases/complete-job.usecase.js';
+import { completeJobs } from '../../usecases/complete-jobs.usecase.js';
 import type { AppContext } from '../../usecases/context.js';
 import { errorResponses } from '../schemas/common.schemas.js';
 import { ModelId, ModelVersion } from '../schemas/common.schemas.js';
