@@ -32,16 +32,25 @@ export async function loadCallbackTokens(db: Database): Promise<CallbackTokens> 
     sign(job) {
       // Valid until an hour past the deadline: late completions get a clear 409, not a 401.
       const expires = Math.floor(Date.parse(job.deadline) / 1000) + 3600;
-      return Promise.resolve(
-        signHs256(secret, {
-          job_id: job.job_id,
-          attempt: job.attempt,
-          iss: CALLBACK_ISSUER,
-          aud: CALLBACK_ISSUER,
-          sub: `job:${job.job_id}`,
-          iat: Math.floor(Date.now() / 1000),
-          exp: expires,
-        }),
+      // Resolved on a later turn of the event loop, as jose's asynchronous signing was: a push
+      // delivery then starts after its claim's turn. Started within it, deliveries reached an
+      // http handler out of the order they were claimed in (the fair-share test of
+      // scheduling.test.ts found another tenant's 5th job 39th instead of within 30); why is
+      // not understood yet, so the old timing is kept.
+      return new Promise((resolve) =>
+        setImmediate(() =>
+          resolve(
+            signHs256(secret, {
+              job_id: job.job_id,
+              attempt: job.attempt,
+              iss: CALLBACK_ISSUER,
+              aud: CALLBACK_ISSUER,
+              sub: `job:${job.job_id}`,
+              iat: Math.floor(Date.now() / 1000),
+              exp: expires,
+            }),
+          ),
+        ),
       );
     },
     async verify(token) {

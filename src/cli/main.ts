@@ -96,9 +96,11 @@ async function serve(config: Config): Promise<number> {
 }
 
 async function runMigrations(config: Config): Promise<number> {
-  const db = await openDatabase(config);
+  // A new embedded database is migrated as it is created: those migrations count too.
+  let created: string[] = [];
+  const db = await openDatabase(config, { onCreated: (applied) => (created = applied) });
   try {
-    const applied = await migrate(db);
+    const applied = [...created, ...(await migrate(db))];
     process.stdout.write(
       applied.length === 0 ? 'database is up to date\n' : `applied: ${applied.join(', ')}\n`,
     );

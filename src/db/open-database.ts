@@ -7,13 +7,16 @@ import { openPgliteDatabase } from './pglite-database.js';
 import { openPostgresDatabase } from './pg-database.js';
 
 /** `DATABASE_URL` selects a PostgreSQL server; without it PIE keeps its data in PGlite. */
-export async function openDatabase(config: Config): Promise<Database> {
+export async function openDatabase(
+  config: Config,
+  options: { onCreated?: (applied: string[]) => void } = {},
+): Promise<Database> {
   if (config.databaseUrl !== undefined) return openPostgresDatabase(config.databaseUrl);
   const dir = embeddedDatabaseDir(config);
   fs.mkdirSync(dir, { recursive: true });
   const unlock = lockDataDir(config.dataDir);
   try {
-    return await openPgliteDatabase(dir, { onClose: unlock });
+    return await openPgliteDatabase(dir, { ...options, onClose: unlock });
   } catch (error) {
     unlock();
     throw error;

@@ -13,10 +13,15 @@ const START_PARAMS = [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB']
 /** Opens the embedded database in `dataDir`, or in memory when `dataDir` is undefined (tests). */
 export async function openPgliteDatabase(
   dataDir: string | undefined,
-  options: { onClose?: () => void } = {},
+  options: {
+    onClose?: () => void;
+    /** Called when `dataDir` was new, with the migrations its creation applied. */
+    onCreated?: (applied: string[]) => void;
+  } = {},
 ): Promise<Database> {
   if (dataDir !== undefined && !fs.existsSync(path.join(dataDir, 'PG_VERSION'))) {
-    await initdbInChild(dataDir);
+    const applied = await initdbInChild(dataDir);
+    options.onCreated?.(applied);
   }
   const pglite = await PGlite.create({
     startParams: START_PARAMS,
@@ -25,17 +30,25 @@ export async function openPgliteDatabase(
   return new PgliteDatabase(pglite, options.onClose);
 }
 
-/** Creates a new data directory in a short-lived child process (see pglite-initdb). */
-async function initdbInChild(dataDir: string): Promise<void> {
+/**
+ * Creates and migrates a new data directory in a short-lived child process (see
+ * pglite-initdb); answers the migrations it applied.
+ */
+async function initdbInChild(dataDir: string): Promise<string[]> {
   // The child is this module's sibling, .ts under tsx and .js once built.
   const extension = path.extname(fileURLToPath(import.meta.url));
   const script = fileURLToPath(new URL(`./pglite-initdb${extension}`, import.meta.url));
   const child = fork(script, [dataDir], { execArgv: process.execArgv, stdio: 'inherit' });
+  let applied: string[] = [];
+  child.on('message', (message: { applied?: string[] }) => {
+    applied = message.applied ?? applied;
+  });
   const code = await new Promise<number | null>((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', resolve);
   });
   if (code !== 0) throw new Error(`creating the embedded database in ${dataDir} failed`);
+  return applied;
 }
 
 class PgliteDatabase implements Database {

@@ -13,5 +13,7 @@ if (dataDir === undefined) throw new Error('usage: pglite-initdb <data directory
 const pglite = await PGlite.create({ dataDir });
 await pglite.close();
 const db = await openPgliteDatabase(dataDir);
-await migrate(db);
+const applied = await migrate(db);
 await db.close();
+// The parent reports them (`pie migrate` lists what it applied, these included).
+process.send?.({ applied });

@@ -18,5 +18,11 @@ export async function getOrCreateSetting(
      limit 1`,
     [name, initial],
   );
-  return rows[0]!.value;
+  if (rows[0] !== undefined) return rows[0].value;
+  // Another process inserted it at the same moment: our insert waited for theirs and did
+  // nothing, and this statement's snapshot predates their commit. A new statement sees it.
+  const again = await q.query<{ value: string }>('select value from pie_settings where name = $1', [
+    name,
+  ]);
+  return again.rows[0]!.value;
 }

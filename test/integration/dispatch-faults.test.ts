@@ -117,7 +117,16 @@ for (const backend of testBackends().filter((each) => each.name === 'postgres'))
       await receiver.start();
       const setting = await pieEnvironment(backend.name, {});
       const token = await adminToken();
-      const processes = await Promise.all([1, 2, 3].map(() => startPie(setting.env)));
+      // All three are stopped if any fails to start: one left running keeps the file alive.
+      const starting = await Promise.allSettled([1, 2, 3].map(() => startPie(setting.env)));
+      const processes = starting.flatMap((each) =>
+        each.status === 'fulfilled' ? [each.value] : [],
+      );
+      const failed = starting.find((each) => each.status === 'rejected');
+      if (failed !== undefined) {
+        for (const pie of processes) pie.child.kill('SIGKILL');
+        throw failed.reason;
+      }
       try {
         const started = Date.now();
         const { domain, jobs } = await setUp(processes[0]!.url, token, receiver.url, 5000);

@@ -5,6 +5,7 @@ import type { Database } from '../../src/db/database.js';
 import { openPostgresDatabase } from '../../src/db/pg-database.js';
 import { JobStops } from '../../src/lifecycle/job-stops.js';
 import { JobWakeups } from '../../src/lifecycle/job-wakeups.js';
+import { getOrCreateSetting } from '../../src/repositories/settings.repository.js';
 import { testBackends, type TestDatabase } from '../helpers/backends.js';
 import { sleep } from '../helpers/wait.js';
 
@@ -80,6 +81,25 @@ for (const backend of testBackends().filter((each) => each.name === 'postgres'))
         assert.equal(rows[0]!.value, '5ms');
       } finally {
         await own.close();
+      }
+    });
+
+    it('a setting another process is creating at the same moment is read, not lost', async () => {
+      // Three processes starting on a new database each create the callback-token secret; one
+      // of them crashed at start when another's insert committed while its own waited on it.
+      const db = await openPostgresDatabase(url);
+      const other = new pg.Client({ connectionString: url });
+      await other.connect();
+      try {
+        await other.query('begin');
+        await other.query(`insert into pie_settings (name, value) values ('race', 'theirs')`);
+        const ours = getOrCreateSetting(db, 'race', 'ours');
+        await sleep(200); // our insert now waits for theirs
+        await other.query('commit');
+        assert.equal(await ours, 'theirs');
+      } finally {
+        await other.end();
+        await db.close();
       }
     });
 
