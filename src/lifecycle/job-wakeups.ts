@@ -6,8 +6,8 @@ import type { JobEventBus } from './job-events.js';
  * Wakes the dispatcher and workers waiting in a long-poll when jobs become claimable. It
  * follows the job events (`follow`): jobs queued, or retried and due at once, are announced
  * once committed, by key: the model version of pull jobs, `*` for push jobs. Waiters in this
- * process wake at once; other processes sharing a PostgreSQL server hear it through coalesced
- * NOTIFYs on `pie_jobs`, one in flight at a time. (NOTIFY
+ * process wake at once; other processes sharing a PostgreSQL server hear it through one
+ * coalesced NOTIFY per tick on `pie_jobs`. (NOTIFY
  * inside the inserting transaction would serialise every commit: see migration 000005.)
  *
  * It also carries the process's drain: once `drain()` is called (a shutdown began), every
@@ -58,9 +58,9 @@ export class JobWakeups {
     for (const key of keys) this.pending.add(key);
     // One NOTIFY in flight at a time: what is announced meanwhile goes out in the next one, so
     // under load a process sends a NOTIFY per round trip, not one per commit.
-    this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve))
-      .then(() => this.sending)
-      .then(() => this.flush());
+    this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
+      this.flush(),
+    );
   }
 
   private async flush(): Promise<void> {
