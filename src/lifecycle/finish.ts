@@ -3,13 +3,8 @@ import type { Queryable } from '../db/database.js';
 import type { HandlerType } from '../domain/handlers.js';
 import type { JobStatus } from '../domain/job-status.js';
 import { selectionWhere, type JobSelection } from '../repositories/job-selection.js';
-import {
-  JOB_COLUMNS,
-  toJob,
-  type CompletionRecord,
-  type Job,
-  type JobRow,
-} from '../repositories/jobs.repository.js';
+import { JOB_COLUMNS, toJob, type Job, type JobRow } from '../repositories/jobs.repository.js';
+import type { CompletionRecord } from '../repositories/job-completion.repository.js';
 import { json } from '../repositories/rows.js';
 import type { CancelledAttempt, EmitJobEvent, JobEvent } from './job-events.js';
 import { startsFrom } from './transition-sql.js';

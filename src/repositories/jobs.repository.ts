@@ -6,7 +6,6 @@ import type { JobTrigger } from '../domain/job-trigger.js';
 import type { PageRequest } from '../domain/paging.js';
 import { targetIsCurrent } from './job-targets.repository.js';
 import { recordBatch } from './batches.repository.js';
-import { firesOnInference } from './subscriptions.repository.js';
 import { iso, isoOrNull, json } from './rows.js';
 import { SqlConditions } from './sql-conditions.js';
 
@@ -295,74 +294,6 @@ export async function findAttempts(
     [jobIds],
   );
   return rows;
-}
-
-export interface CompletionRecord {
-  request: { status: 'success' | 'failure'; output: unknown; error: unknown };
-  response: { status_code: number; body: unknown };
-}
-
-/** The job a handler completes, locked until the completion commits; by id alone. */
-export async function lockJobForCompletion(
-  q: Queryable,
-  jobId: string,
-): Promise<
-  (Job & { completion: CompletionRecord | null; traceparent: string | null }) | undefined
-> {
-  const { rows } = await q.query<
-    JobRow & { completion: CompletionRecord | null; traceparent: string | null }
-  >(`select ${JOB_COLUMNS}, completion, traceparent from jobs where job_id = $1 for update`, [
-    jobId,
-  ]);
-  const row = rows[0];
-  if (row === undefined) return undefined;
-  const { completion, traceparent, ...job } = row;
-  return { ...toJob(job), completion, traceparent };
-}
-
-/** A job locked for completion, and whether its successful inference would fire a subscription. */
-export type JobToComplete = Job & {
-  completion: CompletionRecord | null;
-  traceparent: string | null;
-  subscribed: boolean;
-};
-
-/**
- * The jobs a worker completes together, locked until the completion commits, by id alone.
- * They are locked in job id order, so two such requests over the same jobs wait for each
- * other instead of deadlocking. `subscribed` says whether a subscription matches the job
- * now: only those jobs need the one-at-a-time completion that fires subscriptions.
- */
-export async function lockJobsForCompletion(
-  q: Queryable,
-  jobIds: readonly string[],
-): Promise<Map<string, JobToComplete>> {
-  const subscribed = firesOnInference('s', {
-    client_id: 'j.client_id',
-    domain_id: 'j.domain_id',
-    model_id: 'j.model_id',
-    model_version: 'j.model_version',
-    service_id: 'j.service_id',
-  });
-  const { rows } = await q.query<
-    JobRow & {
-      completion: CompletionRecord | null;
-      traceparent: string | null;
-      subscribed: boolean;
-    }
-  >(
-    `select ${JOB_COLUMNS}, completion, traceparent,
-       exists (select 1 from subscriptions s where ${subscribed}) as subscribed
-     from jobs j where job_id = any($1::text[])
-     order by job_id
-     for update of j`,
-    [jobIds],
-  );
-  const jobs = new Map<string, JobToComplete>();
-  for (const { completion, traceparent, subscribed: fires, ...row } of rows) {
-    jobs.set(row.job_id, { ...toJob(row), completion, traceparent, subscribed: fires });
-  }
-  return jobs;
 }
 
 export interface JobFilter {

@@ -7,11 +7,11 @@ import type { FinalStatus } from '../domain/job-status.js';
 import type { TriggeredEvent } from '../domain/triggered-event.js';
 import type { EmitJobEvent } from '../lifecycle/job-events.js';
 import { complete } from '../lifecycle/finish.js';
+import type { Job } from '../repositories/jobs.repository.js';
 import {
   lockJobForCompletion,
   type CompletionRecord,
-  type Job,
-} from '../repositories/jobs.repository.js';
+} from '../repositories/job-completion.repository.js';
 import {
   findGatheringJob,
   holdForDebounce,

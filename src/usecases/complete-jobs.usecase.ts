@@ -2,7 +2,8 @@ import type { Caller } from '../auth/caller.js';
 import { sqlState } from '../db/database.js';
 import { AppError, badRequest, notFound } from '../domain/errors.js';
 import { completeMany } from '../lifecycle/finish.js';
-import { lockJobsForCompletion, type Job } from '../repositories/jobs.repository.js';
+import type { Job } from '../repositories/jobs.repository.js';
+import { lockJobsForCompletion } from '../repositories/job-completion.repository.js';
 import { findVersion } from '../repositories/model-versions.repository.js';
 import { withSpan } from '../observability/tracing.js';
 import {

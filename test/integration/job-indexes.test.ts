@@ -4,11 +4,8 @@ import type { Queryable } from '../../src/db/database.js';
 import { failAttempt, handOver, renewLease, retryOrFail } from '../../src/lifecycle/attempt.js';
 import { timeOutOverdueJobs } from '../../src/lifecycle/expiry.js';
 import { cancel, complete } from '../../src/lifecycle/finish.js';
-import {
-  listJobs,
-  lockJobForCompletion,
-  type JobFilter,
-} from '../../src/repositories/jobs.repository.js';
+import { lockJobForCompletion } from '../../src/repositories/job-completion.repository.js';
+import { listJobs, type JobFilter } from '../../src/repositories/jobs.repository.js';
 import { countOpenJobsByClient } from '../../src/repositories/open-jobs.repository.js';
 import {
   deleteOldFinishedJobs,
