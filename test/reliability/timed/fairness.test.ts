@@ -186,6 +186,26 @@ function cpuSeconds(pid: number | undefined): number {
   }
 }
 
+/**
+ * The whole machine's CPU time so far, from /proc/stat's first line (in clock ticks): busy
+ * (everything but idle and I/O wait) and stolen by the host. A diagnostic: B's latency in one
+ * CI run was twice that of an idle machine, on both sides, and these say whether other
+ * processes or the host took the cores.
+ */
+function machineTicks(): { busy: number; steal: number; total: number } {
+  try {
+    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = line
+      .split(/\s+/)
+      .slice(1, 9)
+      .map(Number) as [number, number, number, number, number, number, number, number];
+    const busy = user + nice + system + irq + softirq;
+    return { busy, steal, total: busy + idle + iowait + steal };
+  } catch {
+    return { busy: 0, steal: 0, total: 0 };
+  }
+}
+
 /** Jobs created and requests refused for their rate, from the server's /metrics. */
 async function counters(url: string): Promise<{ created: number; refused: number }> {
   const metrics = await scrapeMetrics(url);
@@ -251,10 +271,19 @@ for (const backend of testBackends()) {
 
         const rounds: { alone: Samples; flooded: Samples }[] = [];
         const cpu = { alone: 0, flooded: 0 };
+        const machine = {
+          alone: { busy: 0, steal: 0, total: 0 },
+          flooded: { busy: 0, steal: 0, total: 0 },
+        };
         const measure = async (into: Samples, side: 'alone' | 'flooded') => {
           const before = cpuSeconds(pie!.child.pid);
+          const ticksBefore = machineTicks();
           await steady(b!, routeB, tokenB, MEASURE_MS, into);
           cpu[side] += cpuSeconds(pie!.child.pid) - before;
+          const ticksAfter = machineTicks();
+          for (const field of ['busy', 'steal', 'total'] as const) {
+            machine[side][field] += ticksAfter[field] - ticksBefore[field];
+          }
         };
         for (let round = 0; round < ROUNDS; round++) {
           const { alone, flooded } = { alone: new Samples(), flooded: new Samples() };
@@ -291,6 +320,15 @@ for (const backend of testBackends()) {
         t.diagnostic(
           `pie serve's CPU while B was measured: ${busy(cpu.alone)} alone, ` +
             `${busy(cpu.flooded)} with A flooding`,
+        );
+        const share = (ticks: number, side: 'alone' | 'flooded') =>
+          `${((100 * ticks) / Math.max(1, machine[side].total)).toFixed(0)} %`;
+        t.diagnostic(
+          `the machine's ${os.availableParallelism()} cores while B was measured: ` +
+            `${share(machine.alone.busy, 'alone')} busy and ` +
+            `${share(machine.alone.steal, 'alone')} stolen by the host alone, ` +
+            `${share(machine.flooded.busy, 'flooded')} busy and ` +
+            `${share(machine.flooded.steal, 'flooded')} stolen with A flooding`,
         );
         t.diagnostic(
           `A over ${FLOOD_CONNECTIONS} connections, flooding half of ${floodS.toFixed(1)} s: ` +
