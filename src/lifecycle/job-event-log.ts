@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database } from '../db/database.js';
 import {
@@ -35,8 +36,17 @@ export const JOB_EVENT_LOG_DEFAULTS: JobEventLogOptions = { pollMs: 500, maxPend
 
 const CHANNEL = 'pie_job_events';
 const SEQUENCE_BATCH = 1000;
-/** How long a sequencer turn waits for more job changes to number with the first. */
+/** How long a sequencer turn waits, at least, for more job changes to number with the first. */
 const SEQUENCE_DELAY_MS = 10;
+/**
+ * Under load, a turn also waits this many times as long as the previous turn took, so that
+ * numbering takes at most about a tenth of the time. A turn's cost is mostly fixed (on PGlite
+ * about 0.8 ms, plus 17 µs an event), and on PGlite it runs on the thread that serves HTTP:
+ * turns every 10 ms cost embedded run-job a fifth of its throughput (BENCHMARKS.md).
+ */
+const SEQUENCE_SPACING = 9;
+/** However long turns take, one starts at most this long after the first ask. */
+const SEQUENCE_MAX_DELAY_MS = 100;
 const READ_BATCH = 1000;
 const CATCH_UP_PAGE = 500;
 
@@ -66,6 +76,8 @@ export class JobEventLog {
   private sequencing: Promise<void> | undefined;
   private sequenceAgain = false;
   private lastSequencedHead = -1;
+  /** How long the last sequencer turn took, which spaces the next (SEQUENCE_SPACING). */
+  private lastTurnMs = 0;
   private timer: NodeJS.Timeout | undefined;
   private unlisten: (() => Promise<void>) | undefined;
   private closed = false;
@@ -247,10 +259,11 @@ export class JobEventLog {
   }
 
   /**
-   * Numbers committed events, coalesced: a turn starts SEQUENCE_DELAY_MS after the first ask,
-   * so the job changes of that moment share one turn instead of each paying a statement on the
-   * hot paths (one-at-a-time run-jobs asked for a turn each); one turn at a time, and another
-   * if asked meanwhile.
+   * Numbers committed events, coalesced: a turn starts SEQUENCE_DELAY_MS after the first ask
+   * (or SEQUENCE_SPACING times the last turn's duration, if longer, up to
+   * SEQUENCE_MAX_DELAY_MS), so the job changes of that moment share one turn instead of each
+   * paying a statement on the hot paths (one-at-a-time run-jobs asked for a turn each); one
+   * turn at a time, and another if asked meanwhile.
    */
   sequenceSoon(): void {
     if (this.closed) return;
@@ -258,7 +271,11 @@ export class JobEventLog {
       this.sequenceAgain = true;
       return;
     }
-    this.sequencing = sleep(SEQUENCE_DELAY_MS)
+    const delayMs = Math.min(
+      SEQUENCE_MAX_DELAY_MS,
+      Math.max(SEQUENCE_DELAY_MS, SEQUENCE_SPACING * this.lastTurnMs),
+    );
+    this.sequencing = sleep(delayMs)
       .then(() => (this.closed ? undefined : this.sequence()))
       .catch(this.onError)
       .finally(() => {
@@ -271,6 +288,15 @@ export class JobEventLog {
   }
 
   private async sequence(): Promise<void> {
+    const started = performance.now();
+    try {
+      await this.sequenceAll();
+    } finally {
+      this.lastTurnMs = performance.now() - started;
+    }
+  }
+
+  private async sequenceAll(): Promise<void> {
     for (;;) {
       const head = await sequenceJobEvents(this.db, SEQUENCE_BATCH);
       const given = head - this.lastSequencedHead;

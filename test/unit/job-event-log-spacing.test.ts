@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { it } from 'node:test';
+import type { Database } from '../../src/db/database.js';
+import { JobEventLog } from '../../src/lifecycle/job-event-log.js';
+
+/**
+ * A database whose sequencer statement takes `turnMs` and numbers one event each time; it
+ * counts the turns. Nothing follows the log, so the sequencer is all it is asked.
+ */
+function sequencingDatabase(turnMs: number) {
+  let head = 0;
+  const counter = { turns: 0 };
+  const db = {
+    backend: 'pglite',
+    async query(sql: string) {
+      if (!sql.includes('pie_sequence_job_events')) return { rows: [] };
+      counter.turns += 1;
+      await sleep(turnMs);
+      head += 1;
+      return { rows: [{ head: String(head) }] };
+    },
+  } as unknown as Database;
+  return { db, counter };
+}
+
+/** Asks for a turn every 2 ms for `ms`, as a process committing job changes all along does. */
+async function askAllAlong(log: JobEventLog, ms: number) {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    log.sequenceSoon();
+    await sleep(2);
+  }
+}
+
+it('spaces sequencer turns by nine times the last one, so numbering takes a tenth of the time', async () => {
+  // Turns of 20 ms: 10 ms apart they would be 30 ms each, about 33 a second. Spaced, each waits
+  // 100 ms (nine times 20 is 180, capped at 100), about 8 a second.
+  const { db, counter } = sequencingDatabase(20);
+  const log = await JobEventLog.open(db, { pollMs: 60_000 });
+  await askAllAlong(log, 1000);
+  await log.close();
+  assert.ok(counter.turns >= 4, `${counter.turns} turns: the sequencer still runs`);
+  assert.ok(counter.turns <= 12, `${counter.turns} turns in a second of 20 ms turns`);
+});
+
+it('numbers about 10 ms after a change when turns are quick', async () => {
+  // Turns of 1 ms wait the 10 ms floor: about 45 in half a second, and never only a few.
+  const { db, counter } = sequencingDatabase(1);
+  const log = await JobEventLog.open(db, { pollMs: 60_000 });
+  await askAllAlong(log, 500);
+  await log.close();
+  assert.ok(counter.turns >= 15, `${counter.turns} turns in half a second of 1 ms turns`);
+});
