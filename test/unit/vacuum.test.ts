@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/config.js';
 import type { Queryable } from '../../src/db/database.js';
 import {
+  ANALYZE_STATISTICS_TARGET,
   CHURNING_TABLES,
   needsOwnVacuum,
   TableStatistics,
@@ -173,6 +174,15 @@ describe('vacuuming', () => {
         const columns = sampled.map((row) => row.attname);
         assert.ok(columns.includes('client_id') && columns.includes('status'), 'keys sampled');
         assert.ok(!columns.includes('input') && !columns.includes('output'), 'payloads not');
+        // Sampled at PIE's own target, also where a column has none of its own (the event
+        // log's): 200 distinct job ids make a histogram of 11 bounds at a target of 10 (101 at
+        // PostgreSQL's default), and the setting did not outlive the ANALYZE.
+        const { rows: histogram } = await db.query<{ bounds: number; target: string }>(
+          `select cardinality(histogram_bounds::text::text[]) as bounds,
+             current_setting('default_statistics_target') as target
+           from pg_stats where tablename = 'job_events' and attname = 'job_id'`,
+        );
+        assert.deepEqual(histogram, [{ bounds: ANALYZE_STATISTICS_TARGET + 1, target: '100' }]);
         assert.deepEqual(await statistics.refresh(db, now + 60_000), []);
         assert.deepEqual(
           await statistics.refresh(db, now + 60 * 60 * 1000),
