@@ -48,11 +48,16 @@ export function vacuumChurningTables(db: Queryable): Promise<void> {
  */
 export const ANALYZE_STATISTICS_TARGET = 10;
 
-/** Analyzes `tables` at ANALYZE_STATISTICS_TARGET, in one transaction (the setting is local). */
+/**
+ * Analyzes `tables` at ANALYZE_STATISTICS_TARGET. The two statements go as one script, which
+ * PostgreSQL runs as one implicit transaction: the setting ends with it, and a failure rolls
+ * it all back and leaves the connection usable (an explicit BEGIN would leave it inside a
+ * failed transaction, and PGlite has only the one).
+ */
 export function analyzeTables(db: Queryable, tables: readonly string[]): Promise<void> {
   return db.exec(
-    `begin; set local default_statistics_target = ${ANALYZE_STATISTICS_TARGET}; ` +
-      `analyze ${tables.join(', ')}; commit;`,
+    `set local default_statistics_target = ${ANALYZE_STATISTICS_TARGET}; ` +
+      `analyze ${tables.join(', ')}`,
   );
 }
 

@@ -4,6 +4,7 @@ import { loadConfig } from '../../src/config/config.js';
 import type { Queryable } from '../../src/db/database.js';
 import {
   ANALYZE_STATISTICS_TARGET,
+  analyzeTables,
   CHURNING_TABLES,
   needsOwnVacuum,
   TableStatistics,
@@ -183,6 +184,12 @@ describe('vacuuming', () => {
            from pg_stats where tablename = 'job_events' and attname = 'job_id'`,
         );
         assert.deepEqual(histogram, [{ bounds: ANALYZE_STATISTICS_TARGET + 1, target: '100' }]);
+        // A failed ANALYZE leaves the connection as it was (PGlite's only one included).
+        await assert.rejects(analyzeTables(db, ['no_such_table']), /no_such_table/);
+        const { rows: after } = await db.query<{ target: string }>(
+          `select current_setting('default_statistics_target') as target`,
+        );
+        assert.deepEqual(after, [{ target: '100' }]);
         assert.deepEqual(await statistics.refresh(db, now + 60_000), []);
         assert.deepEqual(
           await statistics.refresh(db, now + 60 * 60 * 1000),
