@@ -246,7 +246,9 @@ describeOnEachBackend('completing many jobs in one request', (server) => {
       [t.clientId, subscription.subscription_id],
     );
     assert.equal(started.rows.length, 1, 'the batch_complete subscription fired once');
-    // Each completion is a finished change in the job's events, as on the single route.
+    // Each completion is a finished change in the job's events, as on the single route. The
+    // events show once the log has numbered them (up to a sequencer turn later): number now.
+    await server().db.query('select pie_sequence_job_events(100000)');
     const events = expectBody<{ items: { status: string }[] }>(
       await server().get(`${t.domainPath}/jobs/${jobs[1]!.job_id}/events`),
       200,
