@@ -81,6 +81,8 @@ export class JobEventLog {
   private timer: NodeJS.Timeout | undefined;
   private unlisten: (() => Promise<void>) | undefined;
   private closed = false;
+  /** Aborts a sequencer turn still waiting to start when the log closes (it would not run). */
+  private readonly closing = new AbortController();
 
   private constructor(
     private readonly db: Database,
@@ -275,8 +277,11 @@ export class JobEventLog {
       SEQUENCE_MAX_DELAY_MS,
       Math.max(SEQUENCE_DELAY_MS, SEQUENCE_SPACING * this.lastTurnMs),
     );
-    this.sequencing = sleep(delayMs)
-      .then(() => (this.closed ? undefined : this.sequence()))
+    this.sequencing = sleep(delayMs, undefined, { signal: this.closing.signal })
+      .then(
+        () => (this.closed ? undefined : this.sequence()),
+        () => undefined, // the log closed during the wait: the turn is not taken
+      )
       .catch(this.onError)
       .finally(() => {
         this.sequencing = undefined;
@@ -311,6 +316,7 @@ export class JobEventLog {
   /** Ends every stream, stops the poll and the listener; call before closing the database. */
   async close(): Promise<void> {
     this.closed = true;
+    this.closing.abort();
     clearInterval(this.timer);
     for (const set of this.followers.values()) for (const follower of set) follower.sink.end();
     await this.sequencing;

@@ -52,3 +52,18 @@ it('numbers about 10 ms after a change when turns are quick', async () => {
   await log.close();
   assert.ok(counter.turns >= 15, `${counter.turns} turns in half a second of 1 ms turns`);
 });
+
+it('closes at once while a turn waits to start, and does not take that turn', async () => {
+  const { db, counter } = sequencingDatabase(20);
+  const log = await JobEventLog.open(db, { pollMs: 60_000 });
+  log.sequenceSoon();
+  await sleep(60); // the first turn (10 ms, then 20 ms) is over; the next would wait 100 ms
+  assert.equal(counter.turns, 1);
+  log.sequenceSoon();
+  const started = performance.now();
+  await log.close();
+  const closedMs = performance.now() - started;
+  await sleep(150);
+  assert.ok(closedMs < 50, `close took ${closedMs.toFixed(0)} ms`);
+  assert.equal(counter.turns, 1, 'no turn after the close');
+});
