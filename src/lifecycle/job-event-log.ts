@@ -80,8 +80,7 @@ export class JobEventLog {
   private lastTurnMs = 0;
   private timer: NodeJS.Timeout | undefined;
   private unlisten: (() => Promise<void>) | undefined;
-  private closed = false;
-  /** Aborts a sequencer turn still waiting to start when the log closes (it would not run). */
+  /** Aborted by close(): it also cancels a sequencer turn still waiting to start. */
   private readonly closing = new AbortController();
 
   private constructor(
@@ -89,6 +88,10 @@ export class JobEventLog {
     private readonly options: JobEventLogOptions,
     private readonly onError: (error: unknown) => void,
   ) {}
+
+  private get isClosed(): boolean {
+    return this.closing.signal.aborted;
+  }
 
   static async open(
     db: Database,
@@ -129,7 +132,7 @@ export class JobEventLog {
     lastEventId: number | undefined,
     sink: JobEventSink,
   ): Promise<() => void> {
-    if (this.closed) {
+    if (this.isClosed) {
       // Closing began (a consumer reconnecting as its stream was ended, say): a stream
       // registered now would never be ended, and the server's close would wait for it.
       sink.end();
@@ -217,7 +220,7 @@ export class JobEventLog {
 
   /** Reads what was numbered since the last read (coalesced: one read at a time). */
   readSoon(): void {
-    if (this.closed) return;
+    if (this.isClosed) return;
     if (this.followerCount === 0) {
       this.head = -1;
       return;
@@ -268,7 +271,7 @@ export class JobEventLog {
    * turn at a time, and another if asked meanwhile.
    */
   sequenceSoon(): void {
-    if (this.closed) return;
+    if (this.isClosed) return;
     if (this.sequencing !== undefined) {
       this.sequenceAgain = true;
       return;
@@ -279,7 +282,7 @@ export class JobEventLog {
     );
     this.sequencing = sleep(delayMs, undefined, { signal: this.closing.signal })
       .then(
-        () => (this.closed ? undefined : this.sequence()),
+        () => (this.isClosed ? undefined : this.sequence()),
         () => undefined, // the log closed during the wait: the turn is not taken
       )
       .catch(this.onError)
@@ -295,13 +298,14 @@ export class JobEventLog {
   private async sequence(): Promise<void> {
     const started = performance.now();
     try {
-      await this.sequenceAll();
+      await this.numberCommitted();
     } finally {
       this.lastTurnMs = performance.now() - started;
     }
   }
 
-  private async sequenceAll(): Promise<void> {
+  /** Numbers committed events, a batch at a time, until none is left. */
+  private async numberCommitted(): Promise<void> {
     for (;;) {
       const head = await sequenceJobEvents(this.db, SEQUENCE_BATCH);
       const given = head - this.lastSequencedHead;
@@ -315,7 +319,6 @@ export class JobEventLog {
 
   /** Ends every stream, stops the poll and the listener; call before closing the database. */
   async close(): Promise<void> {
-    this.closed = true;
     this.closing.abort();
     clearInterval(this.timer);
     for (const set of this.followers.values()) for (const follower of set) follower.sink.end();

@@ -56,8 +56,8 @@ export class JobWakeups {
     this.wake([...keys]);
     if (this.db === undefined) return;
     for (const key of keys) this.pending.add(key);
-    // One NOTIFY in flight at a time: what is announced meanwhile goes out in the next one, so
-    // under load a process sends a NOTIFY per round trip, not one per commit.
+    // One NOTIFY per tick: what the commits of this turn of the event loop announce goes out
+    // together, so under load a process sends a NOTIFY per tick, not one per commit.
     this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
       this.flush(),
     );

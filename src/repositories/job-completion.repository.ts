@@ -12,18 +12,24 @@ export interface CompletionRecord {
   response: { status_code: number; body: unknown };
 }
 
+/** What a completion reads of its job beyond the job itself. */
+interface CompletionColumns {
+  completion: CompletionRecord | null;
+  traceparent: string | null;
+}
+
+/** A job locked for completion. */
+export type LockedJob = Job & CompletionColumns;
+
 /** The job a handler completes, locked until the completion commits; by id alone. */
 export async function lockJobForCompletion(
   q: Queryable,
   jobId: string,
-): Promise<
-  (Job & { completion: CompletionRecord | null; traceparent: string | null }) | undefined
-> {
-  const { rows } = await q.query<
-    JobRow & { completion: CompletionRecord | null; traceparent: string | null }
-  >(`select ${JOB_COLUMNS}, completion, traceparent from jobs where job_id = $1 for update`, [
-    jobId,
-  ]);
+): Promise<LockedJob | undefined> {
+  const { rows } = await q.query<JobRow & CompletionColumns>(
+    `select ${JOB_COLUMNS}, completion, traceparent from jobs where job_id = $1 for update`,
+    [jobId],
+  );
   const row = rows[0];
   if (row === undefined) return undefined;
   const { completion, traceparent, ...job } = row;
@@ -31,11 +37,7 @@ export async function lockJobForCompletion(
 }
 
 /** A job locked for completion, and whether its successful inference would fire a subscription. */
-export type JobToComplete = Job & {
-  completion: CompletionRecord | null;
-  traceparent: string | null;
-  subscribed: boolean;
-};
+export type JobToComplete = LockedJob & { subscribed: boolean };
 
 /**
  * The jobs a worker completes together, locked until the completion commits, by id alone.
@@ -54,13 +56,7 @@ export async function lockJobsForCompletion(
     model_version: 'j.model_version',
     service_id: 'j.service_id',
   });
-  const { rows } = await q.query<
-    JobRow & {
-      completion: CompletionRecord | null;
-      traceparent: string | null;
-      subscribed: boolean;
-    }
-  >(
+  const { rows } = await q.query<JobRow & CompletionColumns & { subscribed: boolean }>(
     `select ${JOB_COLUMNS}, completion, traceparent,
        exists (select 1 from subscriptions s where ${subscribed}) as subscribed
      from jobs j where job_id = any($1::text[])

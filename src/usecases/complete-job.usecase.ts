@@ -11,6 +11,7 @@ import type { Job } from '../repositories/jobs.repository.js';
 import {
   lockJobForCompletion,
   type CompletionRecord,
+  type LockedJob,
 } from '../repositories/job-completion.repository.js';
 import {
   findGatheringJob,
@@ -134,7 +135,7 @@ export interface ToComplete {
  * the first completion, or a completion to record.
  */
 export function judge(
-  job: (Job & { completion: CompletionRecord | null; traceparent: string | null }) | undefined,
+  job: LockedJob | undefined,
   request: FinishRequest,
 ): Exclude<FinishResult, { kind: 'completed' }> | ToComplete {
   if (
