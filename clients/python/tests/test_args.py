@@ -215,16 +215,31 @@ class CommandTest(unittest.TestCase):
 
     def test_a_deadline_stops_the_process_as_a_timeout(self) -> None:
         job = local_job()
-        code = (
-            "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
-            " sys.stdin.read(); time.sleep(30)"
-        )
-        threading.Timer(0.3, job._stop, ("timeout", "the job passed its deadline")).start()
-        started = time.monotonic()
-        with self.assertRaises(JobFailed) as raised:
-            run_command(job, sys.executable, self.python(code))
-        # SIGTERM is ignored: SIGKILL follows after the 2 s grace.
-        self.assertLess(time.monotonic() - started, 5)
+        with tempfile.TemporaryDirectory() as folder:
+            ready = os.path.join(folder, "ready")
+            # The deadline comes once the command ignores SIGTERM: a timer alone raced the
+            # child's start-up on a busy machine, and SIGTERM then ended it before it ignored it.
+            code = (
+                "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+                " open(sys.argv[1], 'w').close(); sys.stdin.read(); time.sleep(30)"
+            )
+            stopped_at = []
+
+            def stop_when_ready() -> None:
+                give_up = time.monotonic() + 20
+                while not os.path.exists(ready) and time.monotonic() < give_up:
+                    time.sleep(0.02)
+                stopped_at.append(time.monotonic())
+                job._stop("timeout", "the job passed its deadline")
+
+            threading.Thread(target=stop_when_ready, daemon=True).start()
+            with self.assertRaises(JobFailed) as raised:
+                run_command(job, sys.executable, [*self.python(code), ready])
+            ended = time.monotonic()
+        # SIGTERM is ignored: SIGKILL follows after the 2 s grace, long before the 30 s sleep ends.
+        self.assertEqual(len(stopped_at), 1)
+        self.assertGreaterEqual(ended - stopped_at[0], 1.9)
+        self.assertLess(ended - stopped_at[0], 10)
         error = raised.exception.error
         self.assertEqual((error["code"], error["signal"]), ("timeout", "SIGKILL"))
 
