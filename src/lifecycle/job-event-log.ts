@@ -9,7 +9,6 @@ import {
   type JobEventRecord,
 } from '../repositories/job-events.repository.js';
 import type { JobEventBus } from './job-events.js';
-import { NOTIFY_SQL } from './job-wakeups.js';
 
 /** Where a stream writes: the HTTP side implements it over a socket. */
 export interface JobEventSink {
@@ -28,11 +27,9 @@ export interface JobEventSink {
 export interface JobEventLogOptions {
   /** How often each process numbers events nobody announced and reads what others numbered. */
   pollMs: number;
-  /** Events a stream may have waiting while it catches up before it is cut off. */
-  maxPendingEvents: number;
 }
 
-export const JOB_EVENT_LOG_DEFAULTS: JobEventLogOptions = { pollMs: 500, maxPendingEvents: 10_000 };
+export const JOB_EVENT_LOG_DEFAULTS: JobEventLogOptions = { pollMs: 500 };
 
 const CHANNEL = 'pie_job_events';
 const SEQUENCE_BATCH = 1000;
@@ -54,8 +51,8 @@ interface Follower {
   sink: JobEventSink;
   /** The last position sent (or deliberately skipped). */
   cursor: number;
-  /** Events heard while catching up from the database; undefined once live. */
-  pending: JobEventRecord[] | undefined;
+  /** Catching up from the database: the reader passes it by until it is live. */
+  catchingUp: boolean;
 }
 
 /**
@@ -121,6 +118,15 @@ export class JobEventLog {
     return this.followerCount;
   }
 
+  /** How many of them have caught up and follow the log live. */
+  get live(): number {
+    let live = 0;
+    for (const set of this.followers.values()) {
+      for (const follower of set) if (!follower.catchingUp) live += 1;
+    }
+    return live;
+  }
+
   /**
    * Streams a domain's events to `sink`: after `lastEventId` when given (a `reset` first if
    * events after it were deleted, or it is not a position this log gave), else from now.
@@ -139,7 +145,7 @@ export class JobEventLog {
       return () => undefined;
     }
     const key = domainKey(clientId, domainId);
-    const follower: Follower = { sink, cursor: Number.MAX_SAFE_INTEGER, pending: [] };
+    const follower: Follower = { sink, cursor: -1, catchingUp: true };
     let set = this.followers.get(key);
     if (set === undefined) this.followers.set(key, (set = new Set()));
     set.add(follower);
@@ -149,9 +155,9 @@ export class JobEventLog {
       if (set.size === 0 && this.followers.get(key) === set) this.followers.delete(key);
     };
     try {
-      // Registered first, then the reader brought up to date, then the catch-up read: every
-      // position is either at most what the catch-up read sees, or read by the reader after
-      // this follower was registered (and kept in `pending`). The cursor drops duplicates.
+      // Registered first (the reader keeps reading while someone follows), then the reader
+      // given a place in the log: from here on, `this.head` is a position it has read and handed
+      // to every live follower.
       await this.readNow();
       const bounds = await readLogBounds(this.db);
       if (lastEventId === undefined) {
@@ -166,7 +172,12 @@ export class JobEventLog {
       } else {
         follower.cursor = lastEventId;
       }
+      // Catches up from the database, page by page, until it stands where the reader stands.
+      // Nothing the reader hands out meanwhile is kept for it (a burst of any size would have
+      // to wait in memory): what the reader read is numbered and committed, so a read started
+      // after it sees it, and a short page has sent every event of the domain up to there.
       for (;;) {
+        const readerHead = this.head;
         const page = await readDomainEventsAfter(
           this.db,
           clientId,
@@ -178,16 +189,17 @@ export class JobEventLog {
           if (!sink.send(page)) return stop;
           follower.cursor = page[page.length - 1]!.position;
         }
-        if (page.length < CATCH_UP_PAGE) break;
-        if (!(await sink.drained())) return stop;
+        if (page.length === CATCH_UP_PAGE) {
+          if (!(await sink.drained())) return stop;
+          continue;
+        }
+        // No await from here to going live: the reader cannot move in between.
+        follower.cursor = Math.max(follower.cursor, readerHead);
+        if (this.head <= follower.cursor) {
+          follower.catchingUp = false;
+          return stop;
+        }
       }
-      const heard = (follower.pending ?? []).filter((event) => event.position > follower.cursor);
-      follower.pending = undefined;
-      if (heard.length > 0) {
-        if (!sink.send(heard)) return stop;
-        follower.cursor = heard[heard.length - 1]!.position;
-      }
-      return stop;
     } catch (error) {
       stop();
       throw error;
@@ -205,11 +217,7 @@ export class JobEventLog {
     }
     for (const [key, list] of byDomain) {
       for (const follower of [...(this.followers.get(key) ?? [])]) {
-        if (follower.pending !== undefined) {
-          follower.pending.push(...list);
-          if (follower.pending.length > this.options.maxPendingEvents) follower.sink.cutOff();
-          continue;
-        }
+        if (follower.catchingUp) continue;
         const fresh = list.filter((event) => event.position > follower.cursor);
         if (fresh.length === 0) continue;
         follower.cursor = fresh[fresh.length - 1]!.position;
@@ -259,7 +267,17 @@ export class JobEventLog {
       if (events.length === 0) return;
       this.head = events[events.length - 1]!.position;
       this.deliver(events);
-      if (events.length < READ_BATCH || this.followerCount === 0) return;
+      if (this.followerCount === 0) {
+        // Nobody to read for: the next follower starts the reader at the head, rather than
+        // have it read through a backlog nobody is waiting for.
+        this.head = -1;
+        return;
+      }
+      if (events.length < READ_BATCH) return;
+      // PGlite answers without passing through the event loop's I/O phase: without this turn,
+      // a burst read batch after batch would pile up unsent in every stream's socket buffer and
+      // cut off consumers that keep up.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
 
@@ -307,12 +325,16 @@ export class JobEventLog {
   /** Numbers committed events, a batch at a time, until none is left. */
   private async numberCommitted(): Promise<void> {
     for (;;) {
-      const head = await sequenceJobEvents(this.db, SEQUENCE_BATCH);
+      // Other processes hear of a turn that numbered rows; on PGlite there are none.
+      const notify =
+        this.db.backend === 'postgres'
+          ? { channel: CHANNEL, after: this.lastSequencedHead }
+          : undefined;
+      const head = await sequenceJobEvents(this.db, SEQUENCE_BATCH, notify);
       const given = head - this.lastSequencedHead;
       if (head === this.lastSequencedHead) return;
       this.lastSequencedHead = head;
       this.readSoon();
-      if (this.db.backend === 'postgres') await this.db.query(NOTIFY_SQL, [CHANNEL, '']);
       if (given < SEQUENCE_BATCH) return;
     }
   }

@@ -87,8 +87,12 @@ export class SseClient {
     while (!done()) {
       const left = deadline - Date.now();
       if (left <= 0) {
+        // The last few events say where it stopped; a burst of thousands would drown them.
+        const last = this.events
+          .slice(-10)
+          .map((e) => [e.id, e.event, e.data?.job_id, e.data?.status]);
         throw new Error(
-          `timed out; received ${JSON.stringify(this.events.map((e) => [e.id, e.event, e.data?.job_id, e.data?.status]))}`,
+          `timed out (ended: ${this.ended}); received ${this.events.length} events, the last ${JSON.stringify(last)}`,
         );
       }
       await new Promise<void>((resolve) => {

@@ -351,6 +351,87 @@ describeOnEachBackend(
   { events: { heartbeatS: 30, maxBufferBytes: 64 * 1024 } },
 );
 
+/** Writes `count` events for the tenant's domain as the triggers write them, and numbers them. */
+async function writeEvents(server: TestServer, tenant: Tenant, count: number, from: number) {
+  await server.db.query(
+    `insert into job_events (client_id, domain_id, job_id, status, job_type, model_id,
+       model_version, attempt, updated_at)
+     select $1, $2, lpad(n::text, 12, '8'), 'queued', 'inference', 'm', '1', 0, now()
+     from generate_series($3::int, $3::int + $4::int - 1) as n`,
+    [tenant.clientId, tenant.domainId, from, count],
+  );
+  await server.db.query('select pie_sequence_job_events(100000)');
+}
+
+async function logHead(server: TestServer): Promise<number> {
+  const { rows } = await server.db.query<{ head: string }>(
+    'select head::text as head from job_event_log',
+  );
+  return Number(rows[0]!.head);
+}
+
+// The log's reader reads only when asked (no poll to speak of), so that it can be left far
+// behind the log, as it is under a burst or after its last stream closed.
+describeOnEachBackend(
+  'job event stream: joining while the reader is far behind',
+  (server) => {
+    it('neither cuts off a stream that catches up nor one that starts from now', async () => {
+      // Someone follows another domain: the reader keeps its place, behind what comes next.
+      const bystander = await open(server(), await createTenant(server()));
+      const tenant = await createTenant(server());
+      try {
+        const before = await logHead(server());
+        await writeEvents(server(), tenant, 15_000, 1);
+        // Catching up from before the burst while the reader has not read it either.
+        const catching = await open(server(), tenant, { 'last-event-id': String(before) });
+        try {
+          await catching.until(() => catching.jobEvents.length >= 15_000 || catching.ended);
+          const ids = catching.jobEvents.map((event) => Number(event.id));
+          assert.equal(ids.length, 15_000, `the stream ended: ${catching.ended}`);
+          assert.equal(ids[0], before + 1);
+          assert.ok(
+            ids.every((id, i) => i === 0 || id === ids[i - 1]! + 1),
+            'in order, once',
+          );
+          // Another burst, then a stream from now on while the reader is behind it again.
+          const middle = await logHead(server());
+          await writeEvents(server(), tenant, 15_000, 15_001);
+          const fromNow = await open(server(), tenant);
+          try {
+            // "From now" is where the stream stands once it is set up: only then is it certain
+            // that a job created next comes after it.
+            const deadline = Date.now() + 10_000;
+            while (server().ctx.eventLog.live < 3 && Date.now() < deadline) {
+              await new Promise((resolve) => setTimeout(resolve, 20));
+            }
+            assert.equal(server().ctx.eventLog.live, 3, 'every stream follows live');
+            const x = await runJob(server(), tenant);
+            await fromNow.until(() => fromNow.jobEvents.length >= 1 || fromNow.ended);
+            assert.deepEqual(
+              fromNow.jobEvents.map((event) => event.data.job_id),
+              [x],
+              'only what came after it opened',
+            );
+            // The stream that caught up went on live through the second burst.
+            await catching.until(() => catching.jobEvents.at(-1)?.data.job_id === x);
+            assert.equal(catching.jobEvents.length, 30_001);
+            assert.equal(Number(catching.jobEvents[15_000]!.id), middle + 1);
+          } finally {
+            fromNow.close();
+          }
+        } finally {
+          catching.close();
+        }
+      } finally {
+        bystander.close();
+      }
+    });
+  },
+  undefined,
+  undefined,
+  { events: { pollMs: 60_000 } },
+);
+
 // Two transactions committing out of order, and a second PIE process, need a server: on PGlite
 // one connection runs one transaction at a time, and one process serves the database.
 const SECRET = 'a-test-secret-shared-by-two-processes-0123456789';
