@@ -77,6 +77,10 @@ async function authenticate(
     );
   }
   const token = match[1];
+  // Most requests come with a token seen moments ago: a map lookup, before decoding it to see
+  // whether it is a callback token (a decode was 3 % of the server's CPU under steady load).
+  const known = verifier.known(token);
+  if (known !== undefined) return known;
   try {
     if (isCallbackToken(token)) {
       const job = await callbacks.verify(token);
