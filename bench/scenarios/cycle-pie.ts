@@ -22,8 +22,9 @@ const SERVICES = 4;
  *
  * One request for the whole claim: `POST .../jobs/complete` with every job's completion and
  * attempt, under the worker's token (the admin token here, as the claim), as pg-boss completes
- * a fetch with one `complete(queue, ids)`. Each job is still completed in its own transaction
- * on PIE's side. `onCompleted` is called with the number of jobs PIE completed.
+ * a fetch with one `complete(queue, ids)`. PIE records the jobs that fire no subscription (all
+ * of them here) in one transaction and one statement, each job's effects whole. `onCompleted`
+ * is called with the number of jobs PIE completed.
  */
 async function completeClaimedBatch(
   pie: PieClient,

@@ -228,18 +228,27 @@ export async function insertInitJobs(
   const { rows } = await q.query<{ service_id: string; batch_id: string }>(
     // The domain's jobs take consecutive places in its lane, after what it already has queued.
     // Materialized: inlined, the lane's next number would be looked up once per service.
+    //
+    // The rows go in in job id order, and take their places in the lane in that order too, so
+    // they enter every index in its own order (the id's, the lists' by creation time and id,
+    // the lane's). In service order, each would land at a random place in six of them: over
+    // 1,000,000 services those outgrow memory, and each insert reads and writes another page
+    // (BENCHMARKS.md, "Optimisation 18"). Ids are drawn as the column's default draws them.
     `with lane as materialized (select pie_next_lane_seq($1, $2, $9, $4, $5, $10::smallint) as first),
      batch as materialized (select gen_random_uuid() as batch_id),
      inserted as (
-       insert into jobs (client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
-         model_version, job_type, input, features, config, max_attempts, deadline_at, handler_type,
-         priority, lane_seq, batch_id, traceparent)
-       select s.client_id, s.domain_id, s.service_id, $3, 'default', $4, $5, 'inference', '{}',
+       insert into jobs (job_id, client_id, domain_id, service_id, assignment_id, assignment_key,
+         model_id, model_version, job_type, input, features, config, max_attempts, deadline_at,
+         handler_type, priority, lane_seq, batch_id, traceparent)
+       select s.job_id, $1, $2, s.service_id, $3, 'default', $4, $5, 'inference', '{}',
          s.resolved_features, $6::jsonb, $7, now() + make_interval(secs => $8), $9, $10,
-         lane.first + row_number() over (order by s.service_id) - 1, batch.batch_id, $12::text
-       from services s, lane, batch
-       where s.client_id = $1 and s.domain_id = $2 and s.status = 'active'
-       order by s.service_id
+         lane.first + row_number() over (order by s.job_id) - 1, batch.batch_id, $12::text
+       from (
+         select pie_job_id(nextval('pie_job_number')) as job_id, service_id, resolved_features
+         from services
+         where client_id = $1 and domain_id = $2 and status = 'active'
+       ) s, lane, batch
+       order by s.job_id
        returning job_id, service_id, batch_id, model_id, model_version
      ),
      ${recordBatch({ client: '$1', domain: '$2', kind: '$11', key: "'default'" })}

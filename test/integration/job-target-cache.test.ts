@@ -2,6 +2,12 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { createTenant, ROUTE_CONTRACT, runJobPath, uniqueId } from '../helpers/fixtures.js';
 import { describeOnEachBackend, errorMessage } from '../helpers/test-server.js';
+import {
+  insertJobsIfTargetsCurrent,
+  type GuardedJob,
+} from '../../src/repositories/job-batch-insert.repository.js';
+import { loadJobTarget } from '../../src/repositories/job-targets.repository.js';
+import { planJob } from '../../src/usecases/start-job.js';
 
 // Running a job plans on a target remembered from an earlier run, and the insert checks it is
 // still current. Each test runs a job first (so the target is remembered), changes what the
@@ -149,6 +155,60 @@ describeOnEachBackend('running jobs on a remembered target', (server) => {
       assert.deepEqual(job.body.input, { i }, `run ${i} got another request's job`);
       assert.equal(job.body.service_id, i % 2 === 0 ? 'service-1' : 'service-2');
       assert.deepEqual(job.body.features, { route: i % 2 === 0 ? 'a' : 'b', capacity: 60 });
+    }
+  });
+
+  it('a shared insert keeps the rows whose target holds and drops those whose target changed', async () => {
+    // Group commit checks each distinct target of a statement once; rows of several targets,
+    // one at domain scope (no service, no service stamp), must each get their own answer.
+    const tenant = await createTenant(server(), {
+      services: { 'service-1': { route: 'a' }, 'service-2': { route: 'b' } },
+    });
+    const db = server().db;
+    const guarded = async (serviceId: string | null): Promise<GuardedJob> => {
+      const request = { clientId: tenant.clientId, domainId: tenant.domainId, serviceId };
+      const target = await loadJobTarget(
+        db,
+        request.clientId,
+        request.domainId,
+        serviceId,
+        'default',
+      );
+      const job = planJob(target, {
+        ...request,
+        key: 'default',
+        jobType: 'inference',
+        input: {},
+        subscribe: false,
+        trigger: null,
+        lineage: [],
+        models: '*',
+      });
+      const expect = { serviceStamp: target.service_stamp, versionStamp: target.version_stamp! };
+      return { job, expect };
+    };
+    const [one, two, domain] = await Promise.all([
+      guarded('service-1'),
+      guarded('service-2'),
+      guarded(null),
+    ]);
+    // service-2 changes after its target was read: its stamp no longer matches.
+    const changed = await server().put(`${tenant.domainPath}/services/service-2`, {
+      provided_features: { route: 'c' },
+    });
+    assert.equal(changed.status, 200);
+    const ids = await insertJobsIfTargetsCurrent(db, [one, two, domain, one, two, domain]);
+    assert.deepEqual(
+      ids.map((id) => id !== undefined),
+      [true, false, true, true, false, true],
+    );
+    const kept = ids.filter((id): id is string => id !== undefined);
+    assert.equal(new Set(kept).size, 4);
+    for (const [i, id] of ids.entries()) {
+      if (id === undefined) continue;
+      const job = await server().get(`${tenant.domainPath}/jobs/${id}`);
+      assert.equal(job.status, 200);
+      assert.equal(job.body.service_id, i % 3 === 0 ? 'service-1' : null);
     }
   });
 });
