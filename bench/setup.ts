@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { issueToken } from '../src/auth/token-issuer.js';
+import { BUILT_CLI, buildOnce, startFlags } from '../scripts/npm-start.js';
 import type { JwtConfig } from '../src/config/config.js';
 
 /**
@@ -165,34 +166,14 @@ export async function startPie(settings: Record<string, string>): Promise<Server
   // PIE_BENCH_PROFILE=dir: each `pie serve` writes a CPU profile there when it stops.
   const profileDir = process.env['PIE_BENCH_PROFILE'];
   const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir)}`] : [];
+  await buildOnce();
   const pie = await startServerChild(
-    [await builtCli(), 'serve'],
+    [BUILT_CLI, 'serve'],
     env,
     /PIE is serving at (http:\/\/\S+)[\s\S]*API reference/,
-    [...START_FLAGS, ...profile],
+    [...startFlags(), ...profile],
   );
   return pie;
-}
-
-/** The Node flags `npm start` runs PIE with (package.json). */
-const START_FLAGS = ['--max-semi-space-size=4'];
-
-let built: Promise<string> | undefined;
-
-/**
- * PIE built as `npm start` builds it (`npm run build`, once per bench run): the bench measures
- * what users run. Under tsx the process holds about 90 MB more (its compiled sources and maps).
- */
-function builtCli(): Promise<string> {
-  built ??= new Promise((resolve, reject) => {
-    const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-    const child = spawn(npm, ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
-    child.once('error', reject);
-    child.once('exit', (code) =>
-      code === 0 ? resolve('dist/cli/main.js') : reject(new Error('npm run build failed')),
-    );
-  });
-  return built;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import { issueToken } from '../../src/auth/token-issuer.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { Database } from '../../src/db/database.js';
 import { openDatabase } from '../../src/db/open-database.js';
-import { testBackends, type TestBackend } from './backends.js';
+import { copyMigratedDataDir, testBackends, type TestBackend } from './backends.js';
 import { LEDGER_SECRET } from './ledger-receiver.js';
 import { pieEnv } from './pie-process.js';
 import { TEST_JWT } from './test-server.js';
@@ -81,6 +81,7 @@ export async function pieEnvironment(
   settings: Record<string, string>,
 ) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pie-faults-'));
+  if (backend === 'pglite') await copyMigratedDataDir(dataDir);
   const server = testBackends().find((each) => each.name === 'postgres');
   const fresh = backend === 'postgres' ? await server?.open() : undefined;
   const databaseUrl = typeof backend === 'object' ? backend.databaseUrl : fresh?.url;

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { BUILT_CLI, buildOnce, startFlags } from '../../scripts/npm-start.js';
 
 /** A `pie serve` child process, as an operator would run it. */
 export interface PieProcess {
@@ -46,6 +47,15 @@ export function startPie(
       reject(new Error(`pie serve exited with ${code}:\n${output}`));
     });
   });
+}
+
+/**
+ * Starts `pie serve` as `npm start` runs it (built to dist/, with its Node flags), for tests that
+ * time it: the process users run, not the same code under tsx with a larger heap.
+ */
+export async function startBuiltPie(env: NodeJS.ProcessEnv): Promise<PieProcess> {
+  await buildOnce();
+  return startPie(env, [process.execPath, ...startFlags(), BUILT_CLI, 'serve']);
 }
 
 /** The environment for a child PIE: only what the test gives it, plus the basics. */

@@ -12,14 +12,15 @@ import {
   spawnLoadClient,
   type LoadClientOptions,
 } from '../../helpers/load-client.js';
-import { startPie, type PieProcess } from '../../helpers/pie-process.js';
+import { startBuiltPie, type PieProcess } from '../../helpers/pie-process.js';
 import { scrapeMetrics } from '../../helpers/scrape-metrics.js';
 import { TEST_JWT } from '../../helpers/test-server.js';
 import { sleep } from '../../helpers/wait.js';
 
 /**
  * Tenant fairness under load: one tenant flooding while another's p99 moves by less than 20%. A real
- * `pie serve` limits each client to RATE_LIMIT requests per second. Tenant B runs jobs at a
+ * `pie serve`, started as `npm start` starts it, limits each client to RATE_LIMIT requests per
+ * second. Tenant B runs jobs at a
  * steady B_RATE; tenant A floods the same route from another process over many connections,
  * each sending its next request as soon as it has an answer, and is mostly refused with 429.
  *
@@ -226,7 +227,7 @@ for (const backend of testBackends()) {
       let flood: ReturnType<typeof startFlood> | undefined;
       let b: Pool | undefined;
       try {
-        pie = await startPie(setting.env);
+        pie = await startBuiltPie(setting.env);
         const admin = await issueToken(key, TEST_JWT, {
           subject: 'fairness-admin',
           scopes: ['admin'],

@@ -8,7 +8,12 @@ import { describe, it } from 'node:test';
 import { issueToken } from '../../../src/auth/token-issuer.js';
 import type { Database } from '../../../src/db/database.js';
 import { openPgliteDatabase } from '../../../src/db/pglite-database.js';
-import { testBackends, type TestBackend, type TestDatabase } from '../../helpers/backends.js';
+import {
+  copyMigratedDataDir,
+  testBackends,
+  type TestBackend,
+  type TestDatabase,
+} from '../../helpers/backends.js';
 import { apiOk } from '../../helpers/fault-harness.js';
 import { describeStatuses, runLoadClient } from '../../helpers/load-client.js';
 import { pieEnv, startPie, type PieProcess } from '../../helpers/pie-process.js';
@@ -84,6 +89,7 @@ async function setUpTenant(url: string, token: string, handlerUrl: string): Prom
 /** Where PIE keeps its data: a temp folder, and a fresh database on the server backend. */
 async function environmentFor(backend: TestBackend) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pie-load-'));
+  if (backend.name === 'pglite') await copyMigratedDataDir(dataDir);
   const database: TestDatabase | undefined =
     backend.name === 'postgres' ? await backend.open() : undefined;
   const env = pieEnv({
