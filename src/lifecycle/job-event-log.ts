@@ -332,7 +332,7 @@ export class JobEventLog {
           : undefined;
       const head = await sequenceJobEvents(this.db, SEQUENCE_BATCH, notify);
       const given = head - this.lastSequencedHead;
-      if (head === this.lastSequencedHead) return;
+      if (given === 0) return;
       this.lastSequencedHead = head;
       this.readSoon();
       if (given < SEQUENCE_BATCH) return;

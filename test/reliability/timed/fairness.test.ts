@@ -18,11 +18,11 @@ import { TEST_JWT } from '../../helpers/test-server.js';
 import { sleep } from '../../helpers/wait.js';
 
 /**
- * Tenant fairness under load: one tenant flooding while another's p99 moves by less than 20%. A real
- * `pie serve`, started as `npm start` starts it, limits each client to RATE_LIMIT requests per
- * second. Tenant B runs jobs at a
- * steady B_RATE; tenant A floods the same route from another process over many connections,
- * each sending its next request as soon as it has an answer, and is mostly refused with 429.
+ * Tenant fairness under load: one tenant flooding while another's p99 moves by less than 20%.
+ * A real `pie serve`, started as `npm start` starts it, limits each client to RATE_LIMIT
+ * requests per second. Tenant B runs jobs at a steady B_RATE; tenant A floods the same route
+ * from another process over many connections, each sending its next request as soon as it has
+ * an answer, and is mostly refused with 429.
  *
  * The flood is paused and resumed (SIGSTOP/SIGCONT) so that windows of "B alone" and "B with A
  * flooding" alternate: both sides of the comparison then see the same machine, whatever else
