@@ -11,6 +11,8 @@ export interface Config {
   dataDir: string;
   /** Unset means the embedded PGlite database inside `dataDir`. */
   databaseUrl: string | undefined;
+  /** A replica that lists read from (DATABASE_READ_URL); unset: they read from `databaseUrl`. */
+  databaseReadUrl: string | undefined;
   publicUrl: string | undefined;
   logLevel: string;
   bodyLimitBytes: number;
@@ -107,12 +109,19 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('PIE_JWT_SECRET must be at least 32 characters long');
   }
   const databaseUrl = optional(env, 'DATABASE_URL');
+  const databaseReadUrl = optional(env, 'DATABASE_READ_URL');
+  if (databaseReadUrl !== undefined && databaseUrl === undefined) {
+    throw new ConfigError(
+      'DATABASE_READ_URL needs DATABASE_URL: the embedded database has no replicas',
+    );
+  }
   const rateLimitRps = integer(env, 'PIE_RATE_LIMIT_RPS', 1000, 0, 1_000_000);
   return {
     host: optional(env, 'PIE_HOST') ?? '127.0.0.1',
     port: integer(env, 'PIE_PORT', 8080, 0, 65535),
     dataDir: path.resolve(optional(env, 'PIE_DATA_DIR') ?? '.pie'),
     databaseUrl,
+    databaseReadUrl,
     publicUrl: publicUrl?.replace(/\/+$/, ''),
     logLevel: optional(env, 'PIE_LOG_LEVEL') ?? 'info',
     bodyLimitBytes: integer(env, 'PIE_BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),

@@ -1,3 +1,5 @@
+import { NoServerFitsError } from './postgres-servers.js';
+
 /**
  * Whether an error means "the database cannot be reached right now" rather than "this query is
  * wrong": the server is down, restarting or refusing connections, or the connection to it
@@ -22,8 +24,10 @@ const SOCKET_CODES = new Set([
 ]);
 
 // SQLSTATEs: the server is shutting down or starting up (57P01 admin_shutdown, 57P02
-// crash_shutdown, 57P03 cannot_connect_now) or has no connection slot free (53300).
-const SQL_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
+// crash_shutdown, 57P03 cannot_connect_now), has no connection slot free (53300), or cannot
+// write (25006 read_only_sql_transaction: a standby, met during a failover before PIE moved to
+// the new primary).
+const SQL_STATES = new Set(['57P01', '57P02', '57P03', '53300', '25006']);
 
 // What `pg` and `pg-pool` say when a connection ends or cannot be had in time.
 const MESSAGES = [
@@ -35,6 +39,8 @@ const MESSAGES = [
 
 function isConnectionFault(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
+  // Several servers listed and none fits yet: the old primary is gone, the new one not promoted.
+  if (error instanceof NoServerFitsError) return true;
   const code = 'code' in error && typeof error.code === 'string' ? error.code : undefined;
   if (code !== undefined) {
     // Class 08 is "connection exception".

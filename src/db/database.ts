@@ -22,6 +22,11 @@ export type Backend = 'pglite' | 'postgres';
 
 export interface Database extends Queryable {
   readonly backend: Backend;
+  /**
+   * Where lists and other reads that may lag a moment go: a replica when DATABASE_READ_URL names
+   * one, else this database. Anything that must see its own writes reads through `query`.
+   */
+  readonly reads: Queryable;
   /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
   transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T>;
   /**

@@ -1,48 +1,26 @@
-import pg from 'pg';
+import type pg from 'pg';
+import { isDatabaseUnavailable } from './connection-errors.js';
 import type { Database, Queryable, QueryResult } from './database.js';
+import { Listener } from './pg-listener.js';
+import { ServerPool } from './pg-server-pool.js';
 
-// int8 (count(*), bigint columns) arrives as a string from `pg` but as a number from PGlite.
-// Every int8 PIE stores fits in a double, so parse it as a number on both.
-const types: pg.CustomTypesConfig = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === 20
-      ? (value: string) => Number(value)
-      : (pg.types.getTypeParser(
-          oid,
-          format ?? 'text',
-        ) as unknown)) as pg.CustomTypesConfig['getTypeParser'],
-};
-
-/** How long an idle pooled connection is kept before it is closed. */
-const IDLE_CONNECTION_MS = 10 * 60_000;
-
-export async function openPostgresDatabase(connectionString: string): Promise<Database> {
-  const pool = new pg.Pool({
-    connectionString,
-    types,
-    max: 20,
-    // Connections opened for a surge stay for the next one. A new connection costs the server a
-    // process and cold caches (its first statements take tens of ms to plan), which it charged
-    // to whichever requests came next: with pg's default of 10 s, a tenant's bursts every few
-    // seconds kept reopening connections, and other tenants' requests waited behind them.
-    idleTimeoutMillis: IDLE_CONNECTION_MS,
-    // A server that does not answer (a partition rather than a refused port) fails requests
-    // after this long with a 503, rather than holding them forever.
-    connectionTimeoutMillis: 10_000,
-    // Notice connections cut without a FIN (the server host vanished) instead of waiting on them.
-    keepAlive: true,
-    // PIE vacuums and analyzes jobs itself where the server runs no autovacuum. A manual VACUUM
-    // runs flat out (no cost delay), and over a million deleted jobs its I/O put the completion
-    // route's p99 over 50 ms; with autovacuum's own pacing (2 ms of rest per 200 units of work)
-    // it takes longer and others wait less. Only VACUUM and ANALYZE read this setting. A
-    // DATABASE_URL that sets `options` itself is left to say what it means.
-    ...(!/[?&]options=/.test(connectionString) && { options: '-c vacuum_cost_delay=2' }),
-  });
-  // An idle client whose server went away emits 'error'; without a listener that kills Node.
-  // The pool drops that client and connects afresh on the next query.
-  pool.on('error', () => undefined);
-  await pool.query('select 1');
-  return new PostgresDatabase(pool, connectionString);
+/**
+ * A PostgreSQL server (or, with several hosts in `connectionString`, whichever of them fits its
+ * `target_session_attrs`, followed through failovers). With `readConnectionString`, lists read
+ * from that server (a replica) through `reads`.
+ */
+export async function openPostgresDatabase(
+  connectionString: string,
+  readConnectionString?: string,
+): Promise<Database> {
+  const primary = await ServerPool.open(connectionString);
+  if (readConnectionString === undefined) return new PostgresDatabase(primary, undefined);
+  try {
+    return new PostgresDatabase(primary, await ServerPool.open(readConnectionString));
+  } catch (error) {
+    await primary.close();
+    throw error;
+  }
 }
 
 /** Whether a checked-out client broke, and the listener that would have heard it. */
@@ -54,19 +32,25 @@ interface BrokenState {
 class PostgresDatabase implements Database {
   readonly backend = 'postgres' as const;
 
+  readonly reads: Queryable;
   private readonly listeners = new Set<Listener>();
 
   constructor(
-    private readonly pool: pg.Pool,
-    private readonly connectionString: string,
-  ) {}
+    private readonly primary: ServerPool,
+    private readonly replica: ServerPool | undefined,
+  ) {
+    this.reads = replica === undefined ? this : new ReplicaReads(replica, this);
+  }
 
   query<Row>(text: string, values?: readonly unknown[]): Promise<QueryResult<Row>> {
-    return runQuery<Row>(this.pool, text, values);
+    return poolQuery<Row>(this.primary, text, values);
   }
 
   async exec(script: string): Promise<void> {
-    await this.pool.query(script);
+    await this.primary.current.query(script).catch((error: unknown) => {
+      this.primary.noticeFailure(error);
+      throw error;
+    });
   }
 
   async transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {
@@ -84,6 +68,7 @@ class PostgresDatabase implements Database {
       return result;
     } catch (error) {
       if (broken.error === undefined) await client.query('rollback').catch(() => undefined);
+      this.primary.noticeFailure(error);
       throw error;
     } finally {
       client.off('error', broken.listener);
@@ -102,8 +87,9 @@ class PostgresDatabase implements Database {
    */
   private checkOut(): Promise<{ client: pg.PoolClient; broken: BrokenState }> {
     return new Promise((resolve, reject) => {
-      this.pool.connect((error, client) => {
+      this.primary.current.connect((error, client) => {
         if (error !== undefined || client === undefined) {
+          if (error !== undefined) this.primary.noticeFailure(error);
           reject(error ?? new Error('no client from the pool'));
           return;
         }
@@ -122,7 +108,7 @@ class PostgresDatabase implements Database {
     channel: string,
     onNotify: (payload: string | undefined) => void,
   ): Promise<() => Promise<void>> {
-    const listener = new Listener(this.connectionString, channel, onNotify);
+    const listener = new Listener(this.primary, channel, onNotify);
     await listener.start();
     this.listeners.add(listener);
     return async () => {
@@ -133,85 +119,9 @@ class PostgresDatabase implements Database {
 
   async close(): Promise<void> {
     await Promise.all([...this.listeners].map((listener) => listener.stop()));
-    await this.pool.end();
+    await Promise.all([this.primary.close(), this.replica?.close()]);
   }
 }
-
-/**
- * LISTEN needs a connection of its own, held for as long as it listens. When the connection
- * drops (the server restarted, the network broke) it reconnects with backoff, then reports
- * `undefined` so callers look for work they may have missed meanwhile.
- */
-class Listener {
-  private client: pg.Client | undefined;
-  private stopped = false;
-  private retryTimer: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly connectionString: string,
-    private readonly channel: string,
-    private readonly onNotify: (payload: string | undefined) => void,
-  ) {}
-
-  async start(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.connectionString, keepAlive: true });
-    client.on('notification', (message) => {
-      if (message.channel === this.channel) this.onNotify(message.payload);
-    });
-    // A broken connection may say so with 'error', with 'end', or both; either means reconnect.
-    let dead = false;
-    const lost = () => {
-      dead = true;
-      if (this.client === client) this.reconnect(RECONNECT_MIN_MS);
-    };
-    client.on('error', lost);
-    client.on('end', lost);
-    try {
-      await client.connect();
-      await client.query(`listen ${pg.Client.prototype.escapeIdentifier(this.channel)}`);
-    } catch (error) {
-      await client.end().catch(() => undefined);
-      throw error;
-    }
-    if (this.stopped) {
-      await client.end().catch(() => undefined);
-      return;
-    }
-    this.client = client;
-    // Lost between LISTEN and here: nobody was told, so start over.
-    if (dead) this.reconnect(RECONNECT_MIN_MS);
-  }
-
-  private reconnect(delayMs: number): void {
-    if (this.stopped || this.retryTimer !== undefined) return;
-    const old = this.client;
-    this.client = undefined;
-    old?.end().catch(() => undefined);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      this.start().then(
-        () => {
-          if (!this.stopped) this.onNotify(undefined);
-        },
-        () => this.reconnect(Math.min(delayMs * 2, RECONNECT_MAX_MS)),
-      );
-    }, delayMs);
-    this.retryTimer.unref();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.retryTimer);
-    const client = this.client;
-    this.client = undefined;
-    await client?.end().catch(() => undefined);
-  }
-}
-
-// Short enough that wake-ups resume within seconds of the server coming back; the dispatcher's
-// slow poll covers the gap meanwhile.
-const RECONNECT_MIN_MS = 500;
-const RECONNECT_MAX_MS = 5000;
 
 // Queries with parameters run as named prepared statements: each connection parses and plans
 // one once, then reuses it. The name is derived from the text, so one text is one statement.
@@ -224,6 +134,43 @@ function statementName(text: string): string {
     statementNames.set(text, name);
   }
   return name;
+}
+
+/**
+ * Lists read from the replica. While it cannot be reached they read from the primary instead:
+ * a lost replica costs the primary some reads, not the lists themselves.
+ */
+class ReplicaReads implements Queryable {
+  constructor(
+    private readonly replica: ServerPool,
+    private readonly primary: Queryable,
+  ) {}
+
+  async query<Row>(text: string, values?: readonly unknown[]): Promise<QueryResult<Row>> {
+    try {
+      return await poolQuery<Row>(this.replica, text, values);
+    } catch (error) {
+      if (!isDatabaseUnavailable(error)) throw error;
+      return this.primary.query<Row>(text, values);
+    }
+  }
+
+  exec(): Promise<void> {
+    return Promise.reject(new Error('scripts run on the primary, not through reads'));
+  }
+}
+
+async function poolQuery<Row>(
+  server: ServerPool,
+  text: string,
+  values: readonly unknown[] | undefined,
+): Promise<QueryResult<Row>> {
+  try {
+    return await runQuery<Row>(server.current, text, values);
+  } catch (error) {
+    server.noticeFailure(error);
+    throw error;
+  }
 }
 
 async function runQuery<Row>(

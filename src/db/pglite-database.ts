@@ -68,6 +68,8 @@ async function initdbInChild(dataDir: string): Promise<string[]> {
 
 class PgliteDatabase implements Database {
   readonly backend = 'pglite' as const;
+  /** One database: lists read where everything else does. */
+  readonly reads: Queryable = this;
   private readonly statements: PgliteStatements;
 
   constructor(

@@ -140,7 +140,7 @@ export async function listAssignments(
 ) {
   const { filter, page, ...place } = input;
   await requirePlace(ctx.db, place);
-  const rows = await assignments.listCurrentRevisions(ctx.db, place, filter, page);
+  const rows = await assignments.listCurrentRevisions(ctx.db.reads, place, filter, page);
   return toPage(rows, page.limit, (row) => [row.key]);
 }
 
@@ -153,7 +153,7 @@ export async function listRevisions(
   // The cursor is a revision id; anything else would reach PostgreSQL's uuid parser.
   requireCastableCursor(page.after, ['uuid']);
   const after = page.after?.[0];
-  const rows = await assignments.listRevisions(ctx.db, place, key, page);
+  const rows = await assignments.listRevisions(ctx.db.reads, place, key, page);
   if (rows.length === 0) {
     // No revisions at all is a 404; past the last page of a known key, an empty page.
     if (after === undefined) await requireCurrentRevision(ctx.db, place, key);

@@ -47,7 +47,7 @@ export async function listBatches(
   const { clientId, domainId, page } = input;
   requireCastableCursor(page.after, ['time', 'uuid']);
   await requireDomain(ctx.db, clientId, domainId);
-  const rows = await batches.listBatches(ctx.db, clientId, domainId, input.kind, page);
+  const rows = await batches.listBatches(ctx.db.reads, clientId, domainId, input.kind, page);
   return toPage(rows, page.limit, (batch) => [batch.created_at, batch.batch_id]);
 }
 

@@ -29,6 +29,6 @@ export async function getClient(ctx: AppContext, _caller: Caller, input: { clien
 /** Lists only the clients the caller's token names. */
 export async function listClients(ctx: AppContext, caller: Caller, input: { page: PageRequest }) {
   const { page } = input;
-  const rows = await clients.listClients(ctx.db, caller.clients, page);
+  const rows = await clients.listClients(ctx.db.reads, caller.clients, page);
   return toPage(rows, page.limit, (row) => [row.client_id]);
 }

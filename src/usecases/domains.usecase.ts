@@ -34,7 +34,7 @@ export async function listDomains(
 ) {
   const { clientId, page } = input;
   await requireClient(ctx.db, clientId);
-  const rows = await domains.listDomains(ctx.db, clientId, page);
+  const rows = await domains.listDomains(ctx.db.reads, clientId, page);
   return toPage(rows, page.limit, (row) => [row.domain_id]);
 }
 

@@ -9,7 +9,8 @@ export type { JobStats } from '../domain/job-stats.js';
 /**
  * `GET .../domains/{d}/stats`: the domain's jobs by status and its last hour's throughput,
  * from the counters the sequencer keeps (they lag the jobs by its turn). The caller's right to
- * the client was checked with the route's scope.
+ * the client was checked with the route's scope. Read from the replica when there is one; a
+ * client or domain it does not know yet is asked of the primary before it is a 404.
  */
 export async function getDomainStats(
   ctx: AppContext,
@@ -17,7 +18,10 @@ export async function getDomainStats(
   input: { clientId: string; domainId: string },
 ): Promise<JobStats> {
   const { clientId, domainId } = input;
-  const stats = await readDomainStats(ctx.db, clientId, domainId);
+  let stats = await readDomainStats(ctx.db.reads, clientId, domainId);
+  if ((!stats.clientExists || !stats.domainExists) && ctx.db.reads !== ctx.db) {
+    stats = await readDomainStats(ctx.db, clientId, domainId);
+  }
   if (!stats.clientExists) throw notFound(`client "${clientId}" not found`);
   if (!stats.domainExists) throw notFound(`domain "${domainId}" not found in client "${clientId}"`);
   return jobStatsOf(stats);
@@ -29,7 +33,10 @@ export async function getClientStats(
   _caller: Caller,
   input: { clientId: string },
 ): Promise<JobStats> {
-  const stats = await readClientStats(ctx.db, input.clientId);
+  let stats = await readClientStats(ctx.db.reads, input.clientId);
+  if (!stats.clientExists && ctx.db.reads !== ctx.db) {
+    stats = await readClientStats(ctx.db, input.clientId);
+  }
   if (!stats.clientExists) throw notFound(`client "${input.clientId}" not found`);
   return jobStatsOf(stats);
 }

@@ -41,7 +41,7 @@ export async function listJobs(
   const { clientId, domainId, filter, page } = input;
   requireCastableCursor(page.after, ['time', 'text']);
   await requireDomain(ctx.db, clientId, domainId);
-  const rows = await jobs.listJobs(ctx.db, clientId, domainId, filter, page);
+  const rows = await jobs.listJobs(ctx.db.reads, clientId, domainId, filter, page);
   return toPage(rows, page.limit, (job) => [job.created_at, job.job_id]);
 }
 

@@ -35,7 +35,7 @@ export function getModel(ctx: AppContext, _caller: Caller, input: { modelId: str
 
 export async function listModels(ctx: AppContext, caller: Caller, input: { page: PageRequest }) {
   const { page } = input;
-  const rows = await models.listModels(ctx.db, caller.models, page);
+  const rows = await models.listModels(ctx.db.reads, caller.models, page);
   return toPage(rows, page.limit, (row) => [row.model_id]);
 }
 
@@ -169,7 +169,7 @@ export async function listModelVersions(
 ) {
   const { modelId, page } = input;
   await requireModel(ctx.db, modelId);
-  const rows = await versions.listVersions(ctx.db, modelId, page);
+  const rows = await versions.listVersions(ctx.db.reads, modelId, page);
   const result = toPage(rows, page.limit, (row) => [row.model_version]);
   return { ...result, items: result.items.map((version) => versionView(version)) };
 }

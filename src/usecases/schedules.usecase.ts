@@ -157,7 +157,7 @@ export async function listSchedules(
 ): Promise<PageResult<Schedule>> {
   const { clientId, domainId, filter, page } = input;
   await requireDomain(ctx.db, clientId, domainId);
-  const rows = await listScheduleRows(ctx.db, clientId, domainId, filter, page);
+  const rows = await listScheduleRows(ctx.db.reads, clientId, domainId, filter, page);
   return toPage(rows, page.limit, (row) => [row.name]);
 }
 

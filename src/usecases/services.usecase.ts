@@ -94,6 +94,6 @@ export async function listServices(
 ) {
   const { clientId, domainId, filter, page } = input;
   await requireDomain(ctx.db, clientId, domainId);
-  const rows = await services.listServices(ctx.db, clientId, domainId, filter, page);
+  const rows = await services.listServices(ctx.db.reads, clientId, domainId, filter, page);
   return toPage(rows, page.limit, (row) => [row.service_id]);
 }

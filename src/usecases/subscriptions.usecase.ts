@@ -136,7 +136,13 @@ export async function listSubscriptions(
   const { clientId, domainId, filter, page } = input;
   requireCastableCursor(page.after, ['time', 'uuid']);
   await requireDomain(ctx.db, clientId, domainId);
-  const rows = await subscriptions.listSubscriptions(ctx.db, clientId, domainId, filter, page);
+  const rows = await subscriptions.listSubscriptions(
+    ctx.db.reads,
+    clientId,
+    domainId,
+    filter,
+    page,
+  );
   return toPage(rows, page.limit, (row) => [row.created_at, row.subscription_id]);
 }
 

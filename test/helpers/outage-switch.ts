@@ -29,13 +29,17 @@ export class OutageSwitch {
         guard(() => q.query<Row>(text, values)),
       exec: (script) => guard(() => q.exec(script)),
     });
-    return {
+    const wrapped: Database = {
       backend: db.backend,
       ...guarded(db),
+      get reads() {
+        return db.reads === db ? wrapped : guarded(db.reads);
+      },
       transaction: (work) => guard(() => db.transaction((tx) => work(guarded(tx)))),
       listen: (channel, onNotify) => db.listen(channel, onNotify),
       close: () => db.close(),
     };
+    return wrapped;
   }
 }
 

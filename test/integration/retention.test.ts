@@ -93,6 +93,7 @@ function recordingLockedBatches(db: Database, batches: LockedBatch[]): Database 
     backend: db.backend,
     query: (text, values) => db.query(text, values),
     exec: (script) => db.exec(script),
+    reads: db.reads,
     listen: (channel, onNotify) => db.listen(channel, onNotify),
     close: () => db.close(),
     transaction: (work) =>
