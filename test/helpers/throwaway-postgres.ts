@@ -104,26 +104,7 @@ export class ThrowawayPostgres {
     if (this.removed) return;
     this.removed = true;
     process.off('exit', this.cleanUpOnExit);
-    if (fs.existsSync(path.join(this.dataDir, 'postmaster.pid'))) {
-      spawnSync(
-        'runuser',
-        [
-          '-u',
-          'postgres',
-          '--',
-          this.binary('pg_ctl'),
-          '-D',
-          this.dataDir,
-          '-m',
-          'immediate',
-          'stop',
-        ],
-        {
-          cwd: this.dir,
-          stdio: 'ignore',
-        },
-      );
-    }
+    stopAtOnceSync(this.bin, this.dataDir, this.dir);
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 
@@ -136,27 +117,49 @@ export class ThrowawayPostgres {
     }
   }
 
-  private binary(name: string): string {
-    return path.join(this.bin, name);
-  }
-
   private async asPostgres(name: string, args: string[]): Promise<void> {
-    try {
-      await run('runuser', ['-u', 'postgres', '--', this.binary(name), ...args], {
-        cwd: this.dir,
-        timeout: 60_000,
-      });
-    } catch (error) {
-      const { stderr, stdout } = error as { stderr?: string; stdout?: string };
-      throw new Error(`${name} ${args.at(-1)} failed: ${stderr ?? ''}${stdout ?? ''}`, {
-        cause: error,
-      });
-    }
+    await runAsPostgres(this.bin, name, args, this.dir);
   }
 }
 
+/**
+ * Runs one of the PostgreSQL binaries in `bin` as the `postgres` OS user, from `cwd` (a
+ * directory that user may enter); a failure's message carries the binary's output.
+ */
+export async function runAsPostgres(
+  bin: string,
+  name: string,
+  args: string[],
+  cwd: string,
+): Promise<void> {
+  try {
+    await run('runuser', ['-u', 'postgres', '--', path.join(bin, name), ...args], {
+      cwd,
+      timeout: 60_000,
+    });
+  } catch (error) {
+    const { stderr, stdout } = error as { stderr?: string; stdout?: string };
+    throw new Error(`${name} ${args.at(-1)} failed: ${stderr ?? ''}${stdout ?? ''}`, {
+      cause: error,
+    });
+  }
+}
+
+/**
+ * Stops the server of `dataDir` at once if it may be running: the synchronous form, for
+ * process exit, where nothing asynchronous runs any more.
+ */
+export function stopAtOnceSync(bin: string, dataDir: string, cwd: string): void {
+  if (!fs.existsSync(path.join(dataDir, 'postmaster.pid'))) return;
+  spawnSync(
+    'runuser',
+    ['-u', 'postgres', '--', path.join(bin, 'pg_ctl'), '-D', dataDir, '-m', 'immediate', 'stop'],
+    { cwd, stdio: 'ignore' },
+  );
+}
+
 /** The newest installed PostgreSQL's bin directory (Debian's /usr/lib/postgresql/NN/bin). */
-function postgresBinaries(): string {
+export function postgresBinaries(): string {
   const root = '/usr/lib/postgresql';
   const versions = fs.existsSync(root)
     ? fs
