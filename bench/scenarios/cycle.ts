@@ -20,6 +20,12 @@ import { describeTerms, measureWindow, TERMS } from './cycle-terms.js';
  *
  * The older figure, pg-boss fetching and completing one job per call with 16 consumers, stays
  * as `cycle.pgboss_unbatched.jobs_per_s`, labelled not like for like; no target reads it.
+ *
+ * During PIE's window only, the CPU time of PostgreSQL (the server's whole process tree), of
+ * `pie serve`, of PIE's clients and of the whole machine, per job completed
+ * (`cycle.pie.*_cpu_ms_per_job`), and the WAL the server wrote and flushed. From PostgreSQL's
+ * CPU, `db_ceiling.jobs_per_s_per_pg_core`: the jobs/s of PIE's cycle one core of PostgreSQL
+ * would carry if its CPU were the only limit (docs/SCALING.md).
  */
 
 /** PIE's rate over a peer's, to three decimals. */
@@ -34,8 +40,50 @@ export const scenario: Scenario = async (ctx) => {
   const pgboss = await measurePgBoss(ctx);
   const graphile = await measureGraphileWorker(ctx);
   const unbatched = await measurePgBossUnbatched(ctx);
+  const pgMs = pie.cost.postgresMsPerJob;
+  const syncs = pie.cost.walSyncsPerS;
+  const cost: Metric[] = [
+    ...(pgMs === undefined
+      ? []
+      : [
+          {
+            name: 'cycle.pie.pg_cpu_ms_per_job',
+            value: pgMs,
+            unit: 'ms',
+            note: "PostgreSQL's processes, every database on the server",
+          },
+        ]),
+    { name: 'cycle.pie.pie_cpu_ms_per_job', value: pie.cost.pieMsPerJob, unit: 'ms' },
+    {
+      name: 'cycle.pie.client_cpu_ms_per_job',
+      value: pie.cost.clientsMsPerJob,
+      unit: 'ms',
+      note: "the bench's process: PIE's producers and workers",
+    },
+    {
+      name: 'cycle.pie.machine_cpu_ms_per_job',
+      value: pie.cost.machineMsPerJob,
+      unit: 'ms',
+      note: 'every process on the machine: beyond the three above, other load',
+    },
+    { name: 'cycle.pie.wal_bytes_per_job', value: pie.cost.walBytesPerJob, unit: 'B' },
+    ...(syncs === undefined
+      ? []
+      : [{ name: 'cycle.pie.wal_syncs_per_s', value: syncs, unit: '/s', note: 'WAL flushes' }]),
+    ...(pgMs === undefined || pgMs === 0
+      ? []
+      : [
+          {
+            name: 'db_ceiling.jobs_per_s_per_pg_core',
+            value: Math.round(1000 / pgMs),
+            unit: 'jobs/s',
+            note: "1000 / pg_cpu_ms_per_job: PostgreSQL's CPU only, not I/O",
+          },
+        ]),
+  ];
   return [
     { name: 'cycle.pie.jobs_per_s', value: pie.jobsPerS, unit: 'jobs/s' },
+    ...cost,
     { name: 'cycle.pgboss.jobs_per_s', value: pgboss.jobsPerS, unit: 'jobs/s' },
     { name: 'cycle.graphile_worker.jobs_per_s', value: graphile.jobsPerS, unit: 'jobs/s' },
     {
