@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { isDatabaseUnavailable } from './connection-errors.js';
-import type { Database, Queryable, QueryResult } from './database.js';
+import { sqlState, type Database, type Queryable, type QueryResult } from './database.js';
 import { Listener } from './pg-listener.js';
 import { ServerPool } from './pg-server-pool.js';
 
@@ -39,7 +39,16 @@ class PostgresDatabase implements Database {
     private readonly primary: ServerPool,
     private readonly replica: ServerPool | undefined,
   ) {
-    this.reads = replica === undefined ? this : new ReplicaReads(replica, this);
+    this.reads =
+      replica === undefined
+        ? this
+        : new ReplicaReads(
+            {
+              query: (text, values) => poolQuery(replica, text, values),
+              exec: () => Promise.reject(new Error('scripts run on the primary, not on reads')),
+            },
+            this,
+          );
   }
 
   query<Row>(text: string, values?: readonly unknown[]): Promise<QueryResult<Row>> {
@@ -111,7 +120,9 @@ class PostgresDatabase implements Database {
     const listener = new Listener(this.primary, channel, onNotify);
     await listener.start();
     this.listeners.add(listener);
+    const unfollow = this.primary.onMoved(() => listener.moved());
     return async () => {
+      unfollow();
       this.listeners.delete(listener);
       await listener.stop();
     };
@@ -138,27 +149,31 @@ function statementName(text: string): string {
 
 /**
  * Lists read from the replica. While it cannot be reached they read from the primary instead:
- * a lost replica costs the primary some reads, not the lists themselves.
+ * a lost replica costs the primary some reads, not the lists themselves. So does a list the
+ * standby cancelled because it conflicted with what it was replaying (a recovery conflict,
+ * SQLSTATE 40001): the primary has no such conflict.
  */
-class ReplicaReads implements Queryable {
+export class ReplicaReads implements Queryable {
   constructor(
-    private readonly replica: ServerPool,
+    private readonly replica: Queryable,
     private readonly primary: Queryable,
   ) {}
 
   async query<Row>(text: string, values?: readonly unknown[]): Promise<QueryResult<Row>> {
     try {
-      return await poolQuery<Row>(this.replica, text, values);
+      return await this.replica.query<Row>(text, values);
     } catch (error) {
-      if (!isDatabaseUnavailable(error)) throw error;
+      if (!isDatabaseUnavailable(error) && sqlState(error) !== RECOVERY_CONFLICT) throw error;
       return this.primary.query<Row>(text, values);
     }
   }
 
   exec(): Promise<void> {
-    return Promise.reject(new Error('scripts run on the primary, not through reads'));
+    return Promise.reject(new Error('scripts run on the primary, not on reads'));
   }
 }
+
+const RECOVERY_CONFLICT = '40001';
 
 async function poolQuery<Row>(
   server: ServerPool,

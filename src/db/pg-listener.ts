@@ -16,6 +16,8 @@ export class Listener {
   private client: pg.Client | undefined;
   private stopped = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Bumped by every connection attempt, so an attempt overtaken by a newer one gives up. */
+  private attempt = 0;
 
   constructor(
     private readonly target: ListenTarget,
@@ -24,6 +26,7 @@ export class Listener {
   ) {}
 
   async start(): Promise<void> {
+    const attempt = ++this.attempt;
     const client = new pg.Client({
       connectionString: this.target.connectionString(),
       keepAlive: true,
@@ -49,7 +52,7 @@ export class Listener {
       this.target.noticeFailure(error);
       throw error;
     }
-    if (this.stopped) {
+    if (this.stopped || attempt !== this.attempt) {
       await client.end().catch(() => undefined);
       return;
     }
@@ -69,10 +72,22 @@ export class Listener {
         () => {
           if (!this.stopped) this.onNotify(undefined);
         },
-        () => this.reconnect(Math.min(delayMs * 2, RECONNECT_MAX_MS)),
+        () => this.reconnect(Math.min(Math.max(delayMs * 2, RECONNECT_MIN_MS), RECONNECT_MAX_MS)),
       );
     }, delayMs);
     this.retryTimer.unref();
+  }
+
+  /**
+   * The server in use moved (a failover) while this connection may still be up: a primary
+   * turned read-only keeps its sessions, and would keep this one hearing nothing. Listen on the
+   * server in use now, at once.
+   */
+  moved(): void {
+    if (this.stopped) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.reconnect(0);
   }
 
   async stop(): Promise<void> {

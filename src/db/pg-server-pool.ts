@@ -31,6 +31,7 @@ const SEARCH_RETRY_MAX_MS = 500;
 export class ServerPool {
   private closed = false;
   private moving: Promise<void> | undefined;
+  private readonly movedCallbacks = new Set<() => void>();
 
   private constructor(
     private pool: pg.Pool,
@@ -64,6 +65,12 @@ export class ServerPool {
     return this.finder.list.connectionStringFor(this.server);
   }
 
+  /** Calls `callback` whenever this pool moves to another server; returns how to stop it. */
+  onMoved(callback: () => void): () => void {
+    this.movedCallbacks.add(callback);
+    return () => this.movedCallbacks.delete(callback);
+  }
+
   /**
    * Told of every failed query. An error that says the server is gone or cannot write starts a
    * search for the server to use (one at a time); other errors are the query's own.
@@ -88,6 +95,7 @@ export class ServerPool {
           this.server = server;
           // Connections checked out of the old pool finish their work (or fail) first.
           old.end().catch(() => undefined);
+          for (const callback of this.movedCallbacks) callback();
         }
         return;
       } catch {

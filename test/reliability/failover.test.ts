@@ -18,7 +18,8 @@ import { sleep, waitFor } from '../helpers/wait.js';
  * `target_session_attrs=read-write`. Mid-load the primary is killed (SIGKILL, every process of
  * it, as a crash would) and, a moment later, the standby promoted, as a failover manager would.
  * PIE must find the new primary by itself, answer 503 (never 500) meanwhile, and then the
- * ledger is checked against the new primary.
+ * ledger is checked against the new primary. In a third case the primary is not killed but
+ * turned read-only, so PIE's connections to it stay up: it must still move, LISTEN included.
  *
  * With a synchronous standby nothing acknowledged may be lost: every job answered 202 exists
  * and finishes, every completion answered 200 is kept, and no attempt is delivered twice. With
@@ -49,7 +50,14 @@ interface Ledger {
   counts: Record<string, number>;
 }
 
-async function failOverUnderLoad(synchronous: boolean): Promise<Ledger> {
+/**
+ * How the primary goes: killed (a crash), or turned read-only while it keeps running (as an
+ * operator or a tool does before a switchover): its sessions stay up, and writes fail with
+ * SQLSTATE 25006 instead of a broken connection.
+ */
+type PrimaryLoss = 'crash' | 'read-only';
+
+async function failOverUnderLoad(synchronous: boolean, loss: PrimaryLoss): Promise<Ledger> {
   const pair = await ThrowawayPostgresPair.create({ synchronous });
   const receiver = new LedgerReceiver();
   await receiver.start();
@@ -64,7 +72,12 @@ async function failOverUnderLoad(synchronous: boolean): Promise<Ledger> {
     running = load;
     await waitFor('jobs before the crash', () => receiver.completions.length >= 150, 30_000);
 
-    await pair.killPrimary();
+    if (loss === 'crash') {
+      await pair.killPrimary();
+    } else {
+      await pair.query('primary', 'alter system set default_transaction_read_only = on');
+      await pair.query('primary', 'select pg_reload_conf()');
+    }
     const crashedAt = load.now();
     await sleep(PROMOTE_AFTER_MS);
     await pair.promoteStandby();
@@ -106,6 +119,22 @@ async function failOverUnderLoad(synchronous: boolean): Promise<Ledger> {
         ) > 0,
       15_000,
     );
+    if (loss === 'read-only') {
+      // ...and left the old one, which is up and would tell them nothing from now on.
+      await waitFor(
+        'PIE no longer listening on the old primary',
+        async () =>
+          Number(
+            (
+              await pair.query(
+                'primary',
+                `select count(*) as n from pg_stat_activity where query ilike 'listen %'`,
+              )
+            )[0]?.['n'],
+          ) === 0,
+        15_000,
+      );
+    }
 
     await waitUntilSettled(pie.url, token, tenant.domain, 60_000);
     const rows = (await pair.query(
@@ -154,6 +183,16 @@ async function failOverUnderLoad(synchronous: boolean): Promise<Ledger> {
   }
 }
 
+function assertNothingLost(ledger: Ledger): void {
+  assert.ok(ledger.acknowledged >= 150, `acknowledged ${ledger.acknowledged}`);
+  assert.deepEqual(ledger.lost, [], 'every job answered 202 exists on the new primary');
+  assert.deepEqual(ledger.unfinished, [], 'every job answered 202 finished');
+  assert.equal(ledger.finished, ledger.acknowledged);
+  assert.deepEqual(ledger.completionsLost, [], 'every completion answered 200 is kept');
+  assert.deepEqual(ledger.duplicatedAttempts, [], 'no attempt handed out twice');
+  assert.ok(ledger.counts['503'] !== undefined, 'requests during the switch saw 503');
+}
+
 function report(name: string, ledger: Ledger): void {
   console.log(
     `${name}: acknowledged ${ledger.acknowledged}, finished ${ledger.finished}, ` +
@@ -168,19 +207,19 @@ function report(name: string, ledger: Ledger): void {
 
 describe('PostgreSQL failover [throwaway primary and standby]', () => {
   it('with a synchronous standby: finds the new primary, loses nothing acknowledged, delivers no attempt twice', async () => {
-    const ledger = await failOverUnderLoad(true);
+    const ledger = await failOverUnderLoad(true, 'crash');
     report('synchronous standby', ledger);
-    assert.ok(ledger.acknowledged >= 150, `acknowledged ${ledger.acknowledged}`);
-    assert.deepEqual(ledger.lost, [], 'every job answered 202 exists on the new primary');
-    assert.deepEqual(ledger.unfinished, [], 'every job answered 202 finished');
-    assert.equal(ledger.finished, ledger.acknowledged);
-    assert.deepEqual(ledger.completionsLost, [], 'every completion answered 200 is kept');
-    assert.deepEqual(ledger.duplicatedAttempts, [], 'no attempt handed out twice');
-    assert.ok(ledger.counts['503'] !== undefined, 'requests during the switch saw 503');
+    assertNothingLost(ledger);
+  });
+
+  it('with a primary turned read-only (a switchover): moves its connections and LISTEN to the promoted standby', async () => {
+    const ledger = await failOverUnderLoad(true, 'read-only');
+    report('primary turned read-only, synchronous standby', ledger);
+    assertNothingLost(ledger);
   });
 
   it('with an asynchronous standby: finds the new primary and reports what was lost', async () => {
-    const ledger = await failOverUnderLoad(false);
+    const ledger = await failOverUnderLoad(false, 'crash');
     report('asynchronous standby', ledger);
     assert.ok(ledger.acknowledged >= 150, `acknowledged ${ledger.acknowledged}`);
     // What was lost is reported above, not asserted: an asynchronous standby may miss the last
