@@ -9,7 +9,7 @@ import {
 } from '../helpers/fault-harness.js';
 import { LedgerReceiver } from '../helpers/ledger-receiver.js';
 import { startPie, type PieProcess } from '../helpers/pie-process.js';
-import { ThrowawayPostgresPair } from '../helpers/throwaway-postgres-pair.js';
+import { ThrowawayPostgresPair, type PairMember } from '../helpers/throwaway-postgres-pair.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 /**
@@ -56,6 +56,15 @@ interface Ledger {
  * SQLSTATE 25006 instead of a broken connection.
  */
 type PrimaryLoss = 'crash' | 'read-only';
+
+/** Sessions on one server of the pair whose last statement was a LISTEN (PIE's wake-ups). */
+async function listenSessions(pair: ThrowawayPostgresPair, which: PairMember): Promise<number> {
+  const [row] = await pair.query(
+    which,
+    `select count(*) as n from pg_stat_activity where query ilike 'listen %'`,
+  );
+  return Number(row?.['n']);
+}
 
 async function failOverUnderLoad(synchronous: boolean, loss: PrimaryLoss): Promise<Ledger> {
   const pair = await ThrowawayPostgresPair.create({ synchronous });
@@ -108,30 +117,14 @@ async function failOverUnderLoad(synchronous: boolean, loss: PrimaryLoss): Promi
     // LISTEN moved too: PIE's wake-up connections are on the new primary.
     await waitFor(
       'PIE listening on the new primary',
-      async () =>
-        Number(
-          (
-            await pair.query(
-              'standby',
-              `select count(*) as n from pg_stat_activity where query ilike 'listen %'`,
-            )
-          )[0]?.['n'],
-        ) > 0,
+      async () => (await listenSessions(pair, 'standby')) > 0,
       15_000,
     );
     if (loss === 'read-only') {
       // ...and left the old one, which is up and would tell them nothing from now on.
       await waitFor(
         'PIE no longer listening on the old primary',
-        async () =>
-          Number(
-            (
-              await pair.query(
-                'primary',
-                `select count(*) as n from pg_stat_activity where query ilike 'listen %'`,
-              )
-            )[0]?.['n'],
-          ) === 0,
+        async () => (await listenSessions(pair, 'primary')) === 0,
         15_000,
       );
     }
