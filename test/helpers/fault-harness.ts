@@ -225,6 +225,20 @@ export class JobLoad {
     await Promise.all(this.loops);
   }
 
+  /**
+   * Fails unless every answer had one of `statuses` (`'0'`: no answer), naming the counts;
+   * answers how many had each.
+   */
+  assertStatusesOnly(statuses: string[]): Record<string, number> {
+    const counts = this.counts();
+    assert.deepEqual(
+      Object.keys(counts).filter((status) => !statuses.includes(status)),
+      [],
+      `answers by status: ${JSON.stringify(counts)}`,
+    );
+    return counts;
+  }
+
   /** How many answers had each status. */
   counts(answers: LoadAnswer[] = this.answers): Record<string, number> {
     const counts: Record<string, number> = {};
