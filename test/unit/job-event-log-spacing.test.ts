@@ -2,17 +2,18 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { it } from 'node:test';
 import type { Database } from '../../src/db/database.js';
-import { JobEventLog } from '../../src/lifecycle/job-event-log.js';
+import { JobEventLog, type JobEventSink } from '../../src/lifecycle/job-event-log.js';
+import { JobEventBus } from '../../src/lifecycle/job-events.js';
 
 /**
  * A database whose sequencer statement takes `turnMs` and numbers one event each time; it
  * counts the turns. Nothing follows the log, so the sequencer is all it is asked.
  */
-function sequencingDatabase(turnMs: number) {
+function sequencingDatabase(turnMs: number, backend: Database['backend'] = 'pglite') {
   let head = 0;
   const counter = { turns: 0 };
   const db = {
-    backend: 'pglite',
+    backend,
     async query(sql: string) {
       if (!sql.includes('pie_sequence_job_events')) return { rows: [] };
       counter.turns += 1;
@@ -20,6 +21,7 @@ function sequencingDatabase(turnMs: number) {
       head += 1;
       return { rows: [{ head: String(head) }] };
     },
+    listen: async () => async () => undefined,
   } as unknown as Database;
   return { db, counter };
 }
@@ -66,4 +68,53 @@ it('closes at once while a turn waits to start, and does not take that turn', as
   await sleep(150);
   assert.ok(closedMs < 50, `close took ${closedMs.toFixed(0)} ms`);
   assert.equal(counter.turns, 1, 'no turn after the close');
+});
+
+/** Job changes committed all along for `ms`, as the bus tells them. */
+async function changeAllAlong(bus: JobEventBus, ms: number) {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    bus.publish([{ type: 'queued', jobType: 'inference', count: 1, wake: 'w' }]);
+    await sleep(5);
+  }
+}
+
+const quietSink: JobEventSink = {
+  send: () => true,
+  reset: () => true,
+  drained: async () => true,
+  end: () => undefined,
+  cutOff: () => undefined,
+};
+
+it('on the embedded database, numbers changes at the poll while no stream follows', async () => {
+  const { db, counter } = sequencingDatabase(1, 'pglite');
+  const log = await JobEventLog.open(db, { pollMs: 200 });
+  const bus = new JobEventBus();
+  log.follow(bus);
+  try {
+    await changeAllAlong(bus, 500);
+    // The poll's turns only (two or three in half a second), not one after each change.
+    assert.ok(counter.turns <= 3, `${counter.turns} turns with nobody following`);
+    const stop = await log.stream('client-a', 'domain-a', undefined, quietSink);
+    const before = counter.turns;
+    await changeAllAlong(bus, 500);
+    stop();
+    assert.ok(counter.turns - before >= 10, `${counter.turns - before} turns with a stream open`);
+  } finally {
+    await log.close();
+  }
+});
+
+it('on PostgreSQL, numbers changes as they come even with no stream here (others may follow)', async () => {
+  const { db, counter } = sequencingDatabase(1, 'postgres');
+  const log = await JobEventLog.open(db, { pollMs: 60_000 });
+  const bus = new JobEventBus();
+  log.follow(bus);
+  try {
+    await changeAllAlong(bus, 500);
+    assert.ok(counter.turns >= 10, `${counter.turns} turns in half a second of changes`);
+  } finally {
+    await log.close();
+  }
 });
