@@ -87,11 +87,17 @@ const quietSink: JobEventSink = {
   cutOff: () => undefined,
 };
 
-it('on the embedded database, numbers changes at the poll while no stream follows', async () => {
-  const { db, counter } = sequencingDatabase(1, 'pglite');
-  const log = await JobEventLog.open(db, { pollMs: 200 });
+/** A log on a sequencing database of `backend`, following a bus of job changes. */
+async function followingLog(backend: Database['backend'], pollMs: number) {
+  const { db, counter } = sequencingDatabase(1, backend);
+  const log = await JobEventLog.open(db, { pollMs });
   const bus = new JobEventBus();
   log.follow(bus);
+  return { log, bus, counter };
+}
+
+it('on the embedded database, numbers changes at the poll while no stream follows', async () => {
+  const { log, bus, counter } = await followingLog('pglite', 200);
   try {
     await changeAllAlong(bus, 500);
     // The poll's turns only (two or three in half a second), not one after each change.
@@ -107,10 +113,7 @@ it('on the embedded database, numbers changes at the poll while no stream follow
 });
 
 it('on PostgreSQL, numbers changes as they come even with no stream here (others may follow)', async () => {
-  const { db, counter } = sequencingDatabase(1, 'postgres');
-  const log = await JobEventLog.open(db, { pollMs: 60_000 });
-  const bus = new JobEventBus();
-  log.follow(bus);
+  const { log, bus, counter } = await followingLog('postgres', 60_000);
   try {
     await changeAllAlong(bus, 500);
     assert.ok(counter.turns >= 10, `${counter.turns} turns in half a second of changes`);
