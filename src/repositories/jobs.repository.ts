@@ -229,11 +229,13 @@ export async function insertInitJobs(
     // The domain's jobs take consecutive places in its lane, after what it already has queued.
     // Materialized: inlined, the lane's next number would be looked up once per service.
     //
-    // The rows go in in job id order, and take their places in the lane in that order too, so
-    // they enter every index in its own order (the id's, the lists' by creation time and id,
-    // the lane's). In service order, each would land at a random place in six of them: over
-    // 1,000,000 services those outgrow memory, and each insert reads and writes another page
-    // (BENCHMARKS.md, "Optimisation 18"). Ids are drawn as the column's default draws them.
+    // The rows go in in descending job id order, and take their places in the lane in that
+    // order too, so they enter the indexes in the order they keep: the lists' (creation time,
+    // shared by all, then job id, both descending) and the lane's each get their entries one
+    // after another, and only the id's primary key backwards. In service order, each would land
+    // at a random place in six of them: over 1,000,000 services those outgrow memory, and each
+    // insert reads and writes another page (BENCHMARKS.md, optimisations 18 and 20). Ids are
+    // drawn as the column's default draws them.
     `with lane as materialized (select pie_next_lane_seq($1, $2, $9, $4, $5, $10::smallint) as first),
      batch as materialized (select gen_random_uuid() as batch_id),
      inserted as (
@@ -242,13 +244,13 @@ export async function insertInitJobs(
          handler_type, priority, lane_seq, batch_id, traceparent)
        select s.job_id, $1, $2, s.service_id, $3, 'default', $4, $5, 'inference', '{}',
          s.resolved_features, $6::jsonb, $7, now() + make_interval(secs => $8), $9, $10,
-         lane.first + row_number() over (order by s.job_id) - 1, batch.batch_id, $12::text
+         lane.first + row_number() over (order by s.job_id desc) - 1, batch.batch_id, $12::text
        from (
          select pie_job_id(nextval('pie_job_number')) as job_id, service_id, resolved_features
          from services
          where client_id = $1 and domain_id = $2 and status = 'active'
        ) s, lane, batch
-       order by s.job_id
+       order by s.job_id desc
        returning job_id, service_id, batch_id, model_id, model_version
      ),
      ${recordBatch({ client: '$1', domain: '$2', kind: '$11', key: "'default'" })}

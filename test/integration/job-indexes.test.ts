@@ -217,6 +217,103 @@ for (const backend of testBackends()) {
   });
 }
 
+/** The most rows one scan of the plan read (EXPLAIN ANALYZE), over all its loops. */
+function largestScan(plan: unknown): number {
+  const node = plan as { 'Node Type'?: string; 'Actual Rows'?: number; 'Actual Loops'?: number };
+  const own = node['Node Type']?.includes('Scan')
+    ? (node['Actual Rows'] ?? 0) * (node['Actual Loops'] ?? 1)
+    : 0;
+  const children = ((plan as { Plans?: unknown[] }).Plans ?? []).map(largestScan);
+  return Math.max(own, ...children);
+}
+
+/** The largest scan of the statement run for its values, and of its generic plan. */
+async function rowsRead(database: TestDatabase, { text, values }: Captured): Promise<number[]> {
+  const analyzed = (rows: Record<string, unknown>[]) => {
+    const cell = rows[0]!['QUERY PLAN'];
+    const doc = (typeof cell === 'string' ? JSON.parse(cell) : cell) as { Plan: unknown }[];
+    return largestScan(doc[0]!.Plan);
+  };
+  const custom = analyzed(
+    (await database.db.query(`explain (analyze, format json) ${text}`, values)).rows,
+  );
+  const generic = await database.db.transaction(async (tx) => {
+    await tx.exec('set local plan_cache_mode = force_generic_plan');
+    await tx.exec(`prepare plan_under_test as ${text}`);
+    try {
+      const { rows } = await tx.query(
+        `explain (analyze, format json) execute plan_under_test(${values.map(literal).join(', ')})`,
+      );
+      return analyzed(rows);
+    } finally {
+      await tx.exec('deallocate plan_under_test');
+    }
+  });
+  return [custom, generic];
+}
+
+/**
+ * The jobs of a services init or a bulk batch share their creation time (one statement), and a
+ * page of the list still reads about a page of rows. The list orders by creation time, then job
+ * id, both descending; an index in another order within a tie (job id ascending, as
+ * `jobs_by_domain` had, or without the job id, as `jobs_by_service` had) made every page read
+ * the whole tie and sort it: after an init of 100,000 services, 44,000 rows for the second
+ * page of the unfiltered list.
+ */
+for (const backend of testBackends()) {
+  describe(`jobs list over jobs created together [${backend.name}]`, () => {
+    let database: TestDatabase;
+    let cursor: [string, string];
+
+    before(async () => {
+      database = await backend.open();
+      const { db } = database;
+      await seedJobTarget(db, 'c1', 2);
+      // One statement: one creation time for all.
+      await insertJobs(
+        db,
+        'c1',
+        Array.from({ length: 3000 }, (_, i) => ({
+          tag: `t${i}`,
+          status: 'queued',
+          serviceId: `s${i % 2}`,
+        })),
+      );
+      await db.query(`update jobs set batch_id = $1`, [BATCH]);
+      await db.exec('analyze');
+      const { rows } = await db.query<{ created_at: Date; job_id: string }>(
+        `select created_at, job_id from jobs order by job_id limit 1 offset 1500`,
+      );
+      cursor = [rows[0]!.created_at.toISOString(), rows[0]!.job_id];
+    });
+    after(async () => {
+      await database?.dispose();
+    });
+
+    const filters: { name: string; filter: JobFilter }[] = [
+      { name: 'no filter', filter: {} },
+      { name: 'status', filter: { status: 'queued' } },
+      { name: 'service_id', filter: { serviceId: 's1' } },
+      { name: 'job_type', filter: { jobType: 'inference' } },
+      { name: 'assignment_key', filter: { assignmentKey: 'default' } },
+      { name: 'batch_id', filter: { batchId: BATCH } },
+    ];
+    for (const { name, filter } of filters) {
+      for (const paging of ['first page', 'within the tie'] as const) {
+        it(`lists jobs by ${name}, ${paging}, reading one page`, async () => {
+          const page = { limit: 50, after: paging === 'first page' ? undefined : cursor };
+          const statement = await captureStatement((q) =>
+            listJobs(q, 'c1', ROW_DOMAIN, filter, page),
+          );
+          const [custom, generic] = await rowsRead(database, statement);
+          assert.ok(custom! <= page.limit + 1, `the plan for the values read ${custom} rows`);
+          assert.ok(generic! <= page.limit + 1, `the generic plan read ${generic} rows`);
+        });
+      }
+    }
+  });
+}
+
 /**
  * Every transition that names one job finds it through an index on the job's id, whatever
  * else the statement says. The jobs in flight here arrived after the last `analyze`, as they do
