@@ -225,7 +225,7 @@ export async function insertInitJobs(
     traceparent: string | null;
   },
 ): Promise<{ services: string[]; batchId: string | null }> {
-  const { rows } = await q.query<{ service_id: string; batch_id: string }>(
+  const { rows } = await q.query<{ services: string[]; batch_id: string | null }>(
     // The domain's jobs take consecutive places in its lane, after what it already has queued.
     // Materialized: inlined, the lane's next number would be looked up once per service.
     //
@@ -254,7 +254,11 @@ export async function insertInitJobs(
        returning job_id, service_id, batch_id, model_id, model_version
      ),
      ${recordBatch({ client: '$1', domain: '$2', kind: '$11', key: "'default'" })}
-     select service_id, batch_id from inserted order by service_id`,
+     -- One row: the services as one array, the batch once. A row per service made 1,000,000
+     -- objects with the batch's id repeated in each (BENCHMARKS.md, optimisation 22).
+     select coalesce(array_agg(service_id order by service_id), '{}') as services,
+       (select batch_id from batch) as batch_id
+     from inserted`,
     [
       init.clientId,
       init.domainId,
@@ -270,7 +274,8 @@ export async function insertInitJobs(
       init.traceparent,
     ],
   );
-  return { services: rows.map((row) => row.service_id), batchId: rows[0]?.batch_id ?? null };
+  const services = rows[0]?.services ?? [];
+  return { services, batchId: services.length > 0 ? (rows[0]?.batch_id ?? null) : null };
 }
 
 export async function findJob(
