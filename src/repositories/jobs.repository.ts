@@ -230,12 +230,13 @@ export async function insertInitJobs(
     // Materialized: inlined, the lane's next number would be looked up once per service.
     //
     // The rows go in in descending job id order, and take their places in the lane in that
-    // order too, so they enter the indexes in the order they keep: the lists' (creation time,
-    // shared by all, then job id, both descending) and the lane's each get their entries one
-    // after another, and only the id's primary key backwards. In service order, each would land
-    // at a random place in six of them: over 1,000,000 services those outgrow memory, and each
-    // insert reads and writes another page (BENCHMARKS.md, optimisations 18 and 20). Ids are
-    // drawn as the column's default draws them.
+    // order too, so most indexes get their entries one after another: four of the lists'
+    // (status, type, key and batch: creation time, shared by all, then job id, both
+    // descending) and the lane's. The primary key and `jobs_by_domain` (job id ascending) take
+    // theirs backwards. In service order, each would land at a random place in six of them:
+    // over 1,000,000 services those outgrow memory, and each insert reads and writes another
+    // page (BENCHMARKS.md, optimisations 18 and 20). Ids are drawn as the column's default
+    // draws them.
     `with lane as materialized (select pie_next_lane_seq($1, $2, $9, $4, $5, $10::smallint) as first),
      batch as materialized (select gen_random_uuid() as batch_id),
      inserted as (

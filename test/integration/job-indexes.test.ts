@@ -254,11 +254,10 @@ async function rowsRead(database: TestDatabase, { text, values }: Captured): Pro
 
 /**
  * The jobs of a services init or a bulk batch share their creation time (one statement), and a
- * page of the list still reads about a page of rows. The list orders by creation time, then job
- * id, both descending; an index in another order within a tie (job id ascending, as
- * `jobs_by_domain` had, or without the job id, as `jobs_by_service` had) made every page read
- * the whole tie and sort it: after an init of 100,000 services, 44,000 rows for the second
- * page of the unfiltered list.
+ * page of a filtered list still reads about a page of rows. The list orders by creation time,
+ * then job id, both descending; an index without the job id (as `jobs_by_service` was) made
+ * every page read the whole tie and sort it. The unfiltered list still does (`jobs_by_domain`
+ * keeps the job id ascending: migration 000020 says why), so it is not among these.
  */
 for (const backend of testBackends()) {
   describe(`jobs list over jobs created together [${backend.name}]`, () => {
@@ -291,7 +290,6 @@ for (const backend of testBackends()) {
     });
 
     const filters: { name: string; filter: JobFilter }[] = [
-      { name: 'no filter', filter: {} },
       { name: 'status', filter: { status: 'queued' } },
       { name: 'service_id', filter: { serviceId: 's1' } },
       { name: 'job_type', filter: { jobType: 'inference' } },
