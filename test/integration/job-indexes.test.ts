@@ -62,20 +62,29 @@ function planText(rows: Record<string, unknown>[]): string {
   return rows.map((row) => String(row['QUERY PLAN'])).join('\n');
 }
 
-/** The plan a prepared statement reuses for any value (its generic plan). */
-async function genericPlan(database: TestDatabase, { text, values }: Captured): Promise<string> {
+/** `explain <options>` of the plan a prepared statement reuses for any value (its generic plan). */
+function explainGeneric(
+  database: TestDatabase,
+  { text, values }: Captured,
+  options = '',
+): Promise<Record<string, unknown>[]> {
   return database.db.transaction(async (tx) => {
     await tx.exec('set local plan_cache_mode = force_generic_plan');
     await tx.exec(`prepare plan_under_test as ${text}`);
     try {
       const { rows } = await tx.query(
-        `explain execute plan_under_test(${values.map(literal).join(', ')})`,
+        `explain ${options} execute plan_under_test(${values.map(literal).join(', ')})`,
       );
-      return planText(rows);
+      return rows;
     } finally {
       await tx.exec('deallocate plan_under_test');
     }
   });
+}
+
+/** The plan a prepared statement reuses for any value (its generic plan). */
+async function genericPlan(database: TestDatabase, statement: Captured): Promise<string> {
+  return planText(await explainGeneric(database, statement));
 }
 
 /** The plan made for these values. */
@@ -228,28 +237,16 @@ function largestScan(plan: unknown): number {
 }
 
 /** The largest scan of the statement run for its values, and of its generic plan. */
-async function rowsRead(database: TestDatabase, { text, values }: Captured): Promise<number[]> {
+async function rowsRead(database: TestDatabase, statement: Captured): Promise<number[]> {
   const analyzed = (rows: Record<string, unknown>[]) => {
     const cell = rows[0]!['QUERY PLAN'];
     const doc = (typeof cell === 'string' ? JSON.parse(cell) : cell) as { Plan: unknown }[];
     return largestScan(doc[0]!.Plan);
   };
-  const custom = analyzed(
-    (await database.db.query(`explain (analyze, format json) ${text}`, values)).rows,
-  );
-  const generic = await database.db.transaction(async (tx) => {
-    await tx.exec('set local plan_cache_mode = force_generic_plan');
-    await tx.exec(`prepare plan_under_test as ${text}`);
-    try {
-      const { rows } = await tx.query(
-        `explain (analyze, format json) execute plan_under_test(${values.map(literal).join(', ')})`,
-      );
-      return analyzed(rows);
-    } finally {
-      await tx.exec('deallocate plan_under_test');
-    }
-  });
-  return [custom, generic];
+  const { text, values } = statement;
+  const custom = await database.db.query(`explain (analyze, format json) ${text}`, values);
+  const generic = await explainGeneric(database, statement, '(analyze, format json)');
+  return [analyzed(custom.rows), analyzed(generic)];
 }
 
 /**
