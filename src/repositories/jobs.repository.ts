@@ -255,10 +255,11 @@ export async function insertInitJobs(
        returning job_id, service_id, batch_id, model_id, model_version
      ),
      ${recordBatch({ client: '$1', domain: '$2', kind: '$11', key: "'default'" })}
-     -- One row: the services as one array, the batch once. A row per service made 1,000,000
-     -- objects with the batch's id repeated in each (BENCHMARKS.md, optimisation 22).
+     -- One row: the services as one array, the batch once (none when no job went in). A row
+     -- per service made 1,000,000 objects with the batch's id repeated in each (BENCHMARKS.md,
+     -- optimisation 22).
      select coalesce(array_agg(service_id order by service_id), '{}') as services,
-       (select batch_id from batch) as batch_id
+       (select batch_id from inserted limit 1) as batch_id
      from inserted`,
     [
       init.clientId,
@@ -275,8 +276,9 @@ export async function insertInitJobs(
       init.traceparent,
     ],
   );
-  const services = rows[0]?.services ?? [];
-  return { services, batchId: services.length > 0 ? (rows[0]?.batch_id ?? null) : null };
+  // An aggregate without grouping: always exactly one row.
+  const { services, batch_id } = rows[0]!;
+  return { services, batchId: batch_id };
 }
 
 export async function findJob(
