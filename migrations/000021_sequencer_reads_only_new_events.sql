@@ -1,31 +1,40 @@
--- A sequencer turn read the whole event log. Its update found the rows to number by `seq`
--- alone, and `seq` has only the partial index of the rows not yet numbered
--- (`job_events_unsequenced`, where position is null), which a condition without
--- `position is null` cannot use: every turn joined its few rows against a scan of the whole
--- table. The log keeps an hour of events (PIE_EVENTS_RETENTION_S), so a turn's cost grew with
--- them: after the bench's loads, 113 ms a turn over 400,000 kept events, a core of this
--- machine's two, and dispatch latency rose from 1 to 6 ms (BENCHMARKS.md, optimisation 23).
--- Saying `position is null` of the row to number lets the turn find each one through that
--- index. It changes no answer: the rows `todo` picked have no position, and the turn holds the
--- log's lock, so no other turn numbers them meanwhile.
+-- A sequencer turn read the whole event log. Its update found the rows to number by joining
+-- them to `todo` on `seq`, and `seq` has only the partial index of the rows not yet numbered
+-- (`job_events_unsequenced`, where position is null), which that join could not use: every
+-- turn hashed its rows against a scan of the whole table. The log keeps an hour of events
+-- (PIE_EVENTS_RETENTION_S), so a turn's cost grew with them: after the bench's loads, 113 ms
+-- a turn over 400,000 kept events, most of a core, and dispatch latency went from 1 to 6 ms
+-- (BENCHMARKS.md, optimisation 23).
 --
--- Otherwise as in 000017, which explains the statement.
+-- Saying `position is null` in that join lets it use the index, but then the plan depends on
+-- the statistics: taken when nothing waited (as they mostly are), they let PostgreSQL put the
+-- waiting rows on the outside of a nested loop that ran the whole `todo` again for each, and
+-- one turn over a backlog of thousands took a minute. So the turn no longer joins. It reads
+-- the seqs to number, in order, into an array, then updates exactly those rows through the
+-- index (`seq = any`) and gives each the position of its seq in the array, found by binary
+-- search (`width_bucket` over an ascending array answers how many elements are <= the value,
+-- which for an element is its 1-based place). No plan choice is left to make it slow.
+--
+-- Each statement of a volatile function takes its own snapshot, so the rows a turn numbers are
+-- those committed when it read the seqs; the turn holds the log's row lock throughout, so no
+-- other turn numbers them meanwhile. Every property the header of 000014 explains holds as
+-- before. Otherwise as in 000017, which explains the counting.
 create or replace function pie_sequence_job_events(max_rows integer) returns bigint
 language plpgsql as $$
 declare
   last bigint;
   counted bigint;
   given integer;
+  todo bigint[];
 begin
   select head, counted_through into last, counted from job_event_log for update;
-  with todo as (
-    select seq, row_number() over (order by seq) as n
-    from job_events where position is null
-    order by seq
-    limit max_rows
-  ), numbered as (
-    update job_events e set position = last + todo.n
-    from todo where e.seq = todo.seq and e.position is null
+  select coalesce(array_agg(seq order by seq), '{}') into todo
+  from (
+    select seq from job_events where position is null order by seq limit max_rows
+  ) waiting;
+  with numbered as (
+    update job_events e set position = last + width_bucket(e.seq, todo)
+    where e.seq = any(todo) and e.position is null
     returning e.client_id, e.domain_id, e.status, e.previous_status, e.updated_at
   ), changes as (
     select client_id, domain_id, status, previous_status, updated_at from numbered

@@ -8,13 +8,18 @@ import { testBackends, type TestDatabase } from '../helpers/backends.js';
  * A sequencer turn (`pie_sequence_job_events`) costs what it numbers, not what the log keeps.
  * The log keeps every event for PIE_EVENTS_RETENTION_S (an hour by default): at the bench's
  * rates, hundreds of thousands of rows. A turn that read them all, every few milliseconds,
- * took a core of its own (BENCHMARKS.md, optimisation 23).
+ * took a core of its own; a turn whose plan rescanned its backlog once per row took a minute
+ * (BENCHMARKS.md, optimisation 23). Migration 000021 says how a turn avoids both.
  */
 
 /** Events kept, all numbered already, as an hour of a busy server leaves them. */
 const KEPT = 100_000;
 /** Events committed since the last turn. */
 const NEW = 10;
+/** Events waiting after a burst: three turns' worth. */
+const BACKLOG = 3000;
+/** The most events one turn numbers (as `pie serve`'s sequencer asks). */
+const TURN = 1000;
 
 /** Writes `count` events of one domain; numbered from `from` on, or left for the sequencer. */
 async function writeEvents(q: Queryable, count: number, from: number | null): Promise<void> {
@@ -79,6 +84,40 @@ for (const backend of testBackends()) {
         'select count(*)::int as n from job_events where position is null',
       );
       assert.equal(unnumbered[0]!.n, 0);
+    });
+
+    it('numbers a backlog in time linear in it, whatever the statistics last saw', async () => {
+      const { db } = database;
+      // The statistics (taken above, with nothing to number) say no row waits. A plan trusting
+      // them joined each waiting row to a rescan of the turn's rows: a turn over a backlog took
+      // over a minute under the bench's load.
+      await writeEvents(db, BACKLOG, null);
+      const touched = await buffersTouched(db, `select pie_sequence_job_events(${TURN})`);
+      // About a dozen pages an event numbered (see above); the joined rescans touch thousands.
+      assert.ok(touched < TURN * 20, `one turn touched ${touched} pages to number ${TURN} events`);
+      const head = await sequenceJobEvents(db, TURN);
+      const { rows } = await db.query<{ n: number }>(
+        'select count(*)::int as n from job_events where position is null',
+      );
+      assert.equal(rows[0]!.n, BACKLOG - 2 * TURN, 'two turns numbered two turns of events');
+      assert.equal(head, KEPT + 8 * NEW + 2 * TURN);
+      // Positions follow seq, with no gap and no repeat, across the turns.
+      const { rows: order } = await db.query<{
+        numbered: number;
+        span: number;
+        misordered: number;
+      }>(
+        `select count(*)::int as numbered, (max(position) - min(position) + 1)::int as span,
+           count(*) filter (where seq < before)::int as misordered
+         from (select position, seq, lag(seq) over (order by position) as before
+               from job_events where position > $1) run`,
+        [KEPT],
+      );
+      assert.deepEqual(order[0], {
+        numbered: 8 * NEW + 2 * TURN,
+        span: 8 * NEW + 2 * TURN,
+        misordered: 0,
+      });
     });
   });
 }
