@@ -93,7 +93,7 @@ for (const backend of testBackends()) {
       // over a minute under the bench's load.
       await writeEvents(db, BACKLOG, null);
       const touched = await buffersTouched(db, `select pie_sequence_job_events(${TURN})`);
-      // About a dozen pages an event numbered (see above); the joined rescans touch thousands.
+      // About a dozen pages an event numbered (see above); the joined rescans touched 69,141.
       assert.ok(touched < TURN * 20, `one turn touched ${touched} pages to number ${TURN} events`);
       const head = await sequenceJobEvents(db, TURN);
       const { rows } = await db.query<{ n: number }>(
