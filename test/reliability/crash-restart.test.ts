@@ -66,7 +66,9 @@ for (const backend of testBackends()) {
           'every 202 job exists after the restart',
         );
         assert.deepEqual(
-          [...jobs].filter(([, job]) => job.status !== 'success').map(([id]) => id),
+          [...jobs]
+            .filter(([, job]) => job.status !== 'success')
+            .map(([id, job]) => `${id}: ${job.status}`),
           [],
           'every job succeeded',
         );
