@@ -315,8 +315,14 @@ export async function waitUntilSettled(
       if ([...jobs.values()].every((job) => !OPEN_STATUSES.includes(job.status))) return jobs;
     }
     if (Date.now() > end) {
-      const all = (await jobsById(url, token, domain)).size;
-      throw new Error(`${open} of ${all} jobs still open after ${timeoutMs} ms`);
+      const all = await jobsById(url, token, domain);
+      // Which jobs, in which status and attempt: a flake after a failover needs them to explain.
+      const stuck = [...all]
+        .filter(([, job]) => OPEN_STATUSES.includes(job.status))
+        .map(([id, job]) => `${id} ${job.status} (attempt ${job.attempt})`);
+      throw new Error(
+        `${open} of ${all.size} jobs still open after ${timeoutMs} ms: ${stuck.join(', ')}`,
+      );
     }
     await sleep(250);
   }
