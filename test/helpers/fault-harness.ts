@@ -7,6 +7,7 @@ import { issueToken } from '../../src/auth/token-issuer.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { Database } from '../../src/db/database.js';
 import { openDatabase } from '../../src/db/open-database.js';
+import { OPEN_STATUSES } from '../../src/domain/job-status.js';
 import { copyMigratedDataDir, testBackends, type TestBackend } from './backends.js';
 import { LEDGER_SECRET } from './ledger-receiver.js';
 import { pieEnv } from './pie-process.js';
@@ -287,7 +288,7 @@ export async function countJobs(url: string, token: string, domain: string, stat
   return count;
 }
 
-const OPEN_STATUSES = ['queued', 'dispatched', 'running'];
+const isOpen = (status: string) => (OPEN_STATUSES as readonly string[]).includes(status);
 
 /**
  * Waits until no job of the domain is queued, dispatched or running, then answers every job
@@ -309,16 +310,16 @@ export async function waitUntilSettled(
 ) {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const open = await countJobs(url, token, domain, OPEN_STATUSES);
+    const open = await countJobs(url, token, domain, [...OPEN_STATUSES]);
     if (open === 0) {
       const jobs = await jobsById(url, token, domain);
-      if ([...jobs.values()].every((job) => !OPEN_STATUSES.includes(job.status))) return jobs;
+      if ([...jobs.values()].every((job) => !isOpen(job.status))) return jobs;
     }
     if (Date.now() > end) {
       const all = await jobsById(url, token, domain);
       // Which jobs, in which status and attempt: a flake after a failover needs them to explain.
       const stuck = [...all]
-        .filter(([, job]) => OPEN_STATUSES.includes(job.status))
+        .filter(([, job]) => isOpen(job.status))
         .map(([id, job]) => `${id} ${job.status} (attempt ${job.attempt})`);
       throw new Error(
         `${open} of ${all.size} jobs still open after ${timeoutMs} ms: ${stuck.join(', ')}`,
