@@ -181,6 +181,40 @@ describeOnEachBackend('batches', (server) => {
     assert.equal(batch.body.model_id, t.modelId);
   });
 
+  it('names the version a batch ran on only when every job ran on it', async () => {
+    const t = await tenantWithServices(server(), 3);
+    // svc-2 runs on its own revision: the same model, another version.
+    assertStatus(
+      await server().put(`/v2/models/${t.modelId}/versions/2.0.0`, { features: [] }),
+      201,
+    );
+    assertStatus(
+      await server().put(`${t.domainPath}/service/svc-2/assignments/default`, {
+        model_id: t.modelId,
+        model_version: '2.0.0',
+      }),
+      201,
+    );
+    const start = async (services: string[]) => {
+      const started = await server().post(`${t.domainPath}/jobs/batch`, {
+        assignment_key: 'default',
+        jobs: services.map((service_id) => ({ service_id })),
+      });
+      assertStatus(started, 202);
+      const batch = await server().get(`${t.domainPath}/batches/${started.body.batch_id}`);
+      assertStatus(batch, 200);
+      return [batch.body.model_id, batch.body.model_version] as const;
+    };
+    assert.deepEqual(await start(['svc-1', 'svc-3']), [t.modelId, '1.0.0']);
+    assert.deepEqual(await start(['svc-2']), [t.modelId, '2.0.0']);
+    assert.deepEqual(await start(['svc-1', 'svc-2', 'svc-3']), [null, null]);
+    const init = await server().post(`${t.domainPath}/services/init`, {});
+    assertStatus(init, 202);
+    const initBatch = await server().get(`${t.domainPath}/batches/${init.body.batch_id}`);
+    assert.equal(initBatch.body.total, 3);
+    assert.deepEqual([initBatch.body.model_id, initBatch.body.model_version], [t.modelId, '1.0.0']);
+  });
+
   it('answers clear errors for bad batches and unknown ones', async () => {
     const t = await tenantWithServices(server(), 2);
     const path = `${t.domainPath}/jobs/batch`;
