@@ -51,30 +51,40 @@ export function activeAssignmentForKey(t: TargetColumns): string {
   limit 1`;
 }
 
+/** A remembered target: what was read, and the row versions it was read from. */
+export type RememberedTarget = TargetColumns & {
+  assignmentId: string;
+  modelId: string;
+  modelVersion: string;
+  serviceStamp: string;
+  versionStamp: string;
+};
+
 /**
  * True when a remembered target still holds: the domain is active, the service and model
  * version rows are the row versions that were read (any update makes a new row version: a new
  * xmin), and the key still selects the assignment the job names.
  */
-export function targetIsCurrent(
-  t: TargetColumns & {
-    assignmentId: string;
-    modelId: string;
-    modelVersion: string;
-    serviceStamp: string;
-    versionStamp: string;
-  },
-): string {
+export function targetIsCurrent(t: RememberedTarget): string {
   return `
   exists (select 1 from domains d
           where d.client_id = ${t.client} and d.domain_id = ${t.domain} and d.status = 'active')
-  and (${t.service}::text is null or exists (
-        select 1 from services s
-        where s.client_id = ${t.client} and s.domain_id = ${t.domain} and s.service_id = ${t.service}
-          and s.xmin::text = ${t.serviceStamp}))
   and exists (select 1 from model_versions v
               where v.model_id = ${t.modelId} and v.model_version = ${t.modelVersion}
                 and v.xmin::text = ${t.versionStamp})
+  and ${serviceAndAssignmentAreCurrent(t)}`;
+}
+
+/**
+ * The part of `targetIsCurrent` that is the target's own: its service's row version, and the
+ * assignment its key selects. A statement checking many targets checks their domains and model
+ * versions once each instead (`job-batch-insert.repository`).
+ */
+export function serviceAndAssignmentAreCurrent(t: RememberedTarget): string {
+  return `(${t.service}::text is null or exists (
+        select 1 from services s
+        where s.client_id = ${t.client} and s.domain_id = ${t.domain} and s.service_id = ${t.service}
+          and s.xmin::text = ${t.serviceStamp}))
   and (select a.assignment_id ${activeAssignmentForKey(t)}) = ${t.assignmentId}`;
 }
 
