@@ -63,10 +63,7 @@ function insertGuardedSql(batch?: { kind: string; key: string }): string {
           service: 't.service_id',
           assignmentId: 't.assignment_id',
           key: 't.assignment_key',
-          modelId: 't.model_id',
-          modelVersion: 't.model_version',
           serviceStamp: 't.service_stamp',
-          versionStamp: 't.version_stamp',
         })}
     )
     order by r.ord

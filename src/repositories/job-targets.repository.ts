@@ -80,7 +80,9 @@ export function targetIsCurrent(t: RememberedTarget): string {
  * assignment its key selects. A statement checking many targets checks their domains and model
  * versions once each instead (`job-batch-insert.repository`).
  */
-export function serviceAndAssignmentAreCurrent(t: RememberedTarget): string {
+export function serviceAndAssignmentAreCurrent(
+  t: Pick<RememberedTarget, keyof TargetColumns | 'assignmentId' | 'serviceStamp'>,
+): string {
   return `(${t.service}::text is null or exists (
         select 1 from services s
         where s.client_id = ${t.client} and s.domain_id = ${t.domain} and s.service_id = ${t.service}
