@@ -301,19 +301,26 @@ const isOpen = (status: string) => (OPEN_STATUSES as readonly string[]).includes
  * succeeded). So zero open jobs is only the cue for the full read, which settles the wait
  * only if every job in it is final: final statuses never change, and each job is on exactly
  * one page.
+ *
+ * `mayStayOpen` names jobs the caller expects to stay open (after an asynchronous failover, a
+ * job whose completion was answered 200 by the old primary but never reached the standby waits
+ * for its deadline). With it, every read is a full one, and the wait settles once every job is
+ * final or so named.
  */
 export async function waitUntilSettled(
   url: string,
   token: string,
   domain: string,
   timeoutMs: number,
+  mayStayOpen?: (jobId: string) => boolean,
 ) {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const open = await countJobs(url, token, domain, [...OPEN_STATUSES]);
-    if (open === 0) {
+    if (open === 0 || mayStayOpen !== undefined) {
       const jobs = await jobsById(url, token, domain);
-      if ([...jobs.values()].every((job) => !isOpen(job.status))) return jobs;
+      const settled = (id: string, status: string) => !isOpen(status) || mayStayOpen?.(id) === true;
+      if ([...jobs].every(([id, job]) => settled(id, job.status))) return jobs;
     }
     if (Date.now() > end) {
       const all = await jobsById(url, token, domain);
