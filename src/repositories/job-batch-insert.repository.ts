@@ -25,7 +25,9 @@ const RECORD = `ord int, client_id text, domain_id text, service_id text, assign
  * not a service (run-job spread over many services): the domains and versions are checked
  * once each for the statement (`held_domains`, `held_versions`), and only the service and the
  * assignment per target. Per target, they were a sixth of the statement on PGlite
- * (optimisation 25).
+ * (optimisation 25). Each is a scalar subquery per distinct value, which PostgreSQL runs as
+ * written (an index lookup); as an IN or EXISTS it became a semi-join, and with a few thousand
+ * model versions the planner chose to scan them all, a cost growing with the registry.
  */
 const TARGET = `client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
   model_version, service_stamp, version_stamp`;
@@ -41,14 +43,15 @@ function insertGuardedSql(batch?: { kind: string; key: string }): string {
   with r as (select * from jsonb_to_recordset($1::jsonb) as r(${RECORD})),
   targets as materialized (select ${TARGET}, array_agg(ord) as ords from r group by ${TARGET}),
   held_domains as materialized (
-    select d.client_id, d.domain_id from domains d
-    where (d.client_id, d.domain_id) in (select client_id, domain_id from targets)
-      and d.status = 'active'
+    select client_id, domain_id from (select distinct client_id, domain_id from targets) t
+    where (select d.status from domains d
+           where d.client_id = t.client_id and d.domain_id = t.domain_id) = 'active'
   ),
   held_versions as materialized (
-    select v.model_id, v.model_version, v.xmin::text as stamp from model_versions v
-    where (v.model_id, v.model_version, v.xmin::text) in
-      (select model_id, model_version, version_stamp from targets)
+    select model_id, model_version, version_stamp
+    from (select distinct model_id, model_version, version_stamp from targets) t
+    where version_stamp = (select v.xmin::text from model_versions v
+                           where v.model_id = t.model_id and v.model_version = t.model_version)
   ),
   ok as materialized (
     select r.*, pie_job_id(nextval('pie_job_number')) as job_id, ${laneKey('r')} as lane_key
