@@ -24,7 +24,7 @@ const RECORD = `ord int, client_id text, domain_id text, service_id text, assign
  * "Optimisation 19"). A batch's targets mostly share a domain and a model version too, though
  * not a service (run-job spread over many services): the domains and versions are checked
  * once each for the statement (`held_domains`, `held_versions`), and only the service and the
- * assignment per target. Per target, they were a sixth of the statement on PGlite
+ * assignment per target. Per target, they were about a tenth of the statement on PGlite
  * (optimisation 25). Each is a scalar subquery per distinct value, which PostgreSQL runs as
  * written (an index lookup); as an IN or EXISTS it became a semi-join, and with a few thousand
  * model versions the planner chose to scan them all, a cost growing with the registry.
