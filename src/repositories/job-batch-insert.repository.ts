@@ -1,5 +1,9 @@
 import type { Queryable } from '../db/database.js';
-import { serviceAndAssignmentAreCurrent } from './job-targets.repository.js';
+import {
+  domainIsActive,
+  serviceAndAssignmentAreCurrent,
+  versionIsUnchanged,
+} from './job-targets.repository.js';
 import { recordBatch } from './batches.repository.js';
 import { laneKey, laneSeq, laneStarts } from './lane-sql.js';
 import type { NewJob, TargetStamp } from './jobs.repository.js';
@@ -25,9 +29,9 @@ const RECORD = `ord int, client_id text, domain_id text, service_id text, assign
  * not a service (run-job spread over many services): the domains and versions are checked
  * once each for the statement (`held_domains`, `held_versions`), and only the service and the
  * assignment per target. Per target, they were about a tenth of the statement on PGlite
- * (optimisation 25). Each is a scalar subquery per distinct value, which PostgreSQL runs as
- * written (an index lookup); as an IN or EXISTS it became a semi-join, and with a few thousand
- * model versions the planner chose to scan them all, a cost growing with the registry.
+ * (optimisation 25). Each is a lookup per distinct value (`domainIsActive`,
+ * `versionIsUnchanged`): written as an IN, it became a semi-join that scanned every model
+ * version, a cost growing with the registry.
  */
 const TARGET = `client_id, domain_id, service_id, assignment_id, assignment_key, model_id,
   model_version, service_stamp, version_stamp`;
@@ -44,14 +48,12 @@ function insertGuardedSql(batch?: { kind: string; key: string }): string {
   targets as materialized (select ${TARGET}, array_agg(ord) as ords from r group by ${TARGET}),
   held_domains as materialized (
     select client_id, domain_id from (select distinct client_id, domain_id from targets) t
-    where (select d.status from domains d
-           where d.client_id = t.client_id and d.domain_id = t.domain_id) = 'active'
+    where ${domainIsActive({ client: 't.client_id', domain: 't.domain_id' })}
   ),
   held_versions as materialized (
     select model_id, model_version, version_stamp
     from (select distinct model_id, model_version, version_stamp from targets) t
-    where version_stamp = (select v.xmin::text from model_versions v
-                           where v.model_id = t.model_id and v.model_version = t.model_version)
+    where ${versionIsUnchanged({ modelId: 't.model_id', modelVersion: 't.model_version', versionStamp: 't.version_stamp' })}
   ),
   ok as materialized (
     select r.*, pie_job_id(nextval('pie_job_number')) as job_id, ${laneKey('r')} as lane_key

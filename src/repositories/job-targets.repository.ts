@@ -67,12 +67,27 @@ export type RememberedTarget = TargetColumns & {
  */
 export function targetIsCurrent(t: RememberedTarget): string {
   return `
-  exists (select 1 from domains d
-          where d.client_id = ${t.client} and d.domain_id = ${t.domain} and d.status = 'active')
-  and exists (select 1 from model_versions v
-              where v.model_id = ${t.modelId} and v.model_version = ${t.modelVersion}
-                and v.xmin::text = ${t.versionStamp})
+  ${domainIsActive(t)}
+  and ${versionIsUnchanged(t)}
   and ${serviceAndAssignmentAreCurrent(t)}`;
+}
+
+/**
+ * The domain `t` names is active. A scalar subquery (null when the domain is gone, so false in
+ * a WHERE): PostgreSQL runs it as written, one primary-key lookup, where an EXISTS or IN may
+ * become a semi-join that scans the table (job-batch-insert.repository).
+ */
+export function domainIsActive(t: Pick<TargetColumns, 'client' | 'domain'>): string {
+  return `(select d.status from domains d
+           where d.client_id = ${t.client} and d.domain_id = ${t.domain}) = 'active'`;
+}
+
+/** The model version `t` names is the row version read (`versionStamp`); as `domainIsActive`. */
+export function versionIsUnchanged(
+  t: Pick<RememberedTarget, 'modelId' | 'modelVersion' | 'versionStamp'>,
+): string {
+  return `${t.versionStamp} = (select v.xmin::text from model_versions v
+           where v.model_id = ${t.modelId} and v.model_version = ${t.modelVersion})`;
 }
 
 /**

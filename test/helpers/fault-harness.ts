@@ -7,7 +7,7 @@ import { issueToken } from '../../src/auth/token-issuer.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { Database } from '../../src/db/database.js';
 import { openDatabase } from '../../src/db/open-database.js';
-import { OPEN_STATUSES } from '../../src/domain/job-status.js';
+import { isFinal, OPEN_STATUSES, type JobStatus } from '../../src/domain/job-status.js';
 import { copyMigratedDataDir, testBackends, type TestBackend } from './backends.js';
 import { LEDGER_SECRET } from './ledger-receiver.js';
 import { pieEnv } from './pie-process.js';
@@ -288,8 +288,6 @@ export async function countJobs(url: string, token: string, domain: string, stat
   return count;
 }
 
-const isOpen = (status: string) => (OPEN_STATUSES as readonly string[]).includes(status);
-
 /**
  * Waits until no job of the domain is queued, dispatched or running, then answers every job
  * by id. Only the open jobs are read while waiting, so that a large backlog is not slowed by
@@ -315,18 +313,19 @@ export async function waitUntilSettled(
   mayStayOpen?: (jobId: string) => boolean,
 ) {
   const end = Date.now() + timeoutMs;
+  const settled = ([id, job]: [string, { status: string }]) =>
+    isFinal(job.status as JobStatus) || mayStayOpen?.(id) === true;
   for (;;) {
     const open = await countJobs(url, token, domain, [...OPEN_STATUSES]);
     if (open === 0 || mayStayOpen !== undefined) {
       const jobs = await jobsById(url, token, domain);
-      const settled = (id: string, status: string) => !isOpen(status) || mayStayOpen?.(id) === true;
-      if ([...jobs].every(([id, job]) => settled(id, job.status))) return jobs;
+      if ([...jobs].every(settled)) return jobs;
     }
     if (Date.now() > end) {
       const all = await jobsById(url, token, domain);
       // Which jobs, in which status and attempt: a flake after a failover needs them to explain.
       const stuck = [...all]
-        .filter(([, job]) => isOpen(job.status))
+        .filter((entry) => !settled(entry))
         .map(([id, job]) => `${id} ${job.status} (attempt ${job.attempt})`);
       throw new Error(
         `${open} of ${all.size} jobs still open after ${timeoutMs} ms: ${stuck.join(', ')}`,
