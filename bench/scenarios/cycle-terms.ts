@@ -95,12 +95,16 @@ export interface SideResult {
 
 /**
  * The progress line of a side: its rate, and created, completed and left queued, which say
- * whether the producers or the consumers were the limit (a backlog: the consumers).
+ * whether the producers or the consumers were the limit (a backlog: the consumers). In a full
+ * run's later rounds a side may first complete the few jobs its previous round left queued.
  */
 export function logSide(ctx: BenchContext, label: string, result: SideResult): void {
+  const left = result.created - result.completed;
   ctx.log(
     `cycle: ${label}: ${result.jobsPerS.toFixed(0)} jobs/s completed in the window ` +
       `(${result.created} created, ${result.completed} completed, ` +
-      `${result.created - result.completed} left queued)`,
+      (left >= 0
+        ? `${left} left queued)`
+        : `${-left} of them left queued by this side's previous round)`),
   );
 }

@@ -1,8 +1,11 @@
 import type { Metric, Scenario } from '../types.js';
 import { measureGraphileWorker } from './cycle-graphile.js';
 import { measurePgBoss, measurePgBossUnbatched } from './cycle-pgboss.js';
-import { measurePie } from './cycle-pie.js';
-import { describeTerms, measureWindow, TERMS } from './cycle-terms.js';
+import { measurePie, type PieSideResult } from './cycle-pie.js';
+import { describeTerms, measureWindow, type SideResult, TERMS } from './cycle-terms.js';
+
+/** Rounds of the three sides in a full run (a quick run measures one). */
+const ROUNDS = 3;
 
 /**
  * The full job cycle, in jobs completed per second: jobs created one per call by producers,
@@ -11,6 +14,12 @@ import { describeTerms, measureWindow, TERMS } from './cycle-terms.js';
  * warm-up, window), one after the other on the same PostgreSQL database, each on its own
  * schema. BENCHMARKS.md, "The cycle at equal terms", says what each side does and what is not
  * like for like.
+ *
+ * A full run measures the three sides in three rounds, each round in another order, and
+ * judges the median round's ratios: each is taken between windows minutes apart at most, so
+ * the host's drift over the scenario (seen: a peer's rate rising by half between two runs of
+ * the same build an hour apart) weighs on both sides of a ratio alike, and one slow window
+ * does not decide it. Every round's figures are kept (`cycle.round_N.*`).
  *
  * Every side's clients run inside the orchestrator's process: PIE's HTTP producers and
  * workers, and pg-boss and graphile-worker themselves (libraries, so all of their work happens
@@ -32,14 +41,65 @@ import { describeTerms, measureWindow, TERMS } from './cycle-terms.js';
 const ratio = (pie: number, peer: number) =>
   peer === 0 ? 0 : Math.round((pie / peer) * 1000) / 1000;
 
+/** The middle value (the lower middle of an even count). */
+const median = (values: readonly number[]) =>
+  [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)] ?? 0;
+
+type Side = 'pie' | 'pgboss' | 'graphile_worker';
+/** Each round starts one later in this order, so no side always runs first or last. */
+const ORDER: readonly Side[] = ['pie', 'pgboss', 'graphile_worker'];
+
+interface Round {
+  pie: PieSideResult;
+  pgboss: SideResult;
+  graphile_worker: SideResult;
+}
+
+async function measureRound(ctx: Parameters<Scenario>[0], round: number): Promise<Round> {
+  const results: Partial<Round> = {};
+  for (let i = 0; i < ORDER.length; i++) {
+    const side = ORDER[(round + i) % ORDER.length]!;
+    if (side === 'pie') results.pie = await measurePie(ctx);
+    else if (side === 'pgboss') results.pgboss = await measurePgBoss(ctx);
+    else results.graphile_worker = await measureGraphileWorker(ctx);
+  }
+  return results as Round;
+}
+
 export const scenario: Scenario = async (ctx) => {
   ctx.log(
     `cycle: terms for PIE, pg-boss and graphile-worker: ${describeTerms(measureWindow(ctx))}`,
   );
-  const pie = await measurePie(ctx);
-  const pgboss = await measurePgBoss(ctx);
-  const graphile = await measureGraphileWorker(ctx);
+  const count = ctx.quick ? 1 : ROUNDS;
+  const rounds: Round[] = [];
+  for (let round = 0; round < count; round++) {
+    if (count > 1) ctx.log(`cycle: round ${round + 1} of ${count}`);
+    rounds.push(await measureRound(ctx, round));
+  }
   const unbatched = await measurePgBossUnbatched(ctx);
+  const toPgBoss = rounds.map((r) => ratio(r.pie.jobsPerS, r.pgboss.jobsPerS));
+  const toGraphile = rounds.map((r) => ratio(r.pie.jobsPerS, r.graphile_worker.jobsPerS));
+  // PIE's cost figures come from its median round.
+  const pie = [...rounds].sort((a, b) => a.pie.jobsPerS - b.pie.jobsPerS)[
+    Math.floor((rounds.length - 1) / 2)
+  ]!.pie;
+  const roundMetrics: Metric[] =
+    rounds.length === 1
+      ? []
+      : rounds.flatMap((r, i) => [
+          ...ORDER.map((side) => ({
+            name: `cycle.round_${i + 1}.${side}.jobs_per_s`,
+            value: Math.round(r[side].jobsPerS * 100) / 100,
+            unit: 'jobs/s',
+          })),
+          { name: `cycle.round_${i + 1}.ratio_to_pgboss`, value: toPgBoss[i]!, unit: 'x' },
+          {
+            name: `cycle.round_${i + 1}.ratio_to_graphile_worker`,
+            value: toGraphile[i]!,
+            unit: 'x',
+          },
+        ]);
+  const ofRounds = rounds.length === 1 ? undefined : `the median of ${rounds.length} rounds`;
   const pgMs = pie.cost.postgresMsPerJob;
   const syncs = pie.cost.walSyncsPerS;
   const cost: Metric[] = [
@@ -81,22 +141,33 @@ export const scenario: Scenario = async (ctx) => {
           },
         ]),
   ];
+  const withNote = (metric: Metric): Metric =>
+    ofRounds === undefined ? metric : { ...metric, note: ofRounds };
   return [
-    { name: 'cycle.pie.jobs_per_s', value: pie.jobsPerS, unit: 'jobs/s' },
+    ...roundMetrics,
+    withNote({
+      name: 'cycle.pie.jobs_per_s',
+      value: median(rounds.map((r) => r.pie.jobsPerS)),
+      unit: 'jobs/s',
+    }),
     ...cost,
-    { name: 'cycle.pgboss.jobs_per_s', value: pgboss.jobsPerS, unit: 'jobs/s' },
-    { name: 'cycle.graphile_worker.jobs_per_s', value: graphile.jobsPerS, unit: 'jobs/s' },
+    withNote({
+      name: 'cycle.pgboss.jobs_per_s',
+      value: median(rounds.map((r) => r.pgboss.jobsPerS)),
+      unit: 'jobs/s',
+    }),
+    withNote({
+      name: 'cycle.graphile_worker.jobs_per_s',
+      value: median(rounds.map((r) => r.graphile_worker.jobsPerS)),
+      unit: 'jobs/s',
+    }),
     {
       name: 'cycle.pgboss_unbatched.jobs_per_s',
       value: unbatched.jobsPerS,
       unit: 'jobs/s',
       note: `not like for like: 1 job a fetch and a complete, ${TERMS.producers} consumers`,
     },
-    { name: 'cycle.ratio_to_pgboss', value: ratio(pie.jobsPerS, pgboss.jobsPerS), unit: 'x' },
-    {
-      name: 'cycle.ratio_to_graphile_worker',
-      value: ratio(pie.jobsPerS, graphile.jobsPerS),
-      unit: 'x',
-    },
+    withNote({ name: 'cycle.ratio_to_pgboss', value: median(toPgBoss), unit: 'x' }),
+    withNote({ name: 'cycle.ratio_to_graphile_worker', value: median(toGraphile), unit: 'x' }),
   ] satisfies Metric[];
 };
