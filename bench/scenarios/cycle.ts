@@ -17,9 +17,9 @@ const ROUNDS = 3;
  *
  * A full run measures the three sides in three rounds, each round in another order, and
  * judges the median round's ratios: each is taken between windows minutes apart at most, so
- * the host's drift over the scenario (seen: a peer's rate rising by half between two runs of
- * the same build an hour apart) weighs on both sides of a ratio alike, and one slow window
- * does not decide it. Every round's figures are kept (`cycle.round_N.*`).
+ * the host's drift (seen: a peer's rate rising by half between runs of the same build hours
+ * apart, and by a fifth within one run) weighs on both sides of a ratio alike, and one slow
+ * window does not decide it. Every round's figures are kept (`cycle.round_N.*`).
  *
  * Every side's clients run inside the orchestrator's process: PIE's HTTP producers and
  * workers, and pg-boss and graphile-worker themselves (libraries, so all of their work happens
