@@ -87,8 +87,8 @@ export interface PieSideResult extends SideResult {
 /**
  * Reads the CPU time of PostgreSQL, `pie serve`, this process and the machine, and the server's
  * WAL position and flushes, at the window's start and end (only PIE's side runs then; the peers
- * run before or after it, never beside it). The server's figures count every database on it, so nothing else should run
- * against it meanwhile. Resolves with the differences.
+ * run before or after it, never beside it). The server's figures count every database on it,
+ * so nothing else should run against it meanwhile. Resolves with the differences.
  */
 function spentOverWindow(ctx: BenchContext, w: Window) {
   return withClient(ctx.databaseUrl, async (client) => {
