@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { median, medianBy } from '../median.js';
 import { withClient } from '../setup.js';
 import type { BenchContext, Metric, Scenario } from '../types.js';
 import { measureGraphileWorker } from './cycle-graphile.js';
@@ -42,10 +43,6 @@ const ROUNDS = 3;
 /** PIE's rate over a peer's, to three decimals. */
 const ratio = (pie: number, peer: number) =>
   peer === 0 ? 0 : Math.round((pie / peer) * 1000) / 1000;
-
-/** The middle value (the lower middle of an even count). */
-const median = (values: readonly number[]) =>
-  [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)] ?? 0;
 
 type Side = 'pie' | 'pgboss' | 'graphile_worker';
 /** Each round starts one later in this order, so no side always runs first or last. */
@@ -94,10 +91,7 @@ export const scenario: Scenario = async (ctx) => {
     // them the statistics every later round has (a quick run skips this, and its figures
     // are not for judging).
     ctx.log('cycle: priming each side with a short unmeasured run');
-    const short = { ...ctx, quick: true };
-    await measurePie(short);
-    await measurePgBoss(short);
-    await measureGraphileWorker(short);
+    await measureRound({ ...ctx, quick: true }, 0);
   }
   const rounds: Round[] = [];
   for (let round = 0; round < count; round++) {
@@ -108,9 +102,7 @@ export const scenario: Scenario = async (ctx) => {
   const toPgBoss = rounds.map((r) => ratio(r.pie.jobsPerS, r.pgboss.jobsPerS));
   const toGraphile = rounds.map((r) => ratio(r.pie.jobsPerS, r.graphile_worker.jobsPerS));
   // PIE's cost figures come from its median round.
-  const pie = [...rounds].sort((a, b) => a.pie.jobsPerS - b.pie.jobsPerS)[
-    Math.floor((rounds.length - 1) / 2)
-  ]!.pie;
+  const { pie } = medianBy(rounds, (r) => r.pie.jobsPerS);
   const roundMetrics: Metric[] =
     rounds.length === 1
       ? []

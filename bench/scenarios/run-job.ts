@@ -1,3 +1,4 @@
+import { medianBy } from '../median.js';
 import { readRssMb, rssMetric } from '../rss.js';
 import {
   apiOk,
@@ -144,9 +145,7 @@ export async function runJobScenario(ctx: BenchContext): Promise<Metric[]> {
       );
     }
   }
-  const median = [...runs].sort((a, b) => a.requests.average - b.requests.average)[
-    Math.floor(runs.length / 2)
-  ]!;
+  const median = medianBy(runs, (run) => run.requests.average);
   metrics.push(...loadMetrics('run_job', median), {
     name: 'run_job.ratio_to_floor',
     value: Math.round((median.requests.average / floor.requests.average) * 100) / 100,
