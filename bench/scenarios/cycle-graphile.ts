@@ -1,6 +1,7 @@
 import { Logger, makeWorkerUtils, run, runMigrations, type Runner } from 'graphile-worker';
 import pg from 'pg';
 import type { BenchContext } from '../types.js';
+import { costOverWindow } from './cycle-cost.js';
 import { logSide, Loops, measureWindow, type SideResult, TERMS, waitUntil } from './cycle-terms.js';
 
 /**
@@ -111,8 +112,10 @@ export async function measureGraphileWorker(ctx: BenchContext): Promise<SideResu
       await waitUntil(w.until);
       return (await completedSoFar()) - atStart;
     })();
-    // Awaited below; if the producers fail first, its own failure must not go unhandled.
+    const cost = costOverWindow(ctx, 'graphile-worker', w, () => counts);
+    // Awaited below; if the producers fail first, their own failures must not go unhandled.
     counts.catch(() => {});
+    cost.catch(() => {});
 
     ctx.log(
       `cycle: graphile-worker: ${TERMS.producers} producers (addJob through WorkerUtils), ` +
@@ -126,7 +129,7 @@ export async function measureGraphileWorker(ctx: BenchContext): Promise<SideResu
     // Graceful: the runners finish and complete what they hold and return their local queues.
     await Promise.all(runners.splice(0).map((runner) => runner.stop()));
     const completed = await completedSoFar();
-    const result = { jobsPerS: counted / w.seconds, created, completed };
+    const result = { jobsPerS: counted / w.seconds, created, completed, cost: await cost };
     logSide(ctx, 'graphile-worker', result);
     return result;
   } finally {

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import PgBoss from 'pg-boss';
 import type { BenchContext } from '../types.js';
+import { costOverWindow } from './cycle-cost.js';
 import { inWindow, logSide, Loops, measureWindow, type SideResult, TERMS } from './cycle-terms.js';
 import { sleep } from './tenant.js';
 
@@ -40,6 +41,7 @@ async function withPgBoss<T>(
 /** The cycle with `consumers` loops fetching up to `batch` jobs and completing them at once. */
 async function cycle(
   ctx: BenchContext,
+  label: string,
   boss: PgBoss,
   queue: string,
   consumers: number,
@@ -75,10 +77,13 @@ async function cycle(
     }
   };
 
+  const cost = costOverWindow(ctx, label, w, () => counted);
+  // Awaited below; if the loops fail first, its own failure must not go unhandled.
+  cost.catch(() => {});
   loops.start(TERMS.producers, produce);
   loops.start(consumers, consume);
   await loops.done();
-  return { jobsPerS: counted / w.seconds, created, completed };
+  return { jobsPerS: counted / w.seconds, created, completed, cost: await cost };
 }
 
 export async function measurePgBoss(ctx: BenchContext): Promise<SideResult> {
@@ -87,8 +92,9 @@ export async function measurePgBoss(ctx: BenchContext): Promise<SideResult> {
       `cycle: pg-boss: ${TERMS.producers} producers (send), ${TERMS.consumers} consumers ` +
         `(fetch with batchSize ${TERMS.batch}, then one complete with the fetch's ids)`,
     );
-    const result = await cycle(ctx, boss, 'bench-cycle', TERMS.consumers, TERMS.batch);
-    logSide(ctx, 'pg-boss', result);
+    const label = 'pg-boss';
+    const result = await cycle(ctx, label, boss, 'bench-cycle', TERMS.consumers, TERMS.batch);
+    logSide(ctx, label, result);
     return result;
   });
 }
@@ -99,8 +105,9 @@ export async function measurePgBossUnbatched(ctx: BenchContext): Promise<SideRes
       `cycle: pg-boss unbatched (NOT like for like): ${TERMS.producers} producers (send), ` +
         `${TERMS.producers} consumers fetching one job and completing it`,
     );
-    const result = await cycle(ctx, boss, 'bench-cycle-unbatched', TERMS.producers, 1);
-    logSide(ctx, 'pg-boss unbatched (not like for like)', result);
+    const label = 'pg-boss unbatched (not like for like)';
+    const result = await cycle(ctx, label, boss, 'bench-cycle-unbatched', TERMS.producers, 1);
+    logSide(ctx, label, result);
     return result;
   });
 }

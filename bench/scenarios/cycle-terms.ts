@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { BenchContext } from '../types.js';
+import { logCost, type WindowCost } from './cycle-cost.js';
 
 /**
  * The terms every side of the cycle scenario runs on (PIE, pg-boss batched, graphile-worker),
@@ -91,12 +92,15 @@ export interface SideResult {
   created: number;
   /** Jobs completed in all. */
   completed: number;
+  /** What the window cost, per job completed in it. */
+  cost: WindowCost;
 }
 
 /**
  * The progress line of a side: its rate, and created, completed and left queued, which say
  * whether the producers or the consumers were the limit (a backlog: the consumers). In a full
  * run's later rounds a side may first complete the few jobs its previous round left queued.
+ * Then its cost line.
  */
 export function logSide(ctx: BenchContext, label: string, result: SideResult): void {
   const left = result.created - result.completed;
@@ -107,4 +111,5 @@ export function logSide(ctx: BenchContext, label: string, result: SideResult): v
         ? `${left} left queued)`
         : `${-left} of them left queued by this side's previous round)`),
   );
+  logCost(ctx, label, result.cost);
 }

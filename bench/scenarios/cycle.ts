@@ -4,7 +4,8 @@ import { withClient } from '../setup.js';
 import type { BenchContext, Metric, Scenario } from '../types.js';
 import { measureGraphileWorker } from './cycle-graphile.js';
 import { measurePgBoss, measurePgBossUnbatched } from './cycle-pgboss.js';
-import { measurePie, type PieSideResult } from './cycle-pie.js';
+import { measurePie } from './cycle-pie.js';
+import type { WindowCost } from './cycle-cost.js';
 import { describeTerms, measureWindow, type SideResult, TERMS } from './cycle-terms.js';
 
 /** Rounds of the three sides in a full run (a quick run measures one). */
@@ -33,11 +34,12 @@ const ROUNDS = 3;
  * The older figure, pg-boss fetching and completing one job per call with 16 consumers, stays
  * as `cycle.pgboss_unbatched.jobs_per_s`, labelled not like for like; no target reads it.
  *
- * During PIE's window only, the CPU time of PostgreSQL (the server's whole process tree), of
- * `pie serve`, of PIE's clients and of the whole machine, per job completed
- * (`cycle.pie.*_cpu_ms_per_job`), and the WAL the server wrote and flushed. From PostgreSQL's
- * CPU, `db_ceiling.jobs_per_s_per_pg_core`: the jobs/s of PIE's cycle one core of PostgreSQL
- * would carry if its CPU were the only limit (docs/SCALING.md).
+ * During every side's window, the CPU time of PostgreSQL (the server's whole process tree), of
+ * `pie serve` on PIE's side, of the bench's process and of the whole machine, per job
+ * completed, the share of the cores left idle, and the WAL the server wrote and flushed
+ * (`cycle.<side>.*`, from each side's median round; cycle-cost.ts): what a ratio is made of.
+ * From PIE's PostgreSQL CPU, `db_ceiling.jobs_per_s_per_pg_core`: the jobs/s of PIE's cycle
+ * one core of PostgreSQL would carry if its CPU were the only limit (docs/SCALING.md).
  */
 
 /** PIE's rate over a peer's, to three decimals. */
@@ -48,11 +50,7 @@ type Side = 'pie' | 'pgboss' | 'graphile_worker';
 /** Each round starts one later in this order, so no side always runs first or last. */
 const ORDER: readonly Side[] = ['pie', 'pgboss', 'graphile_worker'];
 
-interface Round {
-  pie: PieSideResult;
-  pgboss: SideResult;
-  graphile_worker: SideResult;
-}
+type Round = Record<Side, SideResult>;
 
 /**
  * VACUUM ANALYZE of the bench's database before each side's window, outside it. Where
@@ -81,6 +79,35 @@ async function measureRound(ctx: BenchContext, round: number): Promise<Round> {
   return results as Round;
 }
 
+/** A side's window cost as metrics, `cycle.<side>.*` (PIE's own server only on PIE's side). */
+function costMetrics(side: Side, c: WindowCost): Metric[] {
+  const metric = (name: string, value: number | undefined, unit: string, note?: string) =>
+    value === undefined
+      ? []
+      : [{ name: `cycle.${side}.${name}`, value, unit, ...(note === undefined ? {} : { note }) }];
+  return [
+    ...metric(
+      'pg_cpu_ms_per_job',
+      c.postgresMsPerJob,
+      'ms',
+      "PostgreSQL's processes, every database on the server",
+    ),
+    ...metric('pie_cpu_ms_per_job', c.serviceMsPerJob, 'ms', '`pie serve`'),
+    ...metric(
+      'client_cpu_ms_per_job',
+      c.clientsMsPerJob,
+      'ms',
+      side === 'pie'
+        ? "the bench's process: PIE's producers and workers"
+        : "the bench's process, where the library runs",
+    ),
+    ...metric('machine_cpu_ms_per_job', c.machineMsPerJob, 'ms', 'every process on the machine'),
+    ...metric('idle_pct', c.idlePct, '%', "the machine's cores left idle in the window"),
+    ...metric('wal_bytes_per_job', c.walBytesPerJob, 'B'),
+    ...metric('wal_syncs_per_s', c.walSyncsPerS, '/s', 'WAL flushes'),
+  ];
+}
+
 export const scenario: Scenario = async (ctx) => {
   ctx.log(
     `cycle: terms for PIE, pg-boss and graphile-worker: ${describeTerms(measureWindow(ctx))}`,
@@ -101,8 +128,6 @@ export const scenario: Scenario = async (ctx) => {
   const unbatched = await measurePgBossUnbatched(ctx);
   const toPgBoss = rounds.map((r) => ratio(r.pie.jobsPerS, r.pgboss.jobsPerS));
   const toGraphile = rounds.map((r) => ratio(r.pie.jobsPerS, r.graphile_worker.jobsPerS));
-  // PIE's cost figures come from its median round.
-  const { pie } = medianBy(rounds, (r) => r.pie.jobsPerS);
   const roundMetrics: Metric[] =
     rounds.length === 1
       ? []
@@ -120,47 +145,22 @@ export const scenario: Scenario = async (ctx) => {
           },
         ]);
   const ofRounds = rounds.length === 1 ? undefined : `the median of ${rounds.length} rounds`;
-  const pgMs = pie.cost.postgresMsPerJob;
-  const syncs = pie.cost.walSyncsPerS;
-  const cost: Metric[] = [
-    ...(pgMs === undefined
-      ? []
-      : [
-          {
-            name: 'cycle.pie.pg_cpu_ms_per_job',
-            value: pgMs,
-            unit: 'ms',
-            note: "PostgreSQL's processes, every database on the server",
-          },
-        ]),
-    { name: 'cycle.pie.pie_cpu_ms_per_job', value: pie.cost.pieMsPerJob, unit: 'ms' },
-    {
-      name: 'cycle.pie.client_cpu_ms_per_job',
-      value: pie.cost.clientsMsPerJob,
-      unit: 'ms',
-      note: "the bench's process: PIE's producers and workers",
-    },
-    {
-      name: 'cycle.pie.machine_cpu_ms_per_job',
-      value: pie.cost.machineMsPerJob,
-      unit: 'ms',
-      note: 'every process on the machine: beyond the three above, other load',
-    },
-    { name: 'cycle.pie.wal_bytes_per_job', value: pie.cost.walBytesPerJob, unit: 'B' },
-    ...(syncs === undefined
-      ? []
-      : [{ name: 'cycle.pie.wal_syncs_per_s', value: syncs, unit: '/s', note: 'WAL flushes' }]),
-    ...(pgMs === undefined || pgMs === 0
+  // Each side's cost figures come from its median round.
+  const cost = ORDER.flatMap((side) =>
+    costMetrics(side, medianBy(rounds, (r) => r[side].jobsPerS)[side].cost),
+  );
+  const pgMs = medianBy(rounds, (r) => r.pie.jobsPerS).pie.cost.postgresMsPerJob;
+  const ceiling: Metric[] =
+    pgMs === undefined || pgMs === 0
       ? []
       : [
           {
             name: 'db_ceiling.jobs_per_s_per_pg_core',
             value: Math.round(1000 / pgMs),
             unit: 'jobs/s',
-            note: "1000 / pg_cpu_ms_per_job: PostgreSQL's CPU only, not I/O",
+            note: "1000 / cycle.pie.pg_cpu_ms_per_job: PostgreSQL's CPU only, not I/O",
           },
-        ]),
-  ];
+        ];
   const withNote = (metric: Metric): Metric =>
     ofRounds === undefined ? metric : { ...metric, note: ofRounds };
   return [
@@ -170,7 +170,6 @@ export const scenario: Scenario = async (ctx) => {
       value: median(rounds.map((r) => r.pie.jobsPerS)),
       unit: 'jobs/s',
     }),
-    ...cost,
     withNote({
       name: 'cycle.pgboss.jobs_per_s',
       value: median(rounds.map((r) => r.pgboss.jobsPerS)),
@@ -189,5 +188,7 @@ export const scenario: Scenario = async (ctx) => {
     },
     withNote({ name: 'cycle.ratio_to_pgboss', value: median(toPgBoss), unit: 'x' }),
     withNote({ name: 'cycle.ratio_to_graphile_worker', value: median(toGraphile), unit: 'x' }),
+    ...cost,
+    ...ceiling,
   ] satisfies Metric[];
 };
