@@ -7,8 +7,9 @@ import { logSide, Loops, measureWindow, type SideResult, TERMS, waitUntil } from
 /**
  * graphile-worker's side of the cycle (0.17: the last line that supports Node 20; 0.18 needs
  * Node 22), in the same process as the load (it is a library), on its own schema
- * `graphile_worker` in the bench's database. One `pg` pool of TERMS.pool connections serves
- * everything on this side: the producers' WorkerUtils and every runner.
+ * `graphile_worker` in the database the cycle gives it (`ctx.databaseUrl`). One `pg` pool of
+ * TERMS.pool connections serves everything on this side: the producers' WorkerUtils and every
+ * runner.
  *
  * - Producers: TERMS.producers loops, each `addJob` of one job per call through WorkerUtils.
  * - Consumers: TERMS.consumers runners (`run()`, graphile-worker's own worker pools), each with

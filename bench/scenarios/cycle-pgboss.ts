@@ -7,7 +7,8 @@ import { sleep } from './tenant.js';
 
 /**
  * pg-boss's side of the cycle, in the same process as the load (it is a library): on its own
- * schema, `pgboss`, in the bench's database, with a pool of TERMS.pool connections.
+ * schema, `pgboss`, in the database the cycle gives it (`ctx.databaseUrl`), with a pool of
+ * TERMS.pool connections.
  *
  * - `measurePgBoss`, at the cycle's terms: TERMS.producers loops `send`ing one job per call,
  *   TERMS.consumers loops each `fetch`ing up to TERMS.batch jobs and `complete`-ing them with
@@ -27,7 +28,7 @@ async function withPgBoss<T>(
   const boss = new PgBoss({ connectionString: ctx.databaseUrl, max: TERMS.pool });
   // An 'error' event without a listener would throw from the emitter and end the process.
   boss.on('error', (error) => ctx.log(`cycle: pg-boss error: ${error.message}`));
-  // start() creates (or migrates) its own schema, `pgboss`, beside PIE's tables.
+  // start() creates (or migrates) its own schema, `pgboss`.
   await boss.start();
   try {
     await boss.createQueue(queue);

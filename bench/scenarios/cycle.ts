@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { median, medianBy } from '../median.js';
-import { withClient } from '../setup.js';
+import { createBenchDatabase, withClient } from '../setup.js';
 import type { BenchContext, Metric, Scenario } from '../types.js';
 import { measureGraphileWorker } from './cycle-graphile.js';
 import { measurePgBoss, measurePgBossUnbatched } from './cycle-pgboss.js';
@@ -15,8 +15,8 @@ const ROUNDS = 3;
  * The full job cycle, in jobs completed per second: jobs created one per call by producers,
  * fetched in batches by consumers, run (noop) and completed. PIE against pg-boss and
  * graphile-worker at the same terms (cycle-terms.ts: producers, consumers, batch, pool,
- * warm-up, window), one after the other on the same PostgreSQL database, each on its own
- * schema. BENCHMARKS.md, "The cycle at equal terms", says what each side does and what is not
+ * warm-up, window), one after the other on the same PostgreSQL server, each in a database of
+ * its own (PIE in the bench's). BENCHMARKS.md, "The cycle at equal terms", says what each side does and what is not
  * like for like.
  *
  * A full run measures the three sides in three rounds, each round in another order, and
@@ -53,13 +53,13 @@ const ORDER: readonly Side[] = ['pie', 'pgboss', 'graphile_worker'];
 type Round = Record<Side, SideResult>;
 
 /**
- * VACUUM ANALYZE of the bench's database before each side's window, outside it. Where
- * autovacuum is off (this machine's server), PIE vacuums and analyzes its own tables, and the
- * peers rely on autovacuum, which does nothing: in rounds without it both peers lost about a
- * sixth from their first round to the next two and PIE did not (two full runs), and with it
+ * VACUUM ANALYZE of a side's database before its window, outside it. Where autovacuum is off
+ * (this machine's server), PIE vacuums and analyzes its own tables, and the peers rely on
+ * autovacuum, which does nothing: in rounds without it both peers lost about a sixth from
+ * their first round to the next two and PIE did not (two full runs), and with it
  * graphile-worker made a quarter more from the second round on, once its tables had been
- * analyzed with rows in them. With autovacuum on, as a user would run, every side's tables
- * get both; here the bench gives them.
+ * analyzed with rows in them. With autovacuum on, as a user would run, every side's tables get
+ * both; here the bench gives them.
  */
 async function vacuumBeforeWindow(ctx: BenchContext): Promise<void> {
   const started = performance.now();
@@ -67,14 +67,37 @@ async function vacuumBeforeWindow(ctx: BenchContext): Promise<void> {
   ctx.log(`cycle: vacuumed the database in ${Math.round(performance.now() - started)} ms`);
 }
 
-async function measureRound(ctx: BenchContext, round: number): Promise<Round> {
+/**
+ * Each peer has a database of its own on the same server, as a user would run it, and PIE has
+ * the bench's. In one database, a peer ran slower after another had run there: graphile-worker
+ * made 711 jobs/s, then 633 and 622 after one pg-boss window in the same database (its
+ * PostgreSQL CPU a job 1.52 ms, then 1.81 and 1.75), and 785, then 833 and 781 with pg-boss in
+ * another database; a PIE window in its database changed nothing (746 and 782, then 775 and
+ * 775). The cause inside PostgreSQL was not found.
+ */
+interface Databases {
+  pie: string;
+  pgboss: string;
+  graphile_worker: string;
+}
+
+async function sideDatabases(ctx: BenchContext): Promise<Databases> {
+  return {
+    pie: ctx.databaseUrl,
+    pgboss: await createBenchDatabase(ctx.databaseUrl, 'pgboss'),
+    graphile_worker: await createBenchDatabase(ctx.databaseUrl, 'graphile'),
+  };
+}
+
+async function measureRound(ctx: BenchContext, dbs: Databases, round: number): Promise<Round> {
   const results: Partial<Round> = {};
   for (let i = 0; i < ORDER.length; i++) {
     const side = ORDER[(round + i) % ORDER.length]!;
-    await vacuumBeforeWindow(ctx);
-    if (side === 'pie') results.pie = await measurePie(ctx);
-    else if (side === 'pgboss') results.pgboss = await measurePgBoss(ctx);
-    else results.graphile_worker = await measureGraphileWorker(ctx);
+    const sideCtx = { ...ctx, databaseUrl: dbs[side] };
+    await vacuumBeforeWindow(sideCtx);
+    if (side === 'pie') results.pie = await measurePie(sideCtx);
+    else if (side === 'pgboss') results.pgboss = await measurePgBoss(sideCtx);
+    else results.graphile_worker = await measureGraphileWorker(sideCtx);
   }
   return results as Round;
 }
@@ -113,19 +136,20 @@ export const scenario: Scenario = async (ctx) => {
     `cycle: terms for PIE, pg-boss and graphile-worker: ${describeTerms(measureWindow(ctx))}`,
   );
   const count = ctx.quick ? 1 : ROUNDS;
+  const dbs = await sideDatabases(ctx);
   if (!ctx.quick) {
     // Unmeasured: each side's tables get rows, so the vacuum before the first round gives
     // them the statistics every later round has (a quick run skips this, and its figures
     // are not for judging).
     ctx.log('cycle: priming each side with a short unmeasured run');
-    await measureRound({ ...ctx, quick: true }, 0);
+    await measureRound({ ...ctx, quick: true }, dbs, 0);
   }
   const rounds: Round[] = [];
   for (let round = 0; round < count; round++) {
     if (count > 1) ctx.log(`cycle: round ${round + 1} of ${count}`);
-    rounds.push(await measureRound(ctx, round));
+    rounds.push(await measureRound(ctx, dbs, round));
   }
-  const unbatched = await measurePgBossUnbatched(ctx);
+  const unbatched = await measurePgBossUnbatched({ ...ctx, databaseUrl: dbs.pgboss });
   const toPgBoss = rounds.map((r) => ratio(r.pie.jobsPerS, r.pgboss.jobsPerS));
   const toGraphile = rounds.map((r) => ratio(r.pie.jobsPerS, r.graphile_worker.jobsPerS));
   const roundMetrics: Metric[] =
