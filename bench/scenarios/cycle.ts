@@ -16,8 +16,8 @@ const ROUNDS = 3;
  * fetched in batches by consumers, run (noop) and completed. PIE against pg-boss and
  * graphile-worker at the same terms (cycle-terms.ts: producers, consumers, batch, pool,
  * warm-up, window), one after the other on the same PostgreSQL server, each in a database of
- * its own (PIE in the bench's). BENCHMARKS.md, "The cycle at equal terms", says what each side does and what is not
- * like for like.
+ * its own (PIE in the bench's). BENCHMARKS.md, "The cycle at equal terms", says what each side
+ * does and what is not like for like.
  *
  * A full run measures the three sides in three rounds, each round in another order, and
  * judges the median round's ratios: each is taken between windows minutes apart at most, so
