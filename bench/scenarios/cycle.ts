@@ -75,11 +75,7 @@ async function vacuumBeforeWindow(ctx: BenchContext): Promise<void> {
  * another database; a PIE window in its database changed nothing (746 and 782, then 775 and
  * 775). The cause inside PostgreSQL was not found.
  */
-interface Databases {
-  pie: string;
-  pgboss: string;
-  graphile_worker: string;
-}
+type Databases = Record<Side, string>;
 
 async function sideDatabases(ctx: BenchContext): Promise<Databases> {
   return {
@@ -170,10 +166,9 @@ export const scenario: Scenario = async (ctx) => {
         ]);
   const ofRounds = rounds.length === 1 ? undefined : `the median of ${rounds.length} rounds`;
   // Each side's cost figures come from its median round.
-  const cost = ORDER.flatMap((side) =>
-    costMetrics(side, medianBy(rounds, (r) => r[side].jobsPerS)[side].cost),
-  );
-  const pgMs = medianBy(rounds, (r) => r.pie.jobsPerS).pie.cost.postgresMsPerJob;
+  const costOf = (side: Side) => medianBy(rounds, (r) => r[side].jobsPerS)[side].cost;
+  const cost = ORDER.flatMap((side) => costMetrics(side, costOf(side)));
+  const pgMs = costOf('pie').postgresMsPerJob;
   const ceiling: Metric[] =
     pgMs === undefined || pgMs === 0
       ? []
