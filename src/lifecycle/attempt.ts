@@ -6,6 +6,13 @@ import { PUSH_KEY, versionKey, wakeKey } from './job-wakeups.js';
 import { followHandler, startsFrom } from './transition-sql.js';
 
 /**
+ * The largest attempt a job can reach (`attempt` is an int4 column). A reported attempt past it
+ * is never the current one, and PostgreSQL would refuse it as a parameter, so callers compare
+ * against this before sending one.
+ */
+export const MAX_ATTEMPT = 2_147_483_647;
+
+/**
  * Transitions of one attempt, each one statement. Every write about an attempt is fenced on
  * it: a late word about an older attempt changes nothing.
  */

@@ -5,8 +5,10 @@ import type { JobStatus } from '../domain/job-status.js';
 import { selectionWhere, type JobSelection } from '../repositories/job-selection.js';
 import { JOB_COLUMNS, toJob, type Job, type JobRow } from '../repositories/jobs.repository.js';
 import type { CompletionRecord } from '../repositories/job-completion.repository.js';
+import { firesOnInference } from '../repositories/subscriptions.repository.js';
 import { json } from '../repositories/rows.js';
 import type { CancelledAttempt, EmitJobEvent, JobEvent } from './job-events.js';
+import { MAX_ATTEMPT } from './attempt.js';
 import { startsFrom } from './transition-sql.js';
 
 /**
@@ -37,6 +39,79 @@ export async function complete(
   );
   if (rowCount > 0) emit({ type: 'finished', jobType: job.job_type, status });
   return rowCount > 0;
+}
+
+/** A completion as reported: the job, the version it ran on, who reports it and what. */
+export interface ReportedCompletion {
+  jobId: string;
+  modelId: string;
+  modelVersion: string;
+  /** The clients the reporter may act on. */
+  clients: Grant;
+  /** The attempts the reporter names; each must be the job's current one. */
+  attempts: readonly number[];
+  /** What is recorded, the answer included: `triggered_events` is empty on this path. */
+  completion: CompletionRecord;
+}
+
+/** What the caller needs of a job `completeIfPlain` completed. */
+export interface PlainlyCompleted {
+  client_id: string;
+  job_type: string;
+  batch_id: string | null;
+  traceparent: string | null;
+}
+
+/**
+ * The common completion in one statement, where the locked path takes five round trips
+ * (begin, lock, subscriptions, update, commit): the job is open and was never completed, is
+ * of the version and a client the reporter names, is at every attempt named, and its outcome
+ * fires no subscription. Undefined when any of that does not hold; the caller then takes the
+ * locked path, which says why or fires the subscriptions. A concurrent duplicate waits for the
+ * update's row lock, and PostgreSQL then checks the row again: it finds the first completion,
+ * matches nothing, and the duplicate goes on to replay it.
+ */
+export async function completeIfPlain(
+  q: Queryable,
+  emit: EmitJobEvent,
+  reported: ReportedCompletion,
+): Promise<PlainlyCompleted | undefined> {
+  // An attempt past MAX_ATTEMPT would fail the int[] cast; the locked path calls it stale.
+  if (reported.attempts.some((attempt) => attempt > MAX_ATTEMPT)) return undefined;
+  const { status, output, error } = reported.completion.request;
+  const subscribed = firesOnInference('s', {
+    client_id: 'j.client_id',
+    domain_id: 'j.domain_id',
+    model_id: 'j.model_id',
+    model_version: 'j.model_version',
+    service_id: 'j.service_id',
+  });
+  const { rows } = await q.query<PlainlyCompleted>(
+    `update jobs j
+     set status = $3, output = $4::jsonb, error = $5::jsonb, completion = $6::jsonb,
+         finished_at = now(), updated_at = now(), locked_by = null, lease_expires_at = null
+     where j.job_id = $1 and j.model_id = $7 and j.model_version = $8
+       and ($2::text[] is null or j.client_id = any($2::text[]))
+       and j.attempt = all($9::int[])
+       and j.completion is null and ${startsFrom('complete', 'j')}
+       and not ($3 = 'success' and j.job_type = 'inference'
+                and exists (select 1 from subscriptions s where ${subscribed}))
+     returning j.client_id, j.job_type, j.batch_id, j.traceparent`,
+    [
+      reported.jobId,
+      reported.clients === '*' ? null : reported.clients,
+      status,
+      output === null ? null : json(output),
+      error === null ? null : json(error),
+      json(reported.completion),
+      reported.modelId,
+      reported.modelVersion,
+      reported.attempts,
+    ],
+  );
+  const job = rows[0];
+  if (job !== undefined) emit({ type: 'finished', jobType: job.job_type, status });
+  return job;
 }
 
 /**

@@ -6,7 +6,7 @@ import { cascadeRefusal } from '../domain/lineage.js';
 import type { FinalStatus } from '../domain/job-status.js';
 import type { TriggeredEvent } from '../domain/triggered-event.js';
 import type { EmitJobEvent } from '../lifecycle/job-events.js';
-import { complete } from '../lifecycle/finish.js';
+import { complete, completeIfPlain } from '../lifecycle/finish.js';
 import type { Job } from '../repositories/jobs.repository.js';
 import {
   lockJobForCompletion,
@@ -97,8 +97,10 @@ async function finishAndFinishBatch(
   ctx: AppContext,
   request: FinishRequest,
 ): Promise<FinishResult> {
-  const result = await ctx.events.afterCommit((emit) =>
-    ctx.db.transaction((tx) => finishLocked(ctx, tx, emit, request)),
+  const result = await ctx.events.afterCommit(
+    async (emit) =>
+      (await finishPlainly(ctx, emit, request)) ??
+      ctx.db.transaction((tx) => finishLocked(ctx, tx, emit, request)),
   );
   if (result.kind === 'completed' && result.batch !== undefined) {
     // Committed: if this was the batch's last open job, finish it now. Should that fail, the
@@ -106,6 +108,34 @@ async function finishAndFinishBatch(
     await finishBatch(ctx, result.batch.clientId, result.batch.batchId).catch(() => undefined);
   }
   return result;
+}
+
+/**
+ * The common completion, which needs nothing but the job's own row, in one statement
+ * (`completeIfPlain`); undefined when the job is not in a state to take it plainly, and then
+ * the locked path judges the report.
+ */
+async function finishPlainly(
+  ctx: AppContext,
+  emit: EmitJobEvent,
+  request: FinishRequest,
+): Promise<FinishResult | undefined> {
+  const completion = recordedRequest(request.outcome);
+  const answer = answerWith(request.jobId, request.modelId, request.modelVersion, completion, []);
+  const job = await completeIfPlain(ctx.db, emit, {
+    jobId: request.jobId,
+    modelId: request.modelId,
+    modelVersion: request.modelVersion,
+    clients: request.clients,
+    attempts: request.attempts.filter((attempt) => attempt !== undefined),
+    completion: {
+      request: completion,
+      response: { status_code: answer.statusCode, body: answer.body },
+    },
+  });
+  if (job === undefined) return undefined;
+  linkToTrace(job.traceparent);
+  return { kind: 'completed', answer, batch: batchOf(job) };
 }
 
 async function finishLocked(
@@ -148,12 +178,7 @@ export function judge(
   if (!grants(request.clients, job.client_id))
     return { kind: 'forbidden', clientId: job.client_id };
   linkToTrace(job.traceparent);
-  const { outcome } = request;
-  const completion: CompletionRecord['request'] = {
-    status: outcome.status,
-    output: outcome.output ?? null,
-    error: outcome.status === 'failure' ? (outcome.error ?? null) : null,
-  };
+  const completion = recordedRequest(request.outcome);
   if (job.completion !== null) {
     const first = job.completion;
     if (!isDeepStrictEqual(first.request, completion)) {
@@ -176,15 +201,34 @@ export function judge(
   return { kind: 'to-complete', job, completion };
 }
 
+/** What is recorded of a reported outcome, and compared with a repeat of it. */
+function recordedRequest(outcome: JobOutcome): CompletionRecord['request'] {
+  return {
+    status: outcome.status,
+    output: outcome.output ?? null,
+    error: outcome.status === 'failure' ? (outcome.error ?? null) : null,
+  };
+}
+
 /** The answer a completion is recorded with, given the events its subscriptions triggered. */
 export function completedAnswer(
   { job, completion }: ToComplete,
   triggered: TriggeredEvent[],
 ): Answer<CompletionAnswer, 200 | 207> {
+  return answerWith(job.job_id, job.model_id, job.model_version, completion, triggered);
+}
+
+function answerWith(
+  jobId: string,
+  modelId: string,
+  modelVersion: string,
+  completion: CompletionRecord['request'],
+  triggered: TriggeredEvent[],
+): Answer<CompletionAnswer, 200 | 207> {
   const body: CompletionAnswer = {
-    job_id: job.job_id,
-    model_id: job.model_id,
-    model_version: job.model_version,
+    job_id: jobId,
+    model_id: modelId,
+    model_version: modelVersion,
     status: completion.status,
     triggered_events: triggered,
   };
@@ -199,7 +243,9 @@ export const recordOf = (
   response: { status_code: answer.statusCode, body: answer.body },
 });
 
-export function batchOf(job: Job): { clientId: string; batchId: string } | undefined {
+export function batchOf(
+  job: Pick<Job, 'client_id' | 'batch_id'>,
+): { clientId: string; batchId: string } | undefined {
   return job.batch_id === null ? undefined : { clientId: job.client_id, batchId: job.batch_id };
 }
 

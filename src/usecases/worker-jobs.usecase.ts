@@ -2,7 +2,7 @@ import { grants, type Caller } from '../auth/caller.js';
 import type { Envelope } from '../domain/delivery.js';
 import { badRequest, conflict, forbidden, notFound, unavailable } from '../domain/errors.js';
 import { isFinal } from '../domain/job-status.js';
-import { renewLease } from '../lifecycle/attempt.js';
+import { MAX_ATTEMPT, renewLease } from '../lifecycle/attempt.js';
 import { claimWorkerJobs } from '../lifecycle/claim.js';
 import { versionKey } from '../lifecycle/job-wakeups.js';
 import { findJobClient } from '../repositories/jobs.repository.js';
@@ -81,8 +81,6 @@ export async function claimJobs(
     await ctx.wakeups.wait(key, Math.min(remaining, 1000), signal, mark);
   }
 }
-
-const MAX_ATTEMPT = 2_147_483_647;
 
 export interface HeartbeatInput {
   modelId: string;

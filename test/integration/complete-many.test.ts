@@ -171,6 +171,21 @@ describeOnEachBackend('completing many jobs in one request', (server) => {
     assert.equal(rows[0]!.status, 'dispatched', 'nothing was completed');
   });
 
+  it('answers 409 for an attempt past any integer, never a 500, and the job stays open', async () => {
+    const t = await createTenant(server());
+    const jobId = await runJob(server(), t);
+    await claim(server(), t, 1);
+    for (const attempt of [2 ** 31, 1e300]) {
+      const answer = expectBody<{ results: Result[] }>(
+        await completeMany(server(), t, [{ job_id: jobId, attempt, status: 'success' }]),
+        200,
+      );
+      assert.equal(answer.results[0]!.status_code, 409, JSON.stringify(answer.results[0]));
+      assert.match(answer.results[0]!.body.message, /is stale/);
+    }
+    assert.equal((await statusOf(server(), t, jobId)).status, 'dispatched');
+  });
+
   it("answers 403 in a job's result when the token may not act on its client", async () => {
     const t = await createTenant(server());
     const jobId = await runJob(server(), t);

@@ -3,6 +3,37 @@ import { it } from 'node:test';
 import { MAX_CASCADE_DEPTH } from '../../src/domain/lineage.js';
 import { completePath, createTenant, runJob, type Tenant } from '../helpers/fixtures.js';
 import { describeOnEachBackend, errorMessage, type TestServer } from '../helpers/test-server.js';
+import type { Database } from '../../src/db/database.js';
+import type { AppContext } from '../../src/usecases/context.js';
+import { finishJob, type FinishRequest } from '../../src/usecases/complete-job.usecase.js';
+
+/**
+ * The test server's context with a database that counts the statements and transactions its
+ * callers start (statements inside a transaction are not counted: the transaction is).
+ */
+function countingContext(server: TestServer) {
+  const calls = { queries: 0, transactions: 0 };
+  const db = server.ctx.db;
+  const counting: Database = Object.create(db) as Database;
+  counting.query = (text, values) => {
+    calls.queries++;
+    return db.query(text, values);
+  };
+  counting.transaction = (work) => {
+    calls.transactions++;
+    return db.transaction(work);
+  };
+  const ctx: AppContext = { ...server.ctx, db: counting };
+  return {
+    ctx,
+    async during<T>(work: () => Promise<T>) {
+      calls.queries = 0;
+      calls.transactions = 0;
+      const result = await work();
+      return { result, calls: { ...calls } };
+    },
+  };
+}
 
 async function subscribe(
   server: TestServer,
@@ -96,6 +127,12 @@ describeOnEachBackend('completing jobs', (server) => {
     });
     assert.equal(stale.status, 409);
     assert.match(errorMessage(stale), /attempt 3 .* is stale/);
+    // Attempts past PostgreSQL's integer are stale too, never a 500 (the fuzz found 1e300).
+    for (const attempt of [2 ** 31, 1e300]) {
+      const far = await server().post(completePath(tenant, jobId), { status: 'success', attempt });
+      assert.equal(far.status, 409, `attempt ${attempt}: ${JSON.stringify(far.body)}`);
+      assert.match(errorMessage(far), /is stale/);
+    }
 
     await server().post(`${tenant.domainPath}/jobs/${jobId}/cancel`);
     const cancelled = await server().post(completePath(tenant, jobId), { status: 'success' });
@@ -210,6 +247,77 @@ describeOnEachBackend('completing jobs', (server) => {
       [tenant.clientId, jobId],
     );
     assert.equal(rows[0]!.count, 2);
+  });
+
+  it('concurrent different completions of a job nothing subscribes to: the first stands', async () => {
+    const tenant = await createTenant(server());
+    const jobId = await runJob(server(), tenant);
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        server().post(completePath(tenant, jobId), { status: 'success', output: { n: i % 2 } }),
+      ),
+    );
+    const winners = answers.filter((answer) => answer.status === 200);
+    const refused = answers.filter((answer) => answer.status === 409);
+    assert.equal(winners.length + refused.length, 20, JSON.stringify(answers.map((a) => a.body)));
+    const job = await server().get(`${tenant.domainPath}/jobs/${jobId}`);
+    const stood = job.body.output.n as number;
+    // Every request with the outcome that stood got its answer; every other one was refused.
+    assert.equal(winners.length, 10);
+    for (const [i, answer] of answers.entries()) {
+      assert.equal(answer.status, i % 2 === stood ? 200 : 409, JSON.stringify(answer.body));
+    }
+    assert.deepEqual(winners[0]!.body.triggered_events, []);
+  });
+
+  it('a completion that needs only its job row is one statement; the rest take the lock', async () => {
+    const tenant = await createTenant(server());
+    const other = await createTenant(server());
+    const counted = countingContext(server());
+    const report = (jobId: string, extra: Partial<FinishRequest> = {}) =>
+      finishJob(counted.ctx, {
+        jobId,
+        modelId: tenant.modelId,
+        modelVersion: tenant.version,
+        attempts: [undefined],
+        clients: [tenant.clientId],
+        outcome: { status: 'success', output: { ok: true } },
+        ...extra,
+      });
+
+    const plain = await runJob(server(), tenant);
+    const done = await counted.during(() => report(plain, { attempts: [0, undefined] }));
+    assert.equal(done.result.kind, 'completed');
+    assert.deepEqual(done.calls, { queries: 1, transactions: 0 });
+    const stored = await server().get(`${tenant.domainPath}/jobs/${plain}`);
+    assert.equal(stored.body.status, 'success');
+    assert.deepEqual(stored.body.output, { ok: true });
+
+    // A repeat, a stale attempt, another client's reporter: the one statement matches nothing,
+    // and the locked path answers as it always did.
+    const replay = await counted.during(() => report(plain));
+    assert.equal(replay.result.kind, 'replayed');
+    assert.deepEqual(replay.calls, { queries: 1, transactions: 1 });
+    const open = await runJob(server(), tenant);
+    assert.equal((await report(open, { attempts: [1] })).kind, 'stale-attempt');
+    assert.equal((await report(open, { clients: [other.clientId] })).kind, 'forbidden');
+    assert.equal((await report(open, { modelVersion: '9.9.9' })).kind, 'not-found');
+    const still = await server().get(`${tenant.domainPath}/jobs/${open}`);
+    assert.equal(still.body.status, 'queued', 'a refused report changed nothing');
+
+    // A success a subscription fires on goes the locked way and starts the subscription's job.
+    await subscribe(server(), tenant, { assignment_key: 'default', job_type: 'training' });
+    const fired = await counted.during(() => report(open));
+    assert.equal(fired.result.kind, 'completed');
+    assert.equal(fired.calls.transactions, 1);
+    const answer = fired.result.kind === 'completed' ? fired.result.answer.body : undefined;
+    assert.equal(answer?.triggered_events.length, 1);
+    // A failure fires nothing, so it is plain again.
+    const failing = await runJob(server(), tenant);
+    const failed = await counted.during(() =>
+      report(failing, { outcome: { status: 'failure', error: { why: 'x' } } }),
+    );
+    assert.deepEqual(failed.calls, { queries: 1, transactions: 0 });
   });
 
   it('207 when a subscription cannot start its job, with the reason', async () => {
