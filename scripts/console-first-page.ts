@@ -22,7 +22,8 @@ const backend = testBackends().find((b) => b.name === 'postgres');
 if (backend === undefined) throw new Error('set DATABASE_URL to a PostgreSQL server');
 
 const server = await TestServer.start(backend);
-const browser = await launchChromium();
+const chromium = await launchChromium();
+const browser = chromium.browser;
 try {
   const tenant = await createTenant(server);
   const { job_id } = expectBody<{ job_id: string }>(
@@ -82,6 +83,6 @@ try {
     );
   }
 } finally {
-  await browser.close();
+  await chromium.close();
   await server.close();
 }

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type BrowserServer } from 'playwright-core';
 
 /**
  * Browser tests drive Debian's chromium through playwright-core when the machine has it (no
@@ -10,9 +10,45 @@ import { chromium, type Browser } from 'playwright-core';
  * temporary folder on first use, so `npm test` passes on a machine where nothing was installed
  * by hand. They never skip.
  */
-export async function launchChromium(): Promise<Browser> {
+export async function launchChromium(): Promise<LaunchedChromium> {
   const { executablePath, env } = await findChromium();
-  return chromium.launch({ executablePath, env, args: BROWSER_ARGS });
+  // Launched as a server (rather than chromium.launch) for the process handle: closing needs a
+  // way to kill a browser that does not exit.
+  const server = await chromium.launchServer({ executablePath, env, args: BROWSER_ARGS });
+  const browser = await chromium.connect(server.wsEndpoint());
+  return { browser, close: () => closeWithin(CLOSE_WAIT_MS, browser, server) };
+}
+
+export interface LaunchedChromium {
+  browser: Browser;
+  /** Closes the browser, killing its processes if they have not exited within a bound. */
+  close(): Promise<void>;
+}
+
+/**
+ * Chromium here at times never exits when asked: Playwright's close then waits for it without
+ * end, and the test file, every test passed, outlives its timeout. Closing waits this long,
+ * then kills the browser's process group, as Playwright itself does when a graceful close fails.
+ */
+const CLOSE_WAIT_MS = 10_000;
+
+async function closeWithin(ms: number, browser: Browser, server: BrowserServer): Promise<void> {
+  const closed = (async () => {
+    await browser.close();
+    await server.close();
+  })().then(
+    () => true,
+    () => false,
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const waited = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  const inTime = await Promise.race([closed, waited]);
+  clearTimeout(timer);
+  if (inTime) return;
+  process.stderr.write(`chromium did not close within ${ms} ms; killing it\n`);
+  await server.kill();
 }
 
 /** Without the networking flags, chromium stalls on a closed network. */

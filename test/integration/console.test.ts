@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { artifactPath, launchChromium } from '../helpers/browser.js';
+import { artifactPath, launchChromium, type LaunchedChromium } from '../helpers/browser.js';
 import { expectBody } from '../helpers/assertions.js';
 import {
   completePath,
@@ -19,12 +19,14 @@ import { describeOnEachBackend, type TestServer } from '../helpers/test-server.j
  * the file; each test signs in in its own context (sessionStorage is per context).
  */
 
+let chromium: LaunchedChromium | undefined;
 let browser: Browser;
 before(async () => {
-  browser = await launchChromium();
+  chromium = await launchChromium();
+  browser = chromium.browser;
 });
 after(async () => {
-  await browser?.close();
+  await chromium?.close();
 });
 
 const WAIT = { timeout: 15_000 };
