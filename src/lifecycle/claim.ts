@@ -171,8 +171,8 @@ function limitsOf(queue: Queue, p: Placeholder) {
  * index. Without limits on the queue this is one statement; with them, the limited claim.
  */
 async function claim(db: Database, claimant: Claimant, queue: Queue): Promise<Claim> {
-  // $1 holder, $2 lease seconds, $3 limit; the queue's own values follow.
-  const { values, p } = parameters([claimant.holder, claimant.leaseS, claimant.limit]);
+  // $1 holder, $2 lease seconds; the queue's own values follow. The limit is in the text.
+  const { values, p } = parameters([claimant.holder, claimant.leaseS]);
   const limits = limitsOf(queue, p);
   // No limit covers the queue: claim as many as asked. A limit present makes this statement
   // claim nothing (checked once, before the scan), and the limited claim takes over. The
@@ -185,7 +185,7 @@ async function claim(db: Database, claimant: Claimant, queue: Queue): Promise<Cl
        where ${startsFrom('claim')} and ${queue.jobs(p)}
          and not (select limited from covered)
        order by ${READY_ORDER}
-       limit $3
+       limit ${sqlLimit(claimant.limit)}
        for update skip locked
      ), claimed as (
        ${updateClaimed('picked')}
@@ -200,6 +200,18 @@ async function claim(db: Database, claimant: Claimant, queue: Queue): Promise<Cl
     (row): row is ClaimedRow & { limited: boolean } => row.job_id != null,
   );
   return { jobs: claimed.map(({ limited: _limited, ...row }) => toClaimed(row)), limited: false };
+}
+
+/**
+ * The claim's limit as a literal in its text, not a parameter. With `limit $3` PostgreSQL
+ * cannot cost the prepared claim's generic plan (it assumes a tenth of the queue), so once the
+ * queue has grown it plans the claim afresh on most calls: ten times as often after the bench's
+ * cycle as before it. Each limit is then a statement of its own, as few as the limits asked
+ * (`max_jobs` is at most a hundred; the pump asks for its free slots).
+ */
+function sqlLimit(limit: number): string {
+  if (!Number.isSafeInteger(limit) || limit < 0) throw new Error(`bad claim limit ${limit}`);
+  return String(limit);
 }
 
 /**
