@@ -5,7 +5,7 @@ import type { JobStatus } from '../domain/job-status.js';
 import { selectionWhere, type JobSelection } from '../repositories/job-selection.js';
 import { JOB_COLUMNS, toJob, type Job, type JobRow } from '../repositories/jobs.repository.js';
 import type { CompletionRecord } from '../repositories/job-completion.repository.js';
-import { firesOnInference } from '../repositories/subscriptions.repository.js';
+import { jobFiresSubscription } from '../repositories/subscriptions.repository.js';
 import { json } from '../repositories/rows.js';
 import type { CancelledAttempt, EmitJobEvent, JobEvent } from './job-events.js';
 import { MAX_ATTEMPT } from './attempt.js';
@@ -79,13 +79,6 @@ export async function completeIfPlain(
   // An attempt past MAX_ATTEMPT would fail the int[] cast; the locked path calls it stale.
   if (reported.attempts.some((attempt) => attempt > MAX_ATTEMPT)) return undefined;
   const { status, output, error } = reported.completion.request;
-  const subscribed = firesOnInference('s', {
-    client_id: 'j.client_id',
-    domain_id: 'j.domain_id',
-    model_id: 'j.model_id',
-    model_version: 'j.model_version',
-    service_id: 'j.service_id',
-  });
   const { rows } = await q.query<PlainlyCompleted>(
     `update jobs j
      set status = $3, output = $4::jsonb, error = $5::jsonb, completion = $6::jsonb,
@@ -95,7 +88,7 @@ export async function completeIfPlain(
        and j.attempt = all($9::int[])
        and j.completion is null and ${startsFrom('complete', 'j')}
        and not ($3 = 'success' and j.job_type = 'inference'
-                and exists (select 1 from subscriptions s where ${subscribed}))
+                and ${jobFiresSubscription('j')})
      returning j.client_id, j.job_type, j.batch_id, j.traceparent`,
     [
       reported.jobId,

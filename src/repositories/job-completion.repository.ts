@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/database.js';
 import { JOB_COLUMNS, toJob, type Job, type JobRow } from './jobs.repository.js';
-import { firesOnInference } from './subscriptions.repository.js';
+import { jobFiresSubscription } from './subscriptions.repository.js';
 
 /**
  * The job rows a completion reads: locked until it commits, with the first completion's record
@@ -49,16 +49,8 @@ export async function lockJobsForCompletion(
   q: Queryable,
   jobIds: readonly string[],
 ): Promise<Map<string, JobToComplete>> {
-  const subscribed = firesOnInference('s', {
-    client_id: 'j.client_id',
-    domain_id: 'j.domain_id',
-    model_id: 'j.model_id',
-    model_version: 'j.model_version',
-    service_id: 'j.service_id',
-  });
   const { rows } = await q.query<JobRow & CompletionColumns & { subscribed: boolean }>(
-    `select ${JOB_COLUMNS}, completion, traceparent,
-       exists (select 1 from subscriptions s where ${subscribed}) as subscribed
+    `select ${JOB_COLUMNS}, completion, traceparent, ${jobFiresSubscription('j')} as subscribed
      from jobs j where job_id = any($1::text[])
      order by job_id
      for update of j`,

@@ -316,6 +316,21 @@ export function firesOnInference(
 }
 
 /**
+ * The SQL condition "a subscription fires when the inference of job row `alias` succeeds",
+ * for statements that read or update `jobs` under that alias.
+ */
+export function jobFiresSubscription(alias: string): string {
+  const fires = firesOnInference('s', {
+    client_id: `${alias}.client_id`,
+    domain_id: `${alias}.domain_id`,
+    model_id: `${alias}.model_id`,
+    model_version: `${alias}.model_version`,
+    service_id: `${alias}.service_id`,
+  });
+  return `exists (select 1 from subscriptions s where ${fires})`;
+}
+
+/**
  * Active inference_complete subscriptions a completed job matches: same client and domain,
  * source model equal, source version null or equal, source service null or equal. Ordered by
  * created_at, subscription_id.
